@@ -1,0 +1,1 @@
+"""Agents: passports, templates and the registry of who exists in a repository."""

@@ -1,0 +1,197 @@
+"""Who exists in a repository: listing, creating and retiring agents.
+
+The registry reads the worktree's `.aipass/agents/*/passport.json`; every passport is
+validated on every read, so a broken file is reported by name, never half-used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aipass_git.agents import passport, templates
+from aipass_git.core import clock, config as config_mod, git, names, schemas
+from aipass_git.core.canonical import encode
+from aipass_git.core.documents import load_json, require_equal
+from aipass_git.core.errors import RefusedError, UnknownAgentError
+from aipass_git.core.repo import AGENTS_DIR, Repo
+from aipass_git.core.validate import List, check_input
+from aipass_git.store.worktree_commit import commit_files
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    passport: dict[str, Any]
+    folder: Path
+
+    @property
+    def active(self) -> bool:
+        return self.passport["status"] == "active"
+
+    def __getattr__(self, field: str) -> Any:
+        # passport fields read as attributes: agent.role, agent.provider, ...
+        try:
+            return self.passport[field]
+        except KeyError:
+            raise AttributeError(field) from None
+
+
+def agent_files(name: str) -> dict[str, str]:
+    base = f"{AGENTS_DIR}/{name}"
+    return {"passport": f"{base}/passport.json", "memory": f"{base}/memory.json", "readme": f"{base}/README.md"}
+
+
+class Registry:
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+
+    # -- reading ----------------------------------------------------------------------
+
+    def all(self, *, include_retired: bool = False) -> list[Agent]:
+        """Every agent, sorted by name; retired ones only when asked."""
+        self.repo.require_initialised()
+        if not self.repo.agents_dir.is_dir():
+            return []
+        agents = []
+        for folder in sorted(p for p in self.repo.agents_dir.iterdir() if p.is_dir()):
+            agent = self._load(folder.name)
+            if include_retired or agent.active:
+                agents.append(agent)
+        return agents
+
+    def get(self, raw_name: str) -> Agent:
+        """The agent RAW_NAME names, active or retired."""
+        self.repo.require_initialised()
+        name = names.normalize(raw_name)
+        if not (self.repo.agents_dir / name).is_dir():
+            known = [a.name for a in self.all()]
+            raise UnknownAgentError(
+                f"no agent named {name!r}",
+                f"known agents: {', '.join(known)}" if known else "create one with: git aipass agent new NAME --role TEXT",
+            )
+        return self._load(name)
+
+    def resolve(self, raw_name: str) -> Agent:
+        """The agent RAW_NAME names, if it can be addressed (not retired)."""
+        agent = self.get(raw_name)
+        if not agent.active:
+            raise UnknownAgentError(
+                f"agent {agent.name!r} is retired (since {agent.retired})",
+                "retired agents keep their history but cannot be addressed; see: git aipass agent list --all",
+            )
+        return agent
+
+    def _load(self, name: str) -> Agent:
+        rel = agent_files(name)["passport"]
+        path = self.repo.root / rel
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise RefusedError(
+                f"{rel} is missing",
+                f"restore it with: git checkout -- {rel}   (or remove the folder {AGENTS_DIR}/{name})",
+            ) from None
+        return Agent(name, passport.parse(data, rel, expected_name=name), path.parent)
+
+    def memory(self, agent: Agent) -> dict[str, Any]:
+        rel = agent_files(agent.name)["memory"]
+        doc = load_json((self.repo.root / rel).read_bytes(), rel, schemas.MEMORY)
+        require_equal(doc, "agent", agent.name, rel)
+        return doc
+
+    # -- writing ----------------------------------------------------------------------
+
+    def create(
+        self,
+        raw_name: str,
+        *,
+        role: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        owns: list[str] | None = None,
+        template: str = "default",
+        config: config_mod.Config | None = None,
+    ) -> tuple[Agent, str | None]:
+        """Create an agent from TEMPLATE and commit its files. Checks everything first."""
+        config = config or config_mod.load(self.repo)
+        agent, contents = self.prepare(
+            raw_name, role=role, provider=provider, model=model, owns=owns, template=template, config=config
+        )
+        message = (
+            f"aipass: add agent {agent.name}\n\n"
+            f"Role: {agent.role}\nProvider: {agent.provider}{f' ({model})' if model else ''}\n"
+            f"Template: {agent.template}\n\nAipass-Event: agent-new\nAipass-Agent: {agent.name}\n"
+        )
+        return agent, commit_files(self.repo, contents, message)
+
+    def prepare(
+        self,
+        raw_name: str,
+        *,
+        config: config_mod.Config,
+        role: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        owns: list[str] | None = None,
+        template: str = "default",
+    ) -> tuple[Agent, dict[str, bytes]]:
+        """Check a new agent's settings and render its files, without writing anything."""
+        name = names.normalize(raw_name)
+        folder = self.repo.agents_dir / name
+        if folder.exists():
+            retired = (folder / "passport.json").is_file() and not self._load(name).active
+            raise RefusedError(
+                f"agent {name!r} already exists{' (retired)' if retired else ''}",
+                "choose another name; names stay taken after retirement so history stays unambiguous",
+            )
+        tpl = templates.load(template)
+        role = tpl.role if role is None else role.strip()
+        check_input(role, schemas.PASSPORT.required["role"], "--role")
+        provider = provider or config.default_provider
+        if provider not in config.providers:
+            raise RefusedError(
+                f"--provider: unknown provider {provider!r}",
+                f"choose one of {', '.join(config.providers)}, or define it under providers: in .aipass/config.yaml",
+            )
+        if model is not None:
+            check_input(model, schemas.MODEL, "--model")
+        owned = list(dict.fromkeys(owns if owns is not None else tpl.owns))
+        check_input(owned, List(schemas.OWNED_GLOB, max_items=200), "--owns")
+        creator, _ = git.user_ident(self.repo.root)
+        doc = passport.build(
+            name=name,
+            role=role,
+            provider=provider,
+            model=model,
+            owns=owned,
+            template=tpl.name,
+            created=clock.utc_now(),
+            created_by=creator,
+        )
+        files = agent_files(name)
+        readme = tpl.render_readme(name=name, role=role, owns=owned, orchestrator=config.orchestrator)
+        contents = {
+            files["passport"]: encode(doc),
+            files["memory"]: encode(schemas.empty_memory(name)),
+            files["readme"]: readme.encode("utf-8"),
+        }
+        return Agent(name, doc, folder), contents
+
+    def retire(self, raw_name: str, *, config: config_mod.Config | None = None) -> tuple[Agent, str | None]:
+        """Mark an agent retired and commit; its files and history stay. None: was retired."""
+        agent = self.get(raw_name)
+        if not agent.active:
+            return agent, None
+        config = config or config_mod.load(self.repo)
+        if agent.name == config.orchestrator:
+            raise RefusedError(
+                f"{agent.name!r} is the orchestrator and cannot be retired",
+                "name another orchestrator in .aipass/config.yaml first",
+            )
+        doc = {**agent.passport, "status": "retired", "retired": clock.utc_now()}
+        message = f"aipass: retire agent {agent.name}\n\nAipass-Event: agent-retire\nAipass-Agent: {agent.name}\n"
+        commit = commit_files(self.repo, {agent_files(agent.name)["passport"]: encode(doc)}, message)
+        return Agent(agent.name, doc, agent.folder), commit
+

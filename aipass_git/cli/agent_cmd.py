@@ -1,0 +1,119 @@
+"""`git aipass agent ...`: create, list, show and retire agents."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from aipass_git.cli.app import app, group
+from aipass_git.cli.output import emit_json, short, table
+
+agent_app = group("agent", "Create, list, show and retire agents (their passports live in .aipass/agents/).")
+app.add_typer(agent_app, name="agent")
+
+JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
+
+
+def _registry():
+    from aipass_git.agents.registry import Registry
+    from aipass_git.core.repo import discover
+
+    return Registry(discover())
+
+
+@agent_app.command("new")
+def new(
+    name: str = typer.Argument(..., help="Agent name: lower-case letter first, then a-z 0-9 - _ (@name works too)."),
+    role: str = typer.Option(..., "--role", help="One line: what this agent is responsible for."),
+    provider: Optional[str] = typer.Option(
+        None, "--provider", help="claude, codex, gemini, command, or one defined in .aipass/config.yaml (default from config)."
+    ),
+    model: Optional[str] = typer.Option(None, "--model", help="Model passed to the provider's CLI."),
+    owns: Optional[List[str]] = typer.Option(
+        None, "--owns", metavar="GLOB", help="Paths this agent owns, as globs relative to the repository root (repeatable)."
+    ),
+    template: str = typer.Option("default", "--template", help="Template from templates/agents/ (see: git aipass agent templates)."),
+    as_json: bool = JSON,
+) -> None:
+    """Create an agent: passport, working memory and README, committed in one commit."""
+    agent, commit = _registry().create(name, role=role, provider=provider, model=model, owns=owns, template=template)
+    if as_json:
+        emit_json({"agent": agent.passport, "commit": commit})
+    else:
+        typer.echo(f"created agent {agent.name} ({agent.provider}) in .aipass/agents/{agent.name}/ ({short(commit)})")
+
+
+@agent_app.command("list")
+def list_(
+    include_retired: bool = typer.Option(False, "--all", "-a", help="Include retired agents."),
+    as_json: bool = JSON,
+) -> None:
+    """List agents: name, provider, model, status, role."""
+    agents = _registry().all(include_retired=include_retired)
+    if as_json:
+        emit_json({"v": 1, "agents": [a.passport for a in agents]})
+        return
+    if not agents:
+        typer.echo("no agents yet; create one with: git aipass agent new NAME --role TEXT")
+        return
+    rows = [(a.name, a.provider, a.model or "-", a.status, a.role) for a in agents]
+    typer.echo(table(["NAME", "PROVIDER", "MODEL", "STATUS", "ROLE"], rows))
+
+
+@agent_app.command("show")
+def show(
+    name: str = typer.Argument(..., help="The agent (@name works too)."),
+    as_json: bool = JSON,
+) -> None:
+    """Show an agent's passport and the size of its working memory."""
+    registry = _registry()
+    agent = registry.get(name)
+    memory = registry.memory(agent)
+    from aipass_git.core.schemas import MEMORY_SECTIONS
+
+    counts = {section: len(memory[section]) for section in MEMORY_SECTIONS}
+    if as_json:
+        emit_json({"agent": agent.passport, "memory": counts})
+        return
+    p = agent.passport
+    rows = [
+        ("name", p["name"]),
+        ("role", p["role"]),
+        ("status", p["status"] + (f" since {p['retired']}" if p["retired"] else "")),
+        ("provider", p["provider"] + (f" ({p['model']})" if p["model"] else "")),
+        ("owns", ", ".join(p["owns"]) or "-"),
+        ("template", p["template"]),
+        ("created", f"{p['created']} by {p['created_by']}"),
+        ("memory", ", ".join(f"{n} {s}" for s, n in counts.items())),
+        ("folder", f".aipass/agents/{agent.name}/"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    typer.echo("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+
+
+@agent_app.command("retire")
+def retire(
+    name: str = typer.Argument(..., help="The agent to retire (@name works too)."),
+    as_json: bool = JSON,
+) -> None:
+    """Retire an agent: it keeps its files and history but can no longer be addressed."""
+    agent, commit = _registry().retire(name)
+    if as_json:
+        emit_json({"agent": agent.passport, "commit": commit, "changed": commit is not None})
+    elif commit is None:
+        typer.echo(f"{agent.name} was already retired; nothing changed")
+    else:
+        typer.echo(f"retired agent {agent.name} ({short(commit)})")
+
+
+@agent_app.command("templates")
+def templates_(as_json: bool = JSON) -> None:
+    """List the templates `agent new --template` accepts."""
+    from aipass_git.agents import templates
+
+    loaded = [templates.load(n) for n in templates.available()]
+    if as_json:
+        emit_json({"templates": [{"name": t.name, "description": t.description, "role": t.role, "owns": list(t.owns)} for t in loaded]})
+        return
+    typer.echo(table(["TEMPLATE", "DESCRIPTION"], [(t.name, t.description) for t in loaded], max_width=90))

@@ -1,0 +1,99 @@
+"""Set-up commands: init, doctor, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from aipass_git.cli.app import app
+from aipass_git.cli.output import emit_json, short, table
+
+JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
+
+
+@app.command()
+def init(
+    orchestrator: Optional[str] = typer.Option(
+        None, "--orchestrator", metavar="NAME", help="Name of the orchestrator agent (default: devpulse)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Set up aipass-git in this repository and commit the result.
+
+    Writes .aipass/config.yaml, the orchestrator's passport and the .gitattributes entries
+    for .aipass files, then commits them. Safe to run again: it only adds what is missing.
+    """
+    from aipass_git.core.repo import discover
+    from aipass_git.setup.project_init import initialise
+
+    result = initialise(discover(), orchestrator=orchestrator)
+    if as_json:
+        emit_json(
+            {"changed": result.changed, "commit": result.commit, "files": result.files,
+             "orchestrator": result.orchestrator, "base_branch": result.base_branch}
+        )
+    elif result.changed:
+        typer.echo(
+            f"aipass-git set up: orchestrator @{result.orchestrator}, base branch {result.base_branch}, "
+            f"{len(result.files)} files committed ({short(result.commit)})"
+        )
+        typer.echo("next: git aipass agent new NAME --role TEXT")
+    else:
+        typer.echo("already set up; nothing changed")
+
+
+@app.command()
+def doctor(as_json: bool = JSON) -> None:
+    """Check git, config, passports, hooks and refs; change nothing.
+
+    Exit 1 when any check is an error; warnings alone exit 0.
+    """
+    from aipass_git.setup.doctor import examine
+
+    checks = examine()
+    failed = any(c.status == "error" for c in checks)
+    if as_json:
+        emit_json({"ok": not failed, "checks": [c.as_dict() for c in checks]})
+    else:
+        typer.echo(table(["CHECK", "STATUS", "DETAIL"], [(c.name, c.status, c.detail) for c in checks], max_width=90))
+        for c in checks:
+            if c.status != "ok" and c.hint:
+                typer.echo(f"hint ({c.name}): {c.hint}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    directory: Optional[Path] = typer.Option(
+        None, "--dir", metavar="PATH", help="Where to create the demo repository (new or empty; default: a temporary folder)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Show aipass-git at work in a throw-away repository. Needs no AI provider and no network."""
+    from aipass_git.setup import demo as demo_mod
+
+    result = demo_mod.run(directory)
+    if as_json:
+        emit_json(
+            {"path": str(result.path), "steps": result.steps, "agents": result.agents,
+             "log": result.log, "files": result.files}
+        )
+        return
+    typer.echo(f"demo repository: {result.path}\n")
+    for i, step in enumerate(result.steps, 1):
+        typer.echo(f"{i}. {step}")
+    typer.echo("\nagents (git aipass agent list):")
+    rows = [(a["name"], a["provider"], " ".join(a["owns"]) or "-", a["role"]) for a in result.agents]
+    typer.echo(_indent(table(["NAME", "PROVIDER", "OWNS", "ROLE"], rows)))
+    typer.echo("\ncommitted files (git ls-files .aipass .gitattributes):")
+    typer.echo(_indent("\n".join(result.files)))
+    typer.echo("\nhistory (git log --oneline):")
+    typer.echo(_indent("\n".join(result.log)))
+    typer.echo(f"\nlook around:\n  cd {result.path}\n  git aipass agent show quality\n  git aipass doctor")
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())

@@ -1,0 +1,91 @@
+"""`.aipass/config.yaml`: reading, validating and rendering the project settings."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aipass_git.core import resources, schemas
+from aipass_git.core.errors import ValidationError
+from aipass_git.core.repo import CONFIG_FILE, Repo
+from aipass_git.core.validate import validate
+
+DEFAULT_ORCHESTRATOR = "devpulse"
+FIX_HINT = f"fix {CONFIG_FILE} (each key is explained in its comments), or see: git aipass doctor"
+
+
+@dataclass(frozen=True)
+class Config:
+    raw: dict[str, Any]
+
+    @property
+    def orchestrator(self) -> str:
+        return self.raw["orchestrator"]
+
+    @property
+    def base_branch(self) -> str:
+        return self.raw["base_branch"]
+
+    @property
+    def default_provider(self) -> str:
+        return self.raw["default_provider"]
+
+    @property
+    def providers(self) -> dict[str, dict[str, Any]]:
+        return self.raw["providers"]
+
+    @property
+    def limits(self) -> dict[str, int]:
+        return self.raw["limits"]
+
+    @property
+    def timeouts(self) -> dict[str, float]:
+        return self.raw["timeouts"]
+
+
+def parse(text: str, file: str = CONFIG_FILE) -> Config:
+    """Validate the YAML TEXT of a config file; errors name FILE, the line or field."""
+    import yaml  # deferred: ~30 ms, and only commands that read the config need it
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        raw = yaml.load(text, Loader=loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise ValidationError(file, None, f"{where}{problem} (not valid YAML)", FIX_HINT) from None
+    except yaml.YAMLError as exc:
+        raise ValidationError(file, None, f"not valid YAML: {exc}", FIX_HINT) from None
+    validate(raw, schemas.CONFIG, file, FIX_HINT)
+    if raw["default_provider"] not in raw["providers"]:
+        raise ValidationError(
+            file,
+            "default_provider",
+            f"{raw['default_provider']!r} is not one of the providers ({', '.join(raw['providers'])})",
+            FIX_HINT,
+        )
+    return Config(raw)
+
+
+def load(repo: Repo) -> Config:
+    repo.require_initialised()
+    return read(repo.config_path, repo.rel(repo.config_path))
+
+
+def read(path: Path, file: str) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(file, None, "is not UTF-8 text", FIX_HINT) from None
+    return parse(text, file)
+
+
+def render_default(orchestrator: str, base_branch: str) -> str:
+    """The commented default config for a new project."""
+    template = resources.template_path("config.yaml").read_text(encoding="utf-8")
+    text = string.Template(template).substitute(orchestrator=orchestrator, base_branch=base_branch)
+    parse(text)  # a template that does not validate is a bug in aipass-git, not the user's
+    return text

@@ -1,0 +1,70 @@
+"""The one exception family of aipass-git.
+
+Every failure a user can cause or fix is an `AipassError`: a one-line message that names
+the file, field or value, and a hint that says what to do next. The CLI prints them as
+`error:` / `hint:` lines and exits with `exit_code`; nothing else is shown unless --debug.
+"""
+
+from __future__ import annotations
+
+
+class AipassError(Exception):
+    """A failure the user can act on. Exit code 1: the operation failed."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RefusedError(AipassError):
+    """Bad input or a request the tool will not carry out. Exit code 2; nothing written."""
+
+    exit_code = 2
+
+
+class NotARepositoryError(RefusedError):
+    """The command needs a git repository with a working tree."""
+
+
+class NotInitialisedError(RefusedError):
+    """The repository has no `.aipass/config.yaml` yet."""
+
+
+class InvalidNameError(RefusedError):
+    """An agent name breaks the naming rules."""
+
+
+class UnknownAgentError(RefusedError):
+    """No agent of that name, or it is retired."""
+
+
+class ValidationError(RefusedError):
+    """A stored document (config, passport, memory) breaks its schema."""
+
+    def __init__(self, file: str, field: str | None, problem: str, hint: str | None = None) -> None:
+        where = f"{file}: field '{field}'" if field else file
+        super().__init__(f"{where}: {problem}", hint)
+        self.file = file
+        self.field = field
+        self.problem = problem
+
+
+class GitError(AipassError):
+    """A git command failed in a way the tool did not expect."""
+
+    def __init__(self, args: list[str], returncode: int, stderr: str, hint: str | None = None) -> None:
+        detail = stderr.strip().splitlines()
+        last = detail[-1] if detail else "no output"
+        super().__init__(
+            f"git {' '.join(args[:3])}{' ...' if len(args) > 3 else ''} failed (exit {returncode}): {last}",
+            hint,
+        )
+        self.args_ = args
+        self.returncode = returncode
+        self.stderr = stderr

@@ -1,0 +1,102 @@
+"""The shape of every document aipass stores in the repository: config, passport, memory.
+
+Format version 1 throughout (`"v": 1`); a reader refuses versions it does not know rather
+than guessing.
+"""
+
+from __future__ import annotations
+
+from aipass_git.core.ids import ID_PATTERN
+from aipass_git.core.names import MAX_LENGTH
+from aipass_git.core.validate import Const, Int, List, Map, Nullable, Num, Obj, Str
+
+FORMAT_VERSION = 1
+
+NAME = Str(pattern=r"[a-z][a-z0-9_-]*", max_len=MAX_LENGTH, expected="a valid agent name")
+TIMESTAMP = Str(pattern=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", expected="a UTC time like 2026-01-31T12:00:00Z")
+ENTRY_ID = Str(pattern=ID_PATTERN.pattern[:-2], expected="an aipass id (26 characters)")
+# A git branch name: what check-ref-format accepts, minus the rare corners, checked without
+# spawning git on every read.
+BRANCH = Str(
+    pattern=r"(?!/)(?!.*(?:\.\.|//|@\{|\.lock(?:/|$)|/$|\.$))[^\x00-\x20~^:?*\[\\\x7f]+",
+    max_len=200,
+    expected="a valid branch name",
+)
+
+
+def _relative_glob(text: str) -> bool:
+    parts = text.split("/")
+    return not text.startswith("/") and "\\" not in text and ".." not in parts and "\0" not in text
+
+
+OWNED_GLOB = Str(max_len=300, one_line=True, test=_relative_glob, expected="a glob relative to the repository root")
+MODEL = Str(max_len=100, pattern=r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*", expected="a model name")
+
+PASSPORT = Obj(
+    required={
+        "v": Const(FORMAT_VERSION),
+        "name": NAME,
+        "role": Str(max_len=300, one_line=True),
+        "provider": Str(pattern=r"[a-z][a-z0-9_-]*", max_len=40, expected="a provider name"),
+        "model": Nullable(MODEL),
+        "owns": List(OWNED_GLOB, max_items=200, unique=True),
+        "template": Str(pattern=r"[a-z][a-z0-9_-]*", max_len=40, expected="a template name"),
+        "created": TIMESTAMP,
+        "created_by": Str(max_len=200, one_line=True),
+        "status": Str(choices=("active", "retired")),
+        "retired": Nullable(TIMESTAMP),
+    },
+)
+
+MEMORY_ENTRY = Obj(
+    required={"id": ENTRY_ID, "created": TIMESTAMP, "text": Str(max_len=25_000)},
+    optional={
+        "commit": Nullable(Str(pattern=r"[0-9a-f]{7,64}", expected="a commit id")),
+        "paths": List(Str(max_len=500, one_line=True), max_items=100),
+    },
+)
+MEMORY_SECTIONS = ("sessions", "learnings", "observations")
+MEMORY = Obj(
+    required={"v": Const(FORMAT_VERSION), "agent": NAME, **{s: List(MEMORY_ENTRY) for s in MEMORY_SECTIONS}},
+)
+
+PROVIDER = Obj(
+    required={"argv": List(Str(max_len=1000))},
+    optional={"model_args": List(Str(max_len=1000)), "description": Str(max_len=300, one_line=True)},
+)
+
+CONFIG = Obj(
+    required={
+        "v": Const(FORMAT_VERSION),
+        "orchestrator": NAME,
+        "base_branch": BRANCH,
+        "default_provider": Str(pattern=r"[a-z][a-z0-9_-]*", max_len=40, expected="a provider name"),
+        "providers": Map(PROVIDER),
+        "limits": Obj(
+            required={
+                "subject_max_chars": Int(min=1, max=1000),
+                "body_max_bytes": Int(min=1, max=64 * 1024 * 1024),
+                "memory_entries_per_section": Int(min=1, max=10_000),
+                "memory_max_chars": Int(min=1000, max=10_000_000),
+                "max_queued_wakes": Int(min=0, max=1000),
+            }
+        ),
+        "timeouts": Obj(
+            required={
+                "startup_seconds": Num(min=1),
+                "run_seconds": Num(min=1),
+                "retries": Int(min=0, max=20),
+                "retry_backoff_seconds": Num(min=0),
+                "rate_limit_backoff_seconds": Num(min=0),
+                "merge_lock_seconds": Num(min=0),
+                "git_seconds": Num(min=1),
+            }
+        ),
+        "desks": Obj(required={"root": Nullable(Str(max_len=1000, one_line=True))}),
+    },
+)
+
+
+def empty_memory(agent: str) -> dict:
+    """The working memory of a new agent."""
+    return {"v": FORMAT_VERSION, "agent": agent, **{s: [] for s in MEMORY_SECTIONS}}

@@ -1,0 +1,87 @@
+"""`git aipass demo`: a throw-away repository that shows aipass-git at work.
+
+Everything runs locally: no AI provider, no network. The demo repository gets its own git
+identity and settings, so it works on a machine where git was never configured.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aipass_git.agents.registry import Registry
+from aipass_git.core import git, repo as repo_mod
+from aipass_git.core.errors import RefusedError
+from aipass_git.setup.project_init import initialise
+
+SEED_FILES = {
+    "README.md": "# shop\n\nA tiny web shop, worked on by three agents and one human.\n",
+    "src/api/app.py": 'def price(cents: int) -> str:\n    return f"{cents / 100:.2f} EUR"\n',
+    "tests/test_app.py": "from src.api.app import price\n\n\ndef test_price():\n    assert price(250) == \"2.50 EUR\"\n",
+    "docs/index.md": "# shop docs\n\nPrices are shown in euros.\n",
+}
+
+DEMO_AGENTS = [
+    # name, template, role, owned globs
+    ("api", "default", "builds the shop's HTTP API", ["src/api/**"]),
+    ("docs", "default", "keeps the user documentation true to the code", ["docs/**", "README.md"]),
+    ("quality", "reviewer", "reviews every change for tests and standards", ["tests/**"]),
+]
+
+LOCAL_GIT_CONFIG = {
+    "user.name": "Demo Human",
+    "user.email": "human@demo.invalid",
+    "commit.gpgsign": "false",
+    # a global core.hooksPath of the user's must not run their hooks in the demo
+    "core.hooksPath": ".git/hooks",
+}
+
+
+@dataclass
+class DemoResult:
+    path: Path
+    steps: list[str] = field(default_factory=list)
+    agents: list[dict] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def run(dest: Path | None = None) -> DemoResult:
+    path = _prepare(dest)
+    result = DemoResult(path)
+    git.run(["init", "--quiet", "--initial-branch=main", str(path)], path)
+    for key, value in LOCAL_GIT_CONFIG.items():
+        git.run(["config", key, value], path)
+    for rel, text in SEED_FILES.items():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_text(text, encoding="utf-8")
+    git.run(["add", "--all"], path)
+    git.run(["commit", "--quiet", "-m", "shop: first version"], path)
+    result.steps.append(f"created a git repository with a small project in {path}")
+
+    repo = repo_mod.discover(path)
+    init = initialise(repo)
+    result.steps.append(f"git aipass init: config, orchestrator @{init.orchestrator}, .gitattributes (one commit)")
+
+    registry = Registry(repo)
+    for name, template, role, owns in DEMO_AGENTS:
+        registry.create(name, role=role, template=template, owns=owns, provider="command")
+        result.steps.append(f"git aipass agent new {name} --template {template} --owns {' '.join(owns)}")
+
+    result.agents = [
+        {"name": a.name, "role": a.role, "provider": a.provider, "owns": a.owns} for a in registry.all()
+    ]
+    result.log = git.output(["log", "--format=%h %s"], path).splitlines()
+    result.files = git.zsplit(git.run(["ls-files", "-z", "--", ".aipass", ".gitattributes"], path).stdout)
+    return result
+
+
+def _prepare(dest: Path | None) -> Path:
+    if dest is None:
+        return Path(tempfile.mkdtemp(prefix="aipass-demo-")).resolve()
+    dest = dest.resolve()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise RefusedError(f"{dest} exists and is not an empty folder", "give a new or empty folder, or omit --dir")
+    dest.mkdir(parents=True, exist_ok=True)
+    return dest

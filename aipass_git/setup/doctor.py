@@ -1,0 +1,131 @@
+"""`git aipass doctor`: check that git, the config, the passports, hooks and refs are sound.
+
+Each check reports ok, warn or error with a hint; the doctor never changes anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from aipass_git.agents.registry import Registry, agent_files
+from aipass_git.core import config as config_mod, git, ids, names, repo as repo_mod
+from aipass_git.core.errors import AipassError
+from aipass_git.setup.project_init import ATTRIBUTES_BLOCK, ATTRIBUTES_FILE
+
+MIN_GIT = (2, 38)  # `git merge-tree --write-tree`, used to merge PRs without a worktree
+HOOK_MARKER = "aipass-git hook shim"
+REF_KINDS = ("mail", "prs", "plans")
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok | warn | error
+    detail: str
+    hint: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def examine(cwd: Path | str | None = None) -> list[Check]:
+    checks = [_git_version()]
+    try:
+        repo = repo_mod.discover(cwd)
+    except AipassError as exc:
+        return checks + [Check("repository", "error", exc.message, exc.hint)]
+    checks.append(Check("repository", "ok", str(repo.root)))
+    try:
+        config = config_mod.load(repo)
+    except AipassError as exc:
+        return checks + [Check("config", "error", exc.message, exc.hint)]
+    checks.append(Check("config", "ok", f"{repo_mod.CONFIG_FILE} valid (orchestrator {config.orchestrator})"))
+    checks.extend(_agents(repo, config))
+    checks.append(_attributes(repo))
+    checks.append(_hooks(repo))
+    checks.append(_refs(repo))
+    return checks
+
+
+def _git_version() -> Check:
+    try:
+        found = git.version()
+    except AipassError as exc:
+        return Check("git", "error", exc.message, exc.hint)
+    shown = ".".join(map(str, found))
+    if found[:2] < MIN_GIT:
+        return Check(
+            "git", "error", f"git {shown} is too old (need {'.'.join(map(str, MIN_GIT))} or newer)",
+            "install a newer git: merging PRs uses `git merge-tree --write-tree`",
+        )
+    return Check("git", "ok", f"git {shown}")
+
+
+def _agents(repo: repo_mod.Repo, config: config_mod.Config) -> list[Check]:
+    registry = Registry(repo)
+    checks: list[Check] = []
+    folders = sorted(p.name for p in repo.agents_dir.iterdir() if p.is_dir()) if repo.agents_dir.is_dir() else []
+    valid = 0
+    for name in folders:
+        try:
+            if not names.is_valid(name):
+                names.normalize(name)  # raises with the reason
+            agent = registry.get(name)
+            registry.memory(agent)
+            readme = agent_files(name)["readme"]
+            if not (repo.root / readme).is_file():
+                checks.append(Check(f"agent {name}", "warn", f"{readme} is missing", "the agent wakes without domain notes; restore or write it"))
+            valid += 1
+        except AipassError as exc:
+            checks.append(Check(f"agent {name}", "error", exc.message, exc.hint))
+    if config.orchestrator not in folders:
+        checks.append(
+            Check("orchestrator", "error", f"the orchestrator {config.orchestrator!r} has no passport", "run: git aipass init")
+        )
+    else:
+        try:
+            if not registry.get(config.orchestrator).active:
+                checks.append(Check("orchestrator", "error", f"the orchestrator {config.orchestrator!r} is retired", f"name an active agent as orchestrator in {repo_mod.CONFIG_FILE}"))
+        except AipassError:
+            pass  # already reported above
+    checks.insert(0, Check("passports", "ok" if valid == len(folders) else "error", f"{valid} of {len(folders)} agents valid"))
+    return checks
+
+
+def _attributes(repo: repo_mod.Repo) -> Check:
+    path = repo.root / ATTRIBUTES_FILE
+    if path.is_file() and ATTRIBUTES_BLOCK in path.read_text(encoding="utf-8", errors="replace"):
+        return Check("gitattributes", "ok", f"{ATTRIBUTES_FILE} has the aipass entries")
+    return Check("gitattributes", "warn", f"{ATTRIBUTES_FILE} lacks the aipass entries", "run: git aipass init")
+
+
+def _hooks(repo: repo_mod.Repo) -> Check:
+    hooks_dir = Path(git.output(["rev-parse", "--path-format=absolute", "--git-path", "hooks"], repo.root))
+    ours = []
+    if hooks_dir.is_dir():
+        for hook in sorted(hooks_dir.iterdir()):
+            if hook.is_file() and HOOK_MARKER in hook.read_text(encoding="utf-8", errors="replace"):
+                ours.append(hook.name)
+    if ours:
+        return Check("hooks", "ok", f"installed in {hooks_dir}: {', '.join(ours)}")
+    return Check(
+        "hooks", "warn", f"no aipass hooks in {hooks_dir}",
+        "without them, mail fetched from a remote wakes no agent and commits are not audited",
+    )
+
+
+def _refs(repo: repo_mod.Repo) -> Check:
+    bad = []
+    refs = git.list_refs(repo.root, "refs/aipass/")
+    for ref, _ in refs:
+        parts = ref.split("/")
+        if len(parts) != 4 or parts[2] not in REF_KINDS:
+            bad.append(f"{ref} (expected refs/aipass/{{{'|'.join(REF_KINDS)}}}/<name>)")
+        elif parts[2] == "mail" and not (names.is_valid(parts[3]) or parts[3] == "human"):
+            bad.append(f"{ref} (not an agent name)")
+        elif parts[2] in ("prs", "plans") and not ids.is_id(parts[3]):
+            bad.append(f"{ref} (not an aipass id)")
+    if bad:
+        return Check("refs", "error", "malformed: " + "; ".join(bad), "delete them with: git update-ref -d <ref>")
+    return Check("refs", "ok", f"{len(refs)} aipass refs well formed")

@@ -1,0 +1,110 @@
+"""`git aipass init`: set up aipass-git in a repository, idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aipass_git.agents.registry import Registry
+from aipass_git.core import config as config_mod, git, names
+from aipass_git.core.errors import RefusedError
+from aipass_git.core.repo import CONFIG_FILE, Repo
+from aipass_git.store.worktree_commit import commit_files
+
+ATTRIBUTES_FILE = ".gitattributes"
+ATTRIBUTES_BEGIN = "# >>> aipass-git (managed by `git aipass init`; edit outside this block)"
+ATTRIBUTES_END = "# <<< aipass-git"
+# JSON under .aipass is canonical with LF endings on every platform; memory.json gets the
+# readable diff and the union merge registered by the memory drivers.
+ATTRIBUTES_BLOCK = "\n".join(
+    [
+        ATTRIBUTES_BEGIN,
+        ".aipass/**/*.json text eol=lf",
+        ".aipass/**/*.jsonl text eol=lf",
+        ".aipass/config.yaml text eol=lf",
+        ".aipass/agents/*/memory.json diff=aipass-memory merge=aipass-memory",
+        ATTRIBUTES_END,
+    ]
+)
+
+
+@dataclass
+class InitResult:
+    orchestrator: str
+    base_branch: str
+    commit: str | None = None
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files)
+
+
+def initialise(repo: Repo, *, orchestrator: str | None = None) -> InitResult:
+    """Write what is missing of config, orchestrator and attributes; commit it in one commit."""
+    contents: dict[str, bytes] = {}
+    if repo.config_path.is_file():
+        config = config_mod.load(repo)  # an invalid config is reported, never overwritten
+        if orchestrator is not None and names.normalize(orchestrator) != config.orchestrator:
+            raise RefusedError(
+                f"already set up with orchestrator {config.orchestrator!r}",
+                f"to change it, edit 'orchestrator:' in {CONFIG_FILE} and create that agent",
+            )
+    else:
+        chosen = names.normalize(orchestrator or config_mod.DEFAULT_ORCHESTRATOR)
+        text = config_mod.render_default(chosen, _base_branch(repo))
+        contents[CONFIG_FILE] = text.encode("utf-8")
+        config = config_mod.parse(text)
+
+    registry = Registry(repo)
+    if not (repo.agents_dir / config.orchestrator).exists():
+        _, files = registry.prepare(config.orchestrator, template="orchestrator", config=config)
+        contents.update(files)
+    else:
+        registry.get(config.orchestrator)  # validates the existing passport
+
+    attributes = _attributes(repo)
+    if attributes is not None:
+        contents[ATTRIBUTES_FILE] = attributes
+
+    # Files already right on disk but never committed (an interrupted run, a manual
+    # copy) are committed too, so that a second init always leaves nothing to do.
+    ours = [CONFIG_FILE, f".aipass/agents/{config.orchestrator}", ATTRIBUTES_FILE]
+    for path in git.status_paths(repo.root, ours):
+        if path not in contents and (repo.root / path).is_file():
+            contents[path] = (repo.root / path).read_bytes()
+
+    result = InitResult(config.orchestrator, config.base_branch, files=sorted(contents))
+    if contents:
+        message = (
+            "aipass: set up aipass-git\n\n"
+            f"Orchestrator: {config.orchestrator}\nBase branch: {config.base_branch}\n\n"
+            "Aipass-Event: init\n"
+        )
+        result.commit = commit_files(repo, contents, message)
+        if result.commit is None:
+            result.files = []
+    return result
+
+
+def _base_branch(repo: Repo) -> str:
+    branch = git.current_branch(repo.root)
+    if branch:
+        return branch
+    configured = git.run(["config", "init.defaultBranch"], repo.root, check=False).stdout.decode().strip()
+    return configured or "main"
+
+
+def _attributes(repo: Repo) -> bytes | None:
+    """The new .gitattributes content, or None when our block is already there as written."""
+    path = repo.root / ATTRIBUTES_FILE
+    current = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if ATTRIBUTES_BLOCK in current:
+        return None
+    lines = current.splitlines()
+    if ATTRIBUTES_BEGIN in lines and ATTRIBUTES_END in lines:
+        # An older or edited block of ours: replace it, keep everything around it.
+        start, end = lines.index(ATTRIBUTES_BEGIN), lines.index(ATTRIBUTES_END)
+        lines[start : end + 1] = ATTRIBUTES_BLOCK.splitlines()
+        return ("\n".join(lines) + "\n").encode("utf-8")
+    kept = current.rstrip("\n") + "\n\n" if current.strip() else ""
+    return (kept + ATTRIBUTES_BLOCK + "\n").encode("utf-8")
