@@ -148,7 +148,7 @@ class Registry:
             )
         tpl = templates.load(template)
         role = tpl.role if role is None else role.strip()
-        check_input(role, schemas.PASSPORT.required["role"], "--role")
+        check_input(role, schemas.PASSPORT.required["role"], "--role", "give one line of up to 300 characters")
         provider = provider or config.default_provider
         if provider not in config.providers:
             raise RefusedError(
@@ -156,9 +156,14 @@ class Registry:
                 f"choose one of {', '.join(config.providers)}, or define it under providers: in .aipass/config.yaml",
             )
         if model is not None:
-            check_input(model, schemas.MODEL, "--model")
+            check_input(model, schemas.MODEL, "--model", "give the model name the provider's CLI accepts, e.g. sonnet")
         owned = list(dict.fromkeys(owns if owns is not None else tpl.owns))
-        check_input(owned, List(schemas.OWNED_GLOB, max_items=200), "--owns")
+        check_input(
+            owned,
+            List(schemas.OWNED_GLOB, max_items=200),
+            "--owns",
+            "give globs relative to the repository root without '..', e.g. --owns 'src/api/**'",
+        )
         creator, _ = git.user_ident(self.repo.root)
         doc = passport.build(
             name=name,

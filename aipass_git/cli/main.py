@@ -48,9 +48,8 @@ def help_command(
             raise AipassError(f"no command {' '.join(command)!r}", f"see the list with: {PROG} -h")
         current_ctx = click.Context(sub, info_name=word, parent=current_ctx)
         current = sub
-    text = current.get_help(current_ctx)
-    if text:
-        typer.echo(text)
+    # Exactly what `COMMAND -h` prints (the rich formatter prints itself and returns "").
+    typer.echo(current.get_help(current_ctx))
 
 
 def main(argv: list[str] | None = None) -> int:

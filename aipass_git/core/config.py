@@ -56,6 +56,8 @@ def parse(text: str, file: str = CONFIG_FILE) -> Config:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = exc.problem or exc.context or "not valid YAML"
+        if exc.context and exc.context_mark and exc.context_mark is not mark:
+            problem += f", {exc.context} at line {exc.context_mark.line + 1}"
         raise ValidationError(file, None, f"{where}{problem} (not valid YAML)", FIX_HINT) from None
     except yaml.YAMLError as exc:
         raise ValidationError(file, None, f"not valid YAML: {exc}", FIX_HINT) from None

@@ -1,0 +1,137 @@
+"""Fixtures: real git repositories in temporary folders, with git and HOME isolated.
+
+No test reads or writes outside its temporary folders: HOME, git's global and system
+config, and the identity are replaced for the whole session before any git runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aipass_git.cli.main import main
+
+BIN_DIR = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_git(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("home")
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text(
+        "[user]\n\tname = Test Human\n\temail = human@example.invalid\n"
+        "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n",
+        encoding="utf-8",
+    )
+    env = {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": str(gitconfig),
+        "GIT_TERMINAL_PROMPT": "0",
+        "LC_ALL": "C.UTF-8",
+    }
+    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
+                "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "AIPASS_AGENT", "AIPASS_DEBUG"):
+        os.environ.pop(var, None)
+    os.environ.update(env)
+    return env
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory: pytest.TempPathFactory, isolated_git) -> Path:
+    path = tmp_path_factory.mktemp("template") / "repo"
+    path.mkdir()
+    git(path, "init", "-q")
+    (path / "README.md").write_text("# project\n", encoding="utf-8")
+    (path / "src").mkdir()
+    (path / "src" / "app.py").write_text("print('hi')\n", encoding="utf-8")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "first")
+    return path
+
+
+@pytest.fixture(scope="session")
+def template_aipass_repo(tmp_path_factory: pytest.TempPathFactory, template_repo: Path) -> Path:
+    path = tmp_path_factory.mktemp("template-aipass") / "repo"
+    shutil.copytree(template_repo, path, symlinks=True)
+    assert main_in(path, "init") == 0
+    return path
+
+
+def main_in(cwd: Path, *args: str) -> int:
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return main(list(args))
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, template_repo: Path) -> Path:
+    """A git repository with one commit, not set up for aipass."""
+    path = tmp_path / "repo"
+    shutil.copytree(template_repo, path, symlinks=True)
+    return path
+
+
+@pytest.fixture
+def aipass_repo(tmp_path: Path, template_aipass_repo: Path) -> Path:
+    """A git repository after `git aipass init` (orchestrator devpulse)."""
+    path = tmp_path / "repo"
+    shutil.copytree(template_aipass_repo, path, symlinks=True)
+    return path
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
+    """Run `git aipass ARGS` in-process in a folder; returns exit code, stdout, stderr."""
+
+    def run(*args: str, cwd: Path) -> Result:
+        capsys.readouterr()
+        monkeypatch.chdir(cwd)
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def run_git_aipass(*args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+    """Run the installed program through git itself, as a user would: `git aipass ARGS`."""
+    full_env = {**os.environ, "PATH": f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
+    proc = subprocess.run(["git", "aipass", *args], cwd=cwd, capture_output=True, text=True, env=full_env, input=input)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def snapshot(path: Path) -> tuple[str, str, dict[str, bytes]]:
+    """HEAD, the index state and every file under the worktree: to prove nothing changed."""
+    head = git(path, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
+    status = git(path, "status", "--porcelain", "--untracked-files=all")
+    files = {
+        str(p.relative_to(path)): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(path).parts
+    }
+    return head, status, files
