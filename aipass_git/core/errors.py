@@ -44,6 +44,10 @@ class UnknownAgentError(RefusedError):
     """No agent of that name, or it is retired."""
 
 
+class UnknownMessageError(RefusedError):
+    """No message with that id (or prefix) where it was looked for."""
+
+
 class ValidationError(RefusedError):
     """A stored document (config, passport, memory) breaks its schema."""
 

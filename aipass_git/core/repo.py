@@ -21,6 +21,19 @@ class Repo:
     root: Path  # top of the current worktree
     git_dir: Path  # this worktree's git dir
     common_dir: Path  # shared by all worktrees: refs, objects, aipass runtime state
+    object_format: str = "sha1"  # or sha256, per the repository's extensions.objectFormat
+
+    @property
+    def hash_name(self) -> str:
+        return self.object_format
+
+    @property
+    def hash_len(self) -> int:
+        return 32 if self.object_format == "sha256" else 20
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.common_dir / "objects"
 
     @property
     def aipass_dir(self) -> Path:
@@ -60,6 +73,7 @@ def discover(cwd: Path | str | None = None) -> Repo:
         [
             "rev-parse",
             "--path-format=absolute",
+            "--show-object-format",
             "--is-bare-repository",
             "--git-dir",
             "--git-common-dir",
@@ -70,6 +84,7 @@ def discover(cwd: Path | str | None = None) -> Repo:
     )
     lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
     stderr = proc.stderr.decode("utf-8", "replace")
+    object_format, lines = (lines[0], lines[1:]) if lines else ("sha1", lines)
     if proc.returncode != 0 and len(lines) < 3:
         raise NotARepositoryError(
             f"not a git repository: {cwd}",
@@ -86,4 +101,4 @@ def discover(cwd: Path | str | None = None) -> Repo:
             f"not inside a working tree ({detail[-1] if detail else cwd})",
             "run the command from the repository's working tree, not from its .git folder",
         )
-    return Repo(root=Path(lines[3]), git_dir=Path(lines[1]), common_dir=Path(lines[2]))
+    return Repo(root=Path(lines[3]), git_dir=Path(lines[1]), common_dir=Path(lines[2]), object_format=object_format)

@@ -1,0 +1,142 @@
+"""A mailbox: the event ref `refs/aipass/mail/<owner>` and what its tip tree holds.
+
+Layout of the tip tree, fanned out by the two last (random) characters of each id so
+that one event rewrites three small trees whatever the mailbox size:
+
+    <c1>/<c2>/<id>.json      the message as delivered, never changed afterwards
+    <c1>/<c2>/index.jsonl    one summary line per message in that folder, with its status
+
+Listing a mailbox reads the index files only, never the bodies and never history.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aipass_git.core.canonical import encode
+from aipass_git.core.errors import RefusedError
+from aipass_git.mail import message as msg
+from aipass_git.store.events import Apply, Event, EventStore
+from aipass_git.store.objects import Ident
+from aipass_git.store.tree_view import TreeView
+
+NAMESPACE = "refs/aipass/mail/"
+INDEX = "index.jsonl"
+
+
+def ref_for(owner: str) -> str:
+    return NAMESPACE + owner
+
+
+def folder_of(message_id: str) -> str:
+    return f"{message_id[-1]}/{message_id[-2]}"
+
+
+def message_path(message_id: str) -> str:
+    return f"{folder_of(message_id)}/{message_id}.json"
+
+
+def index_path(message_id: str) -> str:
+    return f"{folder_of(message_id)}/{INDEX}"
+
+
+def _trailers(message: dict[str, Any]) -> dict[str, str]:
+    return {
+        "Aipass-Message": message["id"],
+        "Aipass-From": message["from"],
+        "Aipass-To": message["to"],
+        "Aipass-Kind": message["kind"],
+        "Aipass-Thread": message["thread"],
+    }
+
+
+def deliver(message: dict[str, Any], author: Ident, extra_trailers: dict[str, str] | None = None) -> Apply:
+    """The event that puts MESSAGE into its recipient's mailbox (a no-op if already there)."""
+
+    def apply(view: TreeView) -> Event | None:
+        path = message_path(message["id"])
+        if view.read(path) is not None:
+            return None
+        view.write(path, encode(message))
+        shard = index_path(message["id"])
+        lines = msg.decode_summary_lines(view.read(shard) or b"")
+        lines.append(msg.summary(message))
+        view.write(shard, msg.encode_summary_lines(lines))
+        return Event(
+            "deliver",
+            f"mail: {message['from']} -> {message['to']}: {message['subject']}",
+            author,
+            {**_trailers(message), **(extra_trailers or {})},
+        )
+
+    return apply
+
+
+def mark(owner: str, message_id: str, status: str, author: Ident, extra_trailers: dict[str, str] | None = None) -> Apply:
+    """The event that moves a message's status forward; a no-op when it is already there or past."""
+
+    def apply(view: TreeView) -> Event | None:
+        shard = index_path(message_id)
+        lines = msg.decode_summary_lines(view.read(shard) or b"")
+        for line in lines:
+            if line["id"] == message_id:
+                break
+        else:
+            raise RefusedError(f"no message {message_id} in @{owner}'s mailbox", f"see: git aipass inbox @{owner} --all")
+        if msg.later_status(line["status"], status) == line["status"]:
+            return None
+        line["status"] = status
+        view.write(shard, msg.encode_summary_lines(lines))
+        return Event(
+            status,
+            f"mail: {owner} {status} {message_id[:12]}: {line['subject']}",
+            author,
+            {"Aipass-Message": message_id, **(extra_trailers or {})},
+        )
+
+    return apply
+
+
+class MailboxReader:
+    """Reads one mailbox's current state from its tip tree."""
+
+    def __init__(self, store: EventStore, owner: str) -> None:
+        self.store = store
+        self.owner = owner
+        self.ref = ref_for(owner)
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every message's summary line with its status (no bodies)."""
+        tip = self.store.tip(self.ref)
+        if tip is None:
+            return []
+        blobs = self.store.collect(self.store.tree_of(tip), depth=2, name=INDEX)
+        lines: list[dict[str, Any]] = []
+        for data in blobs:
+            lines.extend(msg.decode_summary_lines(data))
+        return lines
+
+    def summary(self, message_id: str) -> dict[str, Any] | None:
+        data = self.store.view(self.ref).read(index_path(message_id))
+        for line in msg.decode_summary_lines(data or b""):
+            if line["id"] == message_id:
+                return line
+        return None
+
+    def message(self, message_id: str) -> dict[str, Any] | None:
+        data = self.store.view(self.ref).read(message_path(message_id))
+        return json.loads(data) if data is not None else None
+
+    def messages(self, message_ids: list[str]) -> list[dict[str, Any]]:
+        """Full messages for many ids, read in one batch."""
+        tip = self.store.tip(self.ref)
+        if tip is None or not message_ids:
+            return []
+        view = self.store.view(self.ref)
+        oids = []
+        for mid in message_ids:
+            entry = view.list(folder_of(mid)).get(f"{mid}.json")
+            if entry is not None:
+                oids.append(entry[1])
+        return [json.loads(data) for data in self.store.blobs(oids)]

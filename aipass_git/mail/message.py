@@ -1,0 +1,119 @@
+"""A mail message: its fields, its limits, and the one-line summary kept in the index."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aipass_git.core import clock, ids, schemas
+from aipass_git.core.errors import RefusedError
+from aipass_git.core.validate import Const, Nullable, Obj, Str, Violation
+
+KINDS = ("mail", "dispatch", "reply", "bounce", "notice", "pr")
+STATUSES = ("new", "read", "done")  # only ever moves forward, so merges can take the max
+HUMAN = "human"
+
+ADDRESS = Str(pattern=r"[a-z][a-z0-9_-]*", max_len=32, expected="an agent name or human")
+MESSAGE = Obj(
+    required={
+        "v": Const(schemas.FORMAT_VERSION),
+        "id": schemas.ENTRY_ID,
+        "from": ADDRESS,
+        "to": ADDRESS,
+        "subject": Str(max_len=1000, one_line=True),
+        "body": Str(min_len=0, max_len=64 * 1024 * 1024),
+        "kind": Str(choices=KINDS),
+        "thread": schemas.ENTRY_ID,
+        "in_reply_to": Nullable(schemas.ENTRY_ID),
+        "created": schemas.TIMESTAMP,
+        "meta": Obj(allow_extra=True),
+    }
+)
+SUMMARY_FIELDS = ("id", "from", "to", "subject", "kind", "thread", "in_reply_to", "created")
+
+
+def check_subject(subject: str, max_chars: int) -> str:
+    subject = subject.strip()
+    if not subject:
+        raise RefusedError("the subject is empty", "give a one-line subject")
+    if "\n" in subject or "\r" in subject:
+        raise RefusedError("the subject has a line break", "a subject is one line; put the rest in the body")
+    if any(ord(c) < 32 or ord(c) == 127 for c in subject):
+        raise RefusedError("the subject has control characters", "a subject is plain text on one line")
+    if len(subject) > max_chars:
+        raise RefusedError(
+            f"the subject is {len(subject)} characters (at most {max_chars})",
+            "shorten it and put the details in the body (limits.subject_max_chars in .aipass/config.yaml)",
+        )
+    return subject
+
+
+def check_body(body: str, max_bytes: int) -> str:
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise RefusedError(
+            f"the body is {size} bytes (at most {max_bytes})",
+            "send a shorter body and point at files in the repository (limits.body_max_bytes in .aipass/config.yaml)",
+        )
+    try:
+        body.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RefusedError("the body is not valid UTF-8 text", "send text, not binary data") from None
+    return body
+
+
+def build(
+    *,
+    sender: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    kind: str = "mail",
+    thread: str | None = None,
+    in_reply_to: str | None = None,
+    meta: dict[str, Any] | None = None,
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    if kind not in KINDS:
+        raise RefusedError(f"unknown message kind {kind!r}", f"one of: {', '.join(KINDS)}")
+    message_id = message_id or ids.new_id()
+    return {
+        "v": schemas.FORMAT_VERSION,
+        "id": message_id,
+        "from": sender,
+        "to": recipient,
+        "subject": subject,
+        "body": body,
+        "kind": kind,
+        "thread": thread or message_id,
+        "in_reply_to": in_reply_to,
+        "created": clock.utc_now(),
+        "meta": meta or {},
+    }
+
+
+def is_valid(doc: Any) -> bool:
+    try:
+        MESSAGE.check(doc, "")
+    except Violation:
+        return False
+    return True
+
+
+def summary(message: dict[str, Any], status: str = "new") -> dict[str, Any]:
+    line = {k: message[k] for k in SUMMARY_FIELDS}
+    line["status"] = status
+    return line
+
+
+def encode_summary_lines(lines: list[dict[str, Any]]) -> bytes:
+    ordered = sorted(lines, key=lambda s: s["id"])
+    return "".join(json.dumps(s, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n" for s in ordered).encode()
+
+
+def decode_summary_lines(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line]
+
+
+def later_status(a: str, b: str) -> str:
+    return a if STATUSES.index(a) >= STATUSES.index(b) else b

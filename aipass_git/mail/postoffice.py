@@ -1,0 +1,231 @@
+"""The mail verbs: send, inbox, read, reply, done, thread, log.
+
+A `PostOffice` is opened on a repository and speaks as one identity (see identity.py);
+the CLI only parses arguments and prints what these methods return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aipass_git.agents.registry import Registry
+from aipass_git.core import config as config_mod, names
+from aipass_git.core.errors import InvalidNameError, RefusedError, UnknownMessageError
+from aipass_git.core.repo import Repo
+from aipass_git.mail import mailbox, message as msg
+from aipass_git.mail.identity import Speaker, resolve
+from aipass_git.store.events import EventStore, HistoryEntry
+
+ALL = "all"
+BULK_THRESHOLD = 8  # from this many recipients on, one fast-import batch beats single appends
+
+
+@dataclass
+class Sent:
+    messages: list[dict[str, Any]]
+
+
+class PostOffice:
+    def __init__(self, repo: Repo, *, act_as: str | None = None, env=None) -> None:
+        self.repo = repo
+        self.config = config_mod.load(repo)
+        self.registry = Registry(repo)
+        self.speaker: Speaker = resolve(
+            repo, self.registry, orchestrator=self.config.orchestrator, act_as=act_as, env=env
+        )
+        self.store = EventStore(repo)
+
+    def __enter__(self) -> "PostOffice":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- addresses ----------------------------------------------------------------------
+
+    def address(self, raw: str) -> str:
+        """The mailbox owner RAW names: an active agent or the human."""
+        name = raw[1:] if raw.startswith("@") else raw
+        if name == msg.HUMAN:
+            return name
+        if name == ALL:
+            raise RefusedError("@all cannot be combined with other recipients", "send to @all alone")
+        try:
+            return self.registry.resolve(name).name
+        except InvalidNameError as exc:
+            raise InvalidNameError(f"recipient: {exc.message}", exc.hint) from None
+
+    def recipients(self, raw: list[str]) -> list[str]:
+        if not raw:
+            raise RefusedError("no recipient given", "name one or more: @agent, @human or @all")
+        if len(raw) == 1 and raw[0].lstrip("@") == ALL:
+            everyone = [a.name for a in self.registry.all() if a.name != self.speaker.name]
+            if not everyone:
+                raise RefusedError("@all has nobody to reach: there are no other active agents", "create one with: git aipass agent new")
+            return everyone
+        return list(dict.fromkeys(self.address(r) for r in raw))
+
+    def _owner(self, raw: str | None) -> str:
+        return self.speaker.name if raw is None else self.address_any(raw)
+
+    def address_any(self, raw: str) -> str:
+        """A mailbox to look at: any agent, retired ones included, or the human."""
+        name = raw[1:] if raw.startswith("@") else raw
+        if name == msg.HUMAN:
+            return name
+        return self.registry.get(names.normalize(name)).name
+
+    # -- writing ------------------------------------------------------------------------
+
+    def send(
+        self,
+        to: list[str],
+        subject: str,
+        body: str,
+        *,
+        kind: str = "mail",
+        thread: str | None = None,
+        in_reply_to: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Deliver one message per recipient; every check happens before anything is written."""
+        limits = self.config.limits
+        subject = msg.check_subject(subject, limits["subject_max_chars"])
+        body = msg.check_body(body, limits["body_max_bytes"])
+        owners = self.recipients(to)
+        meta = dict(meta or {})
+        trailers = {}
+        if self.speaker.is_human:
+            meta.setdefault("sender_name", self.speaker.author.name)
+        if self.speaker.real:
+            meta["sent_by"] = self.speaker.real
+            trailers["Aipass-Sent-By"] = self.speaker.real
+        messages = [
+            msg.build(sender=self.speaker.name, recipient=owner, subject=subject, body=body, kind=kind,
+                      thread=thread, in_reply_to=in_reply_to, meta=meta)
+            for owner in owners
+        ]
+        events = [(mailbox.ref_for(m["to"]), mailbox.deliver(m, self.speaker.author, trailers)) for m in messages]
+        if len(events) >= BULK_THRESHOLD:
+            self.store.append_many(events)
+        else:
+            for ref, apply in events:
+                self.store.append(ref, apply)
+        return messages
+
+    def mark(self, ids: list[str], status: str) -> list[dict[str, Any]]:
+        """Move messages of the speaker's mailbox forward to STATUS; returns their summaries."""
+        box = mailbox.MailboxReader(self.store, self.speaker.name)
+        found = [self._find(box, raw) for raw in ids]
+        trailers = {"Aipass-Sent-By": self.speaker.real} if self.speaker.real else None
+        for line in found:
+            self.store.append(box.ref, mailbox.mark(box.owner, line["id"], status, self.speaker.author, trailers))
+            line["status"] = msg.later_status(line["status"], status)
+        return found
+
+    def read(self, raw_id: str) -> dict[str, Any]:
+        """The full message, marked read."""
+        box = mailbox.MailboxReader(self.store, self.speaker.name)
+        line = self._find(box, raw_id)
+        full = box.message(line["id"])
+        self.mark([line["id"]], "read")
+        return {**full, "status": msg.later_status(line["status"], "read")}
+
+    def reply(self, raw_id: str, body: str) -> dict[str, Any]:
+        """Answer a message of the speaker's mailbox: to its sender, same thread; the original is done."""
+        box = mailbox.MailboxReader(self.store, self.speaker.name)
+        original = self._find(box, raw_id)
+        sender = original["from"]
+        if sender != msg.HUMAN:
+            self.registry.resolve(sender)  # a retired sender cannot be answered
+        subject = original["subject"]
+        if not subject.lower().startswith("re: "):
+            subject = f"Re: {subject}"
+        subject = subject[: self.config.limits["subject_max_chars"]]
+        [sent] = self.send([sender], subject, body, kind="reply", thread=original["thread"], in_reply_to=original["id"])
+        self.mark([original["id"]], "done")
+        return sent
+
+    # -- reading ------------------------------------------------------------------------
+
+    def inbox(
+        self,
+        owner: str | None = None,
+        *,
+        include_done: bool = False,
+        sender: str | None = None,
+        thread: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Summaries, unread first, then newest first."""
+        box = mailbox.MailboxReader(self.store, self._owner(owner))
+        lines = box.summaries()
+        if not include_done:
+            lines = [l for l in lines if l["status"] != "done"]
+        if sender is not None:
+            who = self.address_any(sender)
+            lines = [l for l in lines if l["from"] == who]
+        if thread is not None:
+            thread_id = self._find_any(thread)["thread"]
+            lines = [l for l in lines if l["thread"] == thread_id]
+        lines.sort(key=lambda l: l["id"], reverse=True)
+        lines.sort(key=lambda l: l["status"] != "new")  # stable: unread first, newest first
+        return lines
+
+    def thread(self, raw_id: str) -> list[dict[str, Any]]:
+        """Every message of the thread RAW_ID belongs to, across all mailboxes, oldest first."""
+        thread_id = self._find_any(raw_id)["thread"]
+        found: list[dict[str, Any]] = []
+        for owner in self._all_owners():
+            box = mailbox.MailboxReader(self.store, owner)
+            lines = [l for l in box.summaries() if l["thread"] == thread_id]
+            status = {l["id"]: l["status"] for l in lines}
+            for full in box.messages([l["id"] for l in lines]):
+                found.append({**full, "status": status[full["id"]]})
+        found.sort(key=lambda m: m["id"])
+        return found
+
+    def log(self, owner: str | None = None, limit: int | None = None) -> list[HistoryEntry]:
+        return self.store.history(mailbox.ref_for(self._owner(owner)), limit)
+
+    # -- ids ----------------------------------------------------------------------------
+
+    def _find(self, box: mailbox.MailboxReader, raw_id: str) -> dict[str, Any]:
+        prefix = _clean_id(raw_id)
+        if len(prefix) == 26:
+            line = box.summary(prefix)
+            matches = [line] if line else []
+        else:
+            matches = [l for l in box.summaries() if l["id"].startswith(prefix)]
+        return _one(matches, raw_id, f"@{box.owner}'s mailbox")
+
+    def _find_any(self, raw_id: str) -> dict[str, Any]:
+        prefix = _clean_id(raw_id)
+        matches = []
+        for owner in self._all_owners():
+            matches += [l for l in mailbox.MailboxReader(self.store, owner).summaries() if l["id"].startswith(prefix)]
+        return _one(matches, raw_id, "any mailbox")
+
+    def _all_owners(self) -> list[str]:
+        from aipass_git.core import git
+
+        return [ref[len(mailbox.NAMESPACE):] for ref, _ in git.list_refs(self.repo.root, mailbox.NAMESPACE)]
+
+
+def _clean_id(raw: str) -> str:
+    prefix = raw.strip().lower()
+    if not prefix or len(prefix) > 26 or any(c not in "0123456789abcdefghjkmnpqrstvwxyz" for c in prefix):
+        raise RefusedError(f"{raw!r} is not a message id", "ids are 26 characters of 0-9 a-z; any unique prefix works")
+    return prefix
+
+
+def _one(matches: list[dict[str, Any]], raw_id: str, where: str) -> dict[str, Any]:
+    if not matches:
+        raise UnknownMessageError(f"no message {raw_id!r} in {where}", "list them with: git aipass inbox --all")
+    if len({m["id"] for m in matches}) > 1:
+        shown = ", ".join(sorted({m["id"] for m in matches})[:5])
+        raise RefusedError(f"message id {raw_id!r} is ambiguous ({shown})", "give more characters of the id")
+    return matches[0]
