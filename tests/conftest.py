@@ -6,6 +6,7 @@ config, and the identity are replaced for the whole session before any git runs.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -97,6 +98,30 @@ def aipass_repo(tmp_path: Path, template_aipass_repo: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def template_mail_repo(tmp_path_factory: pytest.TempPathFactory, template_aipass_repo: Path) -> Path:
+    path = tmp_path_factory.mktemp("template-mail") / "repo"
+    shutil.copytree(template_aipass_repo, path, symlinks=True)
+    for name, role in (("api", "builds the API"), ("docs", "writes the docs"), ("quality", "reviews")):
+        assert main_in(path, "agent", "new", name, "--role", role, "--provider", "command") == 0
+    return path
+
+
+@pytest.fixture
+def mail_repo(tmp_path: Path, template_mail_repo: Path) -> Path:
+    """An aipass repository with agents api, docs, quality and the orchestrator devpulse."""
+    path = tmp_path / "repo"
+    shutil.copytree(template_mail_repo, path, symlinks=True)
+    return path
+
+
+def make_desk(repo: Path, agent: str) -> Path:
+    """A worktree on branch aipass/AGENT, as dispatch creates for an agent's desk."""
+    desk = repo.parent / f"desk-{agent}"
+    git(repo, "worktree", "add", "-q", "-b", f"aipass/{agent}", str(desk))
+    return desk
+
+
 @dataclass
 class Result:
     code: int
@@ -108,10 +133,25 @@ class Result:
 def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
     """Run `git aipass ARGS` in-process in a folder; returns exit code, stdout, stderr."""
 
-    def run(*args: str, cwd: Path) -> Result:
+    def run(*args: str, cwd: Path, input: bytes | str | None = None, env: dict[str, str | None] | None = None) -> Result:
         capsys.readouterr()
         monkeypatch.chdir(cwd)
-        code = main(list(args))
+        data = input.encode() if isinstance(input, str) else (input or b"")
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+        saved = {k: os.environ.get(k) for k in (env or {})}
+        for key, value in (env or {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        try:
+            code = main(list(args))
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 
