@@ -15,9 +15,17 @@ def test_demo_builds_a_repository_with_three_agents(tmp_path: Path, cli):
     assert git(target, "status", "--porcelain") == ""
     assert git(target, "log", "--format=%s").splitlines() == [
         "aipass: add agent quality", "aipass: add agent docs", "aipass: add agent api",
-        "aipass: set up aipass-git", "shop: first version",
+        "aipass: demo agents run the built-in local agent", "aipass: set up aipass-git", "shop: first version",
     ]
     assert cli("doctor", cwd=target).code == 0
+    human_inbox = json.loads(cli("inbox", "--json", cwd=target).out)["messages"]
+    assert [(m["from"], m["kind"]) for m in human_inbox] == [("docs", "reply"), ("api", "reply")]
+    # the dispatch really ran the local agent on @docs's desk: a commit with a note and a learning
+    files = git(target, "show", "--format=", "--name-only", "aipass/docs").splitlines()
+    assert ".aipass/agents/docs/memory.json" in files and any(f.startswith("notes/docs/") for f in files)
+    assert json.loads(git(target, "show", "aipass/docs:.aipass/agents/docs/memory.json"))["learnings"]
+    events = git(target, "log", "--format=%(trailers:key=Aipass-Event,valueonly,separator=)", "refs/aipass/mail/api").split()
+    assert events == ["done", "read", "deliver"]
 
 
 def test_demo_json_and_default_temporary_folder(tmp_path: Path, cli, monkeypatch):

@@ -14,7 +14,7 @@ import click
 import typer
 
 from aipass_git import __version__
-from aipass_git.cli import agent_cmd, mail_cmd, setup_cmd  # noqa: F401  (registers the commands)
+from aipass_git.cli import agent_cmd, dispatch_cmd, mail_cmd, setup_cmd  # noqa: F401  (registers the commands)
 from aipass_git.cli.app import app, show_help_without_command
 from aipass_git.core.errors import AipassError
 
@@ -52,8 +52,18 @@ def help_command(
     typer.echo(current.get_help(current_ctx))
 
 
+def shorthand(args: list[str]) -> list[str]:
+    """`git aipass @agent "task"` is `git aipass dispatch @agent SUBJECT TASK`."""
+    first = next((i for i, a in enumerate(args) if a != "--debug"), None)
+    if first is None or not args[first].startswith("@") or len(args) < first + 2:
+        return args
+    task = args[first + 1]
+    subject = task.strip().splitlines()[0][:200] if task.strip() else task
+    return [*args[:first], "dispatch", args[first], subject, task, *args[first + 2 :]]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = shorthand(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args or bool(os.environ.get("AIPASS_DEBUG"))
     command = typer.main.get_command(app)
     try:

@@ -79,7 +79,8 @@ def demo(
     if as_json:
         emit_json(
             {"path": str(result.path), "steps": result.steps, "agents": result.agents,
-             "log": result.log, "files": result.files}
+             "log": result.log, "files": result.files, "inbox": result.inbox, "mail_log": result.mail_log,
+             "dispatch": result.dispatch, "desk_commit": result.desk_commit, "desk_files": result.desk_files}
         )
         return
     typer.echo(f"demo repository: {result.path}\n")
@@ -90,9 +91,19 @@ def demo(
     typer.echo(_indent(table(["NAME", "PROVIDER", "OWNS", "ROLE"], rows)))
     typer.echo("\ncommitted files (git ls-files .aipass .gitattributes):")
     typer.echo(_indent("\n".join(result.files)))
-    typer.echo("\nhistory (git log --oneline):")
+    typer.echo("\nthe human's inbox (git aipass inbox):")
+    rows = [(m["id"][:12], m["status"], f"@{m['from']}", m["subject"]) for m in result.inbox]
+    typer.echo(_indent(table(["ID", "STATUS", "FROM", "SUBJECT"], rows)))
+    typer.echo("\n@api's mailbox, read with plain git (git log --oneline refs/aipass/mail/api):")
+    typer.echo(_indent("\n".join(result.mail_log)))
+    typer.echo("\nthe work @docs committed on its desk (git show --stat aipass/docs):")
+    typer.echo(_indent("\n".join([result.desk_commit, *(f"  {f}" for f in result.desk_files)])))
+    typer.echo("\nhistory of main (git log --oneline):")
     typer.echo(_indent("\n".join(result.log)))
-    typer.echo(f"\nlook around:\n  cd {result.path}\n  git aipass agent show quality\n  git aipass doctor")
+    typer.echo(
+        f"\nlook around:\n  cd {result.path}\n  git aipass agent show quality\n"
+        f"  git aipass thread {result.inbox[0]['id'][:12] if result.inbox else 'ID'}\n  git aipass doctor"
+    )
 
 
 def _indent(text: str) -> str:

@@ -83,13 +83,13 @@ CONFIG = Obj(
         ),
         "timeouts": Obj(
             required={
-                "startup_seconds": Num(min=1),
-                "run_seconds": Num(min=1),
+                "startup_seconds": Num(positive=True),
+                "run_seconds": Num(positive=True),
                 "retries": Int(min=0, max=20),
                 "retry_backoff_seconds": Num(min=0),
                 "rate_limit_backoff_seconds": Num(min=0),
                 "merge_lock_seconds": Num(min=0),
-                "git_seconds": Num(min=1),
+                "git_seconds": Num(positive=True),
             }
         ),
         "desks": Obj(required={"root": Nullable(Str(max_len=1000, one_line=True))}),

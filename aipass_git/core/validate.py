@@ -81,10 +81,13 @@ class Int(Spec):
 @dataclass
 class Num(Spec):
     min: float | None = None
+    positive: bool = False
 
     def check(self, value: Any, path: str) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
             raise Violation(path, f"expected a number, got {_type_name(value)} {_show(value)}")
+        if self.positive and value <= 0:
+            raise Violation(path, f"{value} is not a positive number")
         if self.min is not None and value < self.min:
             raise Violation(path, f"{value} is below the minimum {self.min}")
 

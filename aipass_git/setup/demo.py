@@ -29,6 +29,8 @@ DEMO_AGENTS = [
     ("quality", "reviewer", "reviews every change for tests and standards", ["tests/**"]),
 ]
 
+LOCAL_AGENT_ARGV = '[python3, -m, aipass_git.dispatch.local_agent, "{prompt_file}"]'
+
 LOCAL_GIT_CONFIG = {
     "user.name": "Demo Human",
     "user.email": "human@demo.invalid",
@@ -45,6 +47,11 @@ class DemoResult:
     agents: list[dict] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    inbox: list[dict] = field(default_factory=list)
+    mail_log: list[str] = field(default_factory=list)
+    dispatch: dict = field(default_factory=dict)
+    desk_commit: str = ""
+    desk_files: list[str] = field(default_factory=list)
 
 
 def run(dest: Path | None = None) -> DemoResult:
@@ -63,11 +70,16 @@ def run(dest: Path | None = None) -> DemoResult:
     repo = repo_mod.discover(path)
     init = initialise(repo)
     result.steps.append(f"git aipass init: config, orchestrator @{init.orchestrator}, .gitattributes (one commit)")
+    _use_local_agent(repo)
+    result.steps.append("the `command` provider runs the built-in local agent (no AI provider, no network)")
 
     registry = Registry(repo)
     for name, template, role, owns in DEMO_AGENTS:
         registry.create(name, role=role, template=template, owns=owns, provider="command")
         result.steps.append(f"git aipass agent new {name} --template {template} --owns {' '.join(owns)}")
+
+    _exchange_mail(repo, result)
+    _dispatch(repo, result)
 
     result.agents = [
         {"name": a.name, "role": a.role, "provider": a.provider, "owns": a.owns} for a in registry.all()
@@ -75,6 +87,47 @@ def run(dest: Path | None = None) -> DemoResult:
     result.log = git.output(["log", "--format=%h %s"], path).splitlines()
     result.files = git.zsplit(git.run(["ls-files", "-z", "--", ".aipass", ".gitattributes"], path).stdout)
     return result
+
+
+def _exchange_mail(repo, result: DemoResult) -> None:
+    """The human asks @api for something; @api reads it and answers, all on mailbox refs."""
+    from aipass_git.mail.postoffice import PostOffice
+
+    with PostOffice(repo, env={}) as human:
+        [task] = human.send(["@api"], "show prices with two decimals", "src/api/app.py: price(250) should read 2.50 EUR.")
+    result.steps.append(f"git aipass send @api ...    (the human asks; message {task['id'][:12]})")
+    with PostOffice(repo, env={"AIPASS_AGENT": "api"}) as api:
+        api.read(task["id"])
+        api.reply(task["id"], "Already the case: price() formats with two decimals. Test added to my notes.")
+    result.steps.append("@api: git aipass read, then git aipass reply  (each a commit on a mailbox ref)")
+    result.mail_log = git.output(["log", "--format=%h %s", "refs/aipass/mail/api"], repo.root).splitlines()
+
+
+def _use_local_agent(repo) -> None:
+    path = repo.config_path
+    text = path.read_text(encoding="utf-8").replace("    argv: []", f"    argv: {LOCAL_AGENT_ARGV}", 1)
+    path.write_text(text, encoding="utf-8")
+    git.run(["commit", "--quiet", "-m", "aipass: demo agents run the built-in local agent", "--", str(path)], repo.root)
+
+
+def _dispatch(repo, result: DemoResult) -> None:
+    """Wake @docs with a task: its supervisor runs the local agent on its desk, which commits and replies."""
+    from aipass_git.dispatch import dispatcher
+
+    sent = dispatcher.dispatch(repo, "docs", "document the price format", "Say in docs/ that prices show two decimals and EUR.")
+    outcome = dispatcher.wait(repo, sent.message["id"], timeout=120)
+    result.dispatch = {"id": sent.message["id"], **outcome}
+    result.steps.append(
+        f"git aipass dispatch @docs \"document the price format\" ... --wait  -> {outcome['result']}, "
+        f"{outcome.get('commits', 0)} commit on aipass/docs"
+    )
+    from aipass_git.mail.postoffice import PostOffice
+
+    with PostOffice(repo, env={}) as human:
+        result.inbox = human.inbox()
+    desk_log = git.output(["log", "--format=%h %s", "-1", "aipass/docs"], repo.root)
+    result.desk_commit = desk_log
+    result.desk_files = git.output(["show", "--format=", "--name-only", "aipass/docs"], repo.root).splitlines()
 
 
 def _prepare(dest: Path | None) -> Path:

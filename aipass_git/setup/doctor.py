@@ -128,4 +128,10 @@ def _refs(repo: repo_mod.Repo) -> Check:
             bad.append(f"{ref} (not an aipass id)")
     if bad:
         return Check("refs", "error", "malformed: " + "; ".join(bad), "delete them with: git update-ref -d <ref>")
+    leftovers = git.list_refs(repo.root, "refs/aipass-import/")
+    if leftovers:
+        return Check(
+            "refs", "warn", f"{len(leftovers)} leftover batch refs under refs/aipass-import/ (an interrupted bulk send)",
+            "nothing was delivered through them; delete them with: git update-ref -d <ref>",
+        )
     return Check("refs", "ok", f"{len(refs)} aipass refs well formed")

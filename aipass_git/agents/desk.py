@@ -1,0 +1,80 @@
+"""Desks: each agent's own git worktree on branch `aipass/<agent>`.
+
+Parallel agents never share a working tree or an index. A desk is created from the base
+branch on first use; a clean desk whose branch has been merged into the base is brought
+up to date before the next wake; a dirty one is left alone, and the caller is told.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aipass_git.core import git
+from aipass_git.core.config import Config
+from aipass_git.core.errors import AipassError, RefusedError
+from aipass_git.core.repo import Repo
+
+BRANCH_PREFIX = "aipass/"
+
+
+@dataclass
+class DeskReport:
+    path: Path
+    created: bool = False
+    updated: bool = False
+    dirty: bool = False
+    note: str = ""
+
+
+class Desk:
+    def __init__(self, repo: Repo, config: Config, agent: str) -> None:
+        self.repo = repo
+        self.config = config
+        self.agent = agent
+        self.branch = BRANCH_PREFIX + agent
+        root = config.raw.get("desks", {}).get("root")
+        base = (repo.root / root) if root else (repo.runtime_dir / "desks")
+        self.path = (base / agent).resolve()
+
+    def exists(self) -> bool:
+        return (self.path / ".git").exists()
+
+    def head(self) -> str | None:
+        return git.head_commit(self.path) if self.exists() else None
+
+    def ensure(self) -> DeskReport:
+        """The desk, created or brought up to date as the rules above say."""
+        base = self.config.base_branch
+        if not git.run(["rev-parse", "--verify", "--quiet", f"refs/heads/{base}^{{commit}}"], self.repo.root, check=False).stdout:
+            raise RefusedError(
+                f"the base branch {base!r} does not exist or has no commits",
+                "commit something on it first, or set base_branch in .aipass/config.yaml",
+            )
+        if not self.exists():
+            return self._create(base)
+        report = DeskReport(self.path)
+        if git.run(["status", "--porcelain", "--untracked-files=normal"], self.path).stdout.strip():
+            report.dirty = True
+            report.note = f"the desk has uncommitted changes; it was not brought up to date with {base}"
+            return report
+        merged = git.run(["merge-base", "--is-ancestor", self.branch, base], self.path, check=False).returncode == 0
+        behind = git.output(["rev-parse", self.branch], self.path) != git.output(["rev-parse", base], self.path)
+        if merged and behind:
+            git.run(["merge", "--ff-only", "--quiet", base], self.path, hint="the desk could not fast-forward")
+            report.updated = True
+            report.note = f"the desk was brought up to date with {base}"
+        return report
+
+    def _create(self, base: str) -> DeskReport:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        git.run(["worktree", "prune"], self.repo.root, check=False)  # a desk folder deleted by hand
+        has_branch = git.run(["rev-parse", "--verify", "--quiet", f"refs/heads/{self.branch}"], self.repo.root, check=False).returncode == 0
+        args = ["worktree", "add", "--quiet", str(self.path)]
+        args += [self.branch] if has_branch else ["-b", self.branch, base]
+        try:
+            git.run(args, self.repo.root)
+        except AipassError as exc:
+            raise AipassError(f"could not create the desk of @{self.agent} at {self.path}: {exc.message}",
+                              "check `git worktree list`; remove a stale entry with `git worktree prune`") from None
+        return DeskReport(self.path, created=True, note=f"a new desk on branch {self.branch}")

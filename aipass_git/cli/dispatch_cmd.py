@@ -1,0 +1,113 @@
+"""Dispatch commands: dispatch, status, log."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from aipass_git.cli.app import app
+from aipass_git.cli.mail_cmd import FILE, _body
+from aipass_git.cli.output import emit_json, table
+
+JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
+
+
+@app.command()
+def dispatch(
+    agent: str = typer.Argument(..., metavar="@AGENT", help="The agent to wake."),
+    subject: str = typer.Argument(..., help="The task, in one line."),
+    body: Optional[str] = typer.Argument(None, help="Details (or --file, or standard input)."),
+    file: Optional[Path] = FILE,
+    wait: bool = typer.Option(False, "--wait", help="Block until the run ends; exit 0 if it succeeded, 1 if bounced."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="With --wait: give up waiting after this long."),
+    act_as: Optional[str] = typer.Option(None, "--as", metavar="@AGENT", help="Send as this agent (human and orchestrator only)."),
+    as_json: bool = JSON,
+) -> None:
+    """Send a task and wake the agent's CLI on its desk, watched by a supervisor.
+
+    A busy agent gets the task queued: one session per agent, the queue drained in order.
+    A failed run is retried, started fresh once, then bounced to you with the reason.
+    `git aipass @agent "task"` is short for this, with the task as subject and body.
+    """
+    from aipass_git.core.repo import discover
+    from aipass_git.dispatch import dispatcher
+
+    repo = discover()
+    result = dispatcher.dispatch(repo, agent, subject, _body(body, file), act_as=act_as)
+    message = result.message
+    if wait:
+        result.outcome = dispatcher.wait(repo, message["id"], timeout)
+    if as_json:
+        emit_json({"v": 1, "dispatch": message, "state": result.state, "outcome": result.outcome})
+    else:
+        typer.echo(f"dispatched {message['id']} to @{message['to']} ({result.state})")
+        if result.outcome:
+            o = result.outcome
+            typer.echo(f"{o['result']}: " + (o.get("reason") or f"exit {o.get('exit_code')}, {o.get('commits', 0)} commits, {o.get('seconds')} s"))
+    if result.outcome and result.outcome["result"] != "ok":
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(as_json: bool = JSON) -> None:
+    """What every agent is doing: idle, running, queued (or crashed, cleared by the next dispatch)."""
+    from aipass_git.core.repo import discover
+    from aipass_git.dispatch.status import agents_status
+
+    rows = agents_status(discover())
+    if as_json:
+        emit_json({"v": 1, "agents": rows})
+        return
+    typer.echo(table(
+        ["AGENT", "STATE", "PID", "SINCE", "DISPATCH", "QUEUED"],
+        [(r["agent"], r["state"], r["pid"] or "-", r["since"] or "-", r["dispatch"] or "-", r["queued"]) for r in rows],
+    ))
+
+
+@app.command("log")
+def event_log(
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new events as they come (Ctrl-C stops)."),
+    agent: Optional[str] = typer.Option(None, "--agent", metavar="@AGENT", help="Only this agent's events."),
+    limit: Optional[int] = typer.Option(None, "-n", min=1, help="Only the last N events."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line, as stored."),
+) -> None:
+    """The event log of wakes and runs (events.jsonl in the git common dir)."""
+    from aipass_git.core.repo import discover
+    from aipass_git.dispatch.runtime import Runtime
+
+    runtime = Runtime(discover())
+    who = agent[1:] if agent and agent.startswith("@") else agent
+    events = [e for e in runtime.events() if who is None or e.get("agent") == who]
+    for event in events[-limit:] if limit else events:
+        typer.echo(_event_line(event, as_json))
+    if not follow:
+        return
+    offset = runtime.events_path.stat().st_size if runtime.events_path.exists() else 0
+    while True:
+        time.sleep(0.2)
+        try:
+            with open(runtime.events_path, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            continue
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if who is None or event.get("agent") == who:
+                typer.echo(_event_line(event, as_json), nl=True)
+
+
+def _event_line(event: dict, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(event, ensure_ascii=False, sort_keys=True)
+    rest = " ".join(f"{k}={v}" for k, v in sorted(event.items()) if k not in ("time", "event", "agent"))
+    return f"{event.get('time', '?')}  {event.get('event', '?'):<10} @{event.get('agent', '-'):<12} {rest}"

@@ -1,0 +1,78 @@
+"""The built-in local agent: a small program that really does a task, with no AI behind it.
+
+Used by `git aipass demo` and the tests through the `command` provider:
+
+    providers:
+      command:
+        argv: [python3, -m, aipass_git.dispatch.local_agent, "{prompt_file}"]
+
+It reads its task through the CLI (`git aipass read`), writes a note about it on its desk,
+records a learning in its working memory, commits both on its branch, and replies. It
+prints a JSON result as the AI CLIs do, so the supervisor learns the outcome the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from aipass_git.core import clock, ids, schemas
+from aipass_git.core.canonical import encode
+from aipass_git.core.documents import load_json
+
+
+def _run(*args: str, cwd: Path) -> str:
+    proc = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def work(desk: Path, agent: str, dispatch_id: str) -> dict:
+    task = json.loads(_run("git", "aipass", "read", dispatch_id, "--json", cwd=desk))
+    note = desk / "notes" / agent / f"{task['id']}.md"
+    note.parent.mkdir(parents=True, exist_ok=True)
+    note.write_text(
+        f"# {task['subject']}\n\nAsked by @{task['from']} on {task['created']}.\n\n{task['body'].strip()}\n\n"
+        f"Handled by @{agent}, the built-in local agent: this note is the work.\n",
+        encoding="utf-8",
+    )
+    memory_path = desk / ".aipass" / "agents" / agent / "memory.json"
+    rel = f".aipass/agents/{agent}/memory.json"
+    memory = load_json(memory_path.read_bytes(), rel, schemas.MEMORY)
+    memory["learnings"].append({
+        "id": ids.new_id(), "created": clock.utc_now(),
+        "text": f"@{task['from']} asked: {task['subject']} - answered with a note in notes/{agent}/.",
+    })
+    memory["learnings"] = memory["learnings"][-15:]
+    memory_path.write_bytes(encode(memory))
+    paths = [str(note.relative_to(desk)), rel]
+    _run("git", "add", "--", *paths, cwd=desk)
+    _run("git", "commit", "--quiet", "-m", f"{agent}: {task['subject']}"[:200], "-m", f"Aipass-Dispatch: {task['id']}", "--", *paths, cwd=desk)
+    commit = _run("git", "rev-parse", "--short", "HEAD", cwd=desk).strip()
+    _run("git", "aipass", "reply", task["id"],
+         f"Done: wrote {paths[0]} and recorded a learning, in commit {commit} on aipass/{agent}.", cwd=desk)
+    return {"type": "result", "is_error": False, "result": f"commit {commit}", "commit": commit}
+
+
+def main(argv: list[str] | None = None) -> int:
+    agent = os.environ.get("AIPASS_AGENT")
+    dispatch_id = os.environ.get("AIPASS_DISPATCH")
+    if not agent or not dispatch_id:
+        sys.stderr.write("local agent: AIPASS_AGENT and AIPASS_DISPATCH must be set (it runs under `git aipass dispatch`)\n")
+        return 2
+    try:
+        result = work(Path.cwd(), agent, dispatch_id)
+    except (RuntimeError, OSError, ValueError) as exc:
+        sys.stderr.write(f"local agent: {exc}\n")
+        print(json.dumps({"type": "result", "is_error": True, "result": str(exc)}))
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
