@@ -18,7 +18,7 @@ from aipass_git.dispatch.runtime import Runtime
 
 FAKE = Path(__file__).parent / "fakes" / "fake_cli.py"
 FAST_TIMEOUTS = {
-    "startup_seconds: 90": "startup_seconds: 0.6",
+    "startup_seconds: 90": "startup_seconds: 30",
     "retry_backoff_seconds: 10": "retry_backoff_seconds: 0",
     "rate_limit_backoff_seconds: 300": "rate_limit_backoff_seconds: 0.2",
 }
@@ -113,7 +113,13 @@ def test_the_prompt_carries_passport_readme_inbox_task_and_protocol(drepo: Path,
         assert needle in text, needle
 
 
+def short_startup(repo: Path) -> None:
+    config = repo / ".aipass/config.yaml"
+    config.write_text(config.read_text().replace("startup_seconds: 30", "startup_seconds: 0.6"))
+
+
 def test_a_silent_provider_is_retried_started_fresh_and_bounced(drepo: Path, fake_cli: Path, cli):
+    short_startup(drepo)
     plan(fake_cli, "api", "hang")
     sent, outcome = run_dispatch(drepo, "api")
     assert outcome["result"] == "bounced" and "no output or progress" in outcome["reason"]
@@ -319,7 +325,7 @@ def test_bad_dispatches_are_refused_and_write_nothing(drepo: Path, fake_cli: Pat
     elif edit == "placeholder":
         config.write_text(config.read_text().replace('claude, -p, "{prompt}"', 'claude, -p, "{prompt_text}"'))
     elif edit == "timeout":
-        config.write_text(config.read_text().replace("startup_seconds: 0.6", "startup_seconds: 0"))
+        config.write_text(config.read_text().replace("startup_seconds: 30", "startup_seconds: 0"))
     elif edit == "timeout-text":
         config.write_text(config.read_text().replace("run_seconds: 7200", "run_seconds: two hours"))
     before = refs_state(drepo)

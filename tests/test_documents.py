@@ -104,6 +104,7 @@ def test_canonical_json_is_sorted_indented_and_ends_with_newline():
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=20))
 def test_canonical_json_round_trips_and_is_stable(doc):
     text = canonical.dumps(doc)
+    assert text == json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
     assert json.loads(text) == doc
     assert canonical.dumps(json.loads(text)) == text
 

@@ -23,6 +23,7 @@ repo, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with PostOffice(discover(repo)) as po:
     print("ready", flush=True)
     for i in range(count):
+        print("sending", flush=True)
         [m] = po.send(["@api"], f"{tag}-{i}", f"body of {tag}-{i}")
         print(m["id"], flush=True)
 """
@@ -92,18 +93,21 @@ def test_senders_killed_at_random_moments_leave_a_valid_mailbox(mail_repo: Path)
     rng = random.Random(20261121)
     ref = mailbox.ref_for("api")
     confirmed: set[str] = set()
+    mid_send = 0
     for trial in range(50):
         p = spawn(SENDER, str(mail_repo), f"k{trial}", "1000")
         assert p.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.06))
+        time.sleep(rng.uniform(0.0, 0.1))
         p.send_signal(signal.SIGKILL)
         out, _ = p.communicate()
-        confirmed.update(out.split())
+        lines = out.split()
+        confirmed.update(l for l in lines if l != "sending")
+        mid_send += bool(lines) and lines[-1] == "sending"
         assert git(mail_repo, "rev-parse", "--verify", f"{ref}^{{commit}}", check=False) or trial == 0
         lines, bodies = mailbox_state(mail_repo)
         assert_consistent(lines, bodies)
         assert confirmed <= set(bodies), "a message reported as sent is missing"
-    assert len(confirmed) > 50  # the kills did land among the sends
+    assert mid_send >= 25, "too few kills landed inside a send to prove anything"
     assert_fsck_clean(mail_repo)
 
 

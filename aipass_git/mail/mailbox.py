@@ -60,9 +60,7 @@ def deliver(message: dict[str, Any], author: Ident, extra_trailers: dict[str, st
             return None
         view.write(path, encode(message))
         shard = index_path(message["id"])
-        lines = msg.decode_summary_lines(view.read(shard) or b"")
-        lines.append(msg.summary(message))
-        view.write(shard, msg.encode_summary_lines(lines))
+        view.write(shard, (view.read(shard) or b"") + msg.encode_summary(msg.summary(message)))
         return Event(
             "deliver",
             f"mail: {message['from']} -> {message['to']}: {message['subject']}",
@@ -78,16 +76,15 @@ def mark(owner: str, message_id: str, status: str, author: Ident, extra_trailers
 
     def apply(view: TreeView) -> Event | None:
         shard = index_path(message_id)
-        lines = msg.decode_summary_lines(view.read(shard) or b"")
-        for line in lines:
-            if line["id"] == message_id:
-                break
-        else:
+        data = view.read(shard) or b""
+        found = msg.find_summary(data, message_id)
+        if found is None:
             raise RefusedError(f"no message {message_id} in @{owner}'s mailbox", f"see: git aipass inbox @{owner} --all")
+        line, start, end = found
         if msg.later_status(line["status"], status) == line["status"]:
             return None
         line["status"] = status
-        view.write(shard, msg.encode_summary_lines(lines))
+        view.write(shard, data[:start] + msg.encode_summary(line) + data[end:])
         return Event(
             status,
             f"mail: {owner} {status} {message_id[:12]}: {line['subject']}",
@@ -111,18 +108,11 @@ class MailboxReader:
         tip = self.store.tip(self.ref)
         if tip is None:
             return []
-        blobs = self.store.collect(self.store.tree_of(tip), depth=2, name=INDEX)
-        lines: list[dict[str, Any]] = []
-        for data in blobs:
-            lines.extend(msg.decode_summary_lines(data))
-        return lines
+        return msg.decode_summary_blobs(self.store.collect(self.store.tree_of(tip), name=INDEX))
 
     def summary(self, message_id: str) -> dict[str, Any] | None:
-        data = self.store.view(self.ref).read(index_path(message_id))
-        for line in msg.decode_summary_lines(data or b""):
-            if line["id"] == message_id:
-                return line
-        return None
+        found = msg.find_summary(self.store.view(self.ref).read(index_path(message_id)) or b"", message_id)
+        return found[0] if found else None
 
     def message(self, message_id: str) -> dict[str, Any] | None:
         data = self.store.view(self.ref).read(message_path(message_id))

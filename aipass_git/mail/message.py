@@ -106,13 +106,27 @@ def summary(message: dict[str, Any], status: str = "new") -> dict[str, Any]:
     return line
 
 
-def encode_summary_lines(lines: list[dict[str, Any]]) -> bytes:
-    ordered = sorted(lines, key=lambda s: s["id"])
-    return "".join(json.dumps(s, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n" for s in ordered).encode()
+# Index lines start with the id, so one line can be found and replaced without parsing
+# the others: a status change rewrites one line, an append adds one.
+def encode_summary(line: dict[str, Any]) -> bytes:
+    ordered = {"id": line["id"], **{k: line[k] for k in (*SUMMARY_FIELDS[1:], "status")}}
+    return json.dumps(ordered, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
-def decode_summary_lines(data: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line]
+def find_summary(data: bytes, message_id: str) -> tuple[dict[str, Any], int, int] | None:
+    """The summary line of MESSAGE_ID in an index file, with its byte span."""
+    needle = b'{"id":"' + message_id.encode() + b'"'
+    start = 0 if data.startswith(needle) else data.find(b"\n" + needle) + 1
+    if start == 0 and not data.startswith(needle):
+        return None
+    end = data.index(b"\n", start) + 1
+    return json.loads(data[start:end]), start, end
+
+
+def decode_summary_blobs(blobs: list[bytes]) -> list[dict[str, Any]]:
+    """Every summary line of many index files, parsed in one pass of the JSON decoder."""
+    parts = [b.strip(b"\n").replace(b"\n", b",") for b in blobs if b.strip()]
+    return json.loads(b"[" + b",".join(parts) + b"]") if parts else []
 
 
 def later_status(a: str, b: str) -> str:

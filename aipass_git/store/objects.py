@@ -14,6 +14,7 @@ import subprocess
 import time
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from aipass_git.core.errors import AipassError
@@ -27,9 +28,13 @@ class Ident:
     name: str
     email: str
 
+    @cached_property
+    def _who(self) -> str:
+        return f"{_clean(self.name)} <{_clean(self.email)}>"
+
     def stamp(self, when: float | None = None) -> str:
         seconds = int(time.time() if when is None else when)
-        return f"{_clean(self.name)} <{_clean(self.email)}> {seconds} +0000"
+        return f"{self._who} {seconds} +0000"
 
 
 def _clean(text: str) -> str:
@@ -130,30 +135,66 @@ def commit_tree_and_parents(data: bytes) -> tuple[str, list[str]]:
     return tree, parents
 
 
+class _Pipe:
+    """Buffered reads from a raw pipe: lines and exact sizes, without per-call overhead."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+        self.pos = 0
+
+    def _fill(self) -> bool:
+        if self.pos and self.pos > len(self.buf) // 2:
+            del self.buf[: self.pos]
+            self.pos = 0
+        chunk = os.read(self.fd, 1 << 18)
+        self.buf += chunk
+        return bool(chunk)
+
+    def line(self) -> bytes:
+        while True:
+            end = self.buf.find(b"\n", self.pos)
+            if end >= 0:
+                out = bytes(self.buf[self.pos : end])
+                self.pos = end + 1
+                return out
+            if not self._fill():
+                return b""
+
+    def exact(self, size: int) -> bytes:
+        while len(self.buf) - self.pos < size:
+            if not self._fill():
+                raise EOFError
+        out = bytes(self.buf[self.pos : self.pos + size])
+        self.pos += size
+        return out
+
+
 class ObjectReader:
     """One `git cat-file --batch-command` process, kept for the life of this object."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._proc: subprocess.Popen | None = None
+        self._out: _Pipe | None = None
 
     def _start(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
             try:
                 self._proc = subprocess.Popen(
-                    ["git", "cat-file", "--batch-command"], cwd=self.root,
+                    ["git", "cat-file", "--batch-command"], cwd=self.root, bufsize=0,
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 )
             except FileNotFoundError:
                 raise AipassError("git is not installed or not on PATH", "install git 2.38 or newer") from None
+            self._out = _Pipe(self._proc.stdout.fileno())
         return self._proc
 
     def resolve(self, rev: str) -> str | None:
         """The object id REV (a ref name, an id) names, or None when it does not exist."""
         proc = self._start()
         proc.stdin.write(f"info {rev}\n".encode())
-        proc.stdin.flush()
-        line = proc.stdout.readline()
+        line = self._out.line()
         if not line:
             raise AipassError("git cat-file stopped unexpectedly", "check the repository with: git fsck")
         parts = line.split()
@@ -162,23 +203,20 @@ class ObjectReader:
     def read(self, oid: str) -> tuple[str, bytes]:
         return self.read_many([oid])[0]
 
-    def read_many(self, oids: list[str], chunk: int = 64) -> list[tuple[str, bytes]]:
-        """Objects in the order asked. Requests are sent in chunks, so pipes never fill both ways."""
+    def read_many(self, oids: list[str], chunk: int = 512) -> list[tuple[str, bytes]]:
+        """Objects in the order asked. Requests go in chunks small enough for the pipe's
+        buffer, so git never blocks on a full stdout while we still write its stdin."""
         proc = self._start()
         out: list[tuple[str, bytes]] = []
         for start in range(0, len(oids), chunk):
             batch = oids[start : start + chunk]
             proc.stdin.write("".join(f"contents {o}\n" for o in batch).encode())
-            proc.stdin.flush()
             for oid in batch:
-                header = proc.stdout.readline()
-                parts = header.split()
+                parts = self._out.line().split()
                 if len(parts) != 3:
                     raise AipassError(f"object {oid} is missing from the repository", "check it with: git fsck")
-                size = int(parts[2])
-                data = proc.stdout.read(size)
-                proc.stdout.read(1)  # the newline after each object
-                out.append((parts[1].decode(), data))
+                data = self._out.exact(int(parts[2]) + 1)  # the object, then a newline
+                out.append((parts[1].decode(), data[:-1]))
         return out
 
     def close(self) -> None:
