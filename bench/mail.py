@@ -22,9 +22,11 @@ Goals (from the mail-on-refs issue): API send p50 <= 3 ms and >= 300 msg/s with 
 writer; no message lost with 30 concurrent writers; bulk delivery >= 5,000 msg/s; 10,000
 messages listed in <= 100 ms.
 
-A send writes six loose objects, so the figures follow the file system: on ext4, for a
-few minutes after many files were deleted (a previous run's clean-up, for one), creating
-files is several times slower. Leave a few minutes between runs.
+A send writes six loose objects, so the figures follow the file system: on ext4 without a
+journal, for minutes after many files were deleted nearby (a previous run's clean-up, a
+test suite's temporary folders), creating a file is several times slower (the kernel
+skips recently freed inodes). Leave a few minutes between runs; TMPDIR chooses where the
+throw-away repository goes.
 """
 
 from __future__ import annotations
@@ -179,6 +181,8 @@ def writers(root: Path, procs: int, each: int) -> None:
     ]
     for child in children:
         if child.stdout.readline().strip() != "ready":
+            for other in children:
+                other.kill()  # else they would start sending when our end of their stdin closes
             child.wait()
             sys.exit(f"writer failed to start: {child.stderr.read()}")
     for child in children:
@@ -203,7 +207,7 @@ def writers(root: Path, procs: int, each: int) -> None:
         note += f", unexpected: {len(present - sent)}"
     if failures:
         note += f", {failures} writers failed ({expected - len(sent)} messages not sent)"
-    row(f"{procs:>2} writers x {each} -> @{owner} ({expected:,})", lat, len(sent) / wall if wall else None, note)
+    row(f"{procs:>2} writer{'s' if procs > 1 else ' '} x {each} -> @{owner} ({expected:,})", lat, len(sent) / wall if wall else None, note)
 
 
 def bulk_all(root: Path, agents: int, runs: int) -> None:
@@ -219,7 +223,8 @@ def bulk_all(root: Path, agents: int, runs: int) -> None:
             t0 = time.perf_counter()
             sent = po.send(["@all"], f"all hands {i}", "a message to everyone\n")
             times.append(time.perf_counter() - t0)
-            assert len(sent) == recipients
+            if len(sent) != recipients:
+                print(f"  send @all reached {len(sent)} agents, expected {recipients}")
     rate = recipients / statistics.median(times)
     row(f"API send @all ({recipients} agents, {runs} runs)", times, rate, goal(rate >= 5000, ">= 5,000 msg/s"))
     argv = ["git", "aipass", "send", "@all", "cli all hands", "a message to everyone"]
@@ -253,7 +258,7 @@ def listing(root: Path, owner: str, count: int, runs: int, cli_runs: int) -> Non
     ok = statistics.median(api) <= 0.1 if count >= 10_000 else None
     row(f"API inbox @{owner} ({count:,})", api, count / statistics.median(api),
         goal(ok, "10,000 in <= 100 ms") if ok is not None else "")
-    row(f"  the same, with discover + PostOffice()", opened, count / statistics.median(opened))
+    row("  the same, with discover + PostOffice()", opened, count / statistics.median(opened))
     argv = ["git", "aipass", "inbox", f"@{owner}", "--all", "--json"]
     run_cli(argv, root, 1)
     cli = run_cli(argv, root, cli_runs)
@@ -293,7 +298,7 @@ def main() -> None:
         print("-- 3. concurrent writer processes, one mailbox (latency includes waiting for the lock)")
         for procs, each in writer_sets:
             writers(root, procs, each)
-        print("-- 4. bulk delivery (one fast-import batch; p50 is the whole batch)")
+        print("-- 4. bulk delivery (one fast-import batch; p50 and p95 are per batch)")
         bulk_all(root, 100 // q, max(3, 10 // q))
         create_agents(root, [f"box{n}" for n in sizes])  # after @all, so they hold round numbers
         bulk_batch(root, f"box{sizes[-1]}", sizes[-1])

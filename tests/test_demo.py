@@ -21,9 +21,11 @@ def test_demo_builds_a_repository_with_three_agents(tmp_path: Path, cli):
     human_inbox = json.loads(cli("inbox", "--json", cwd=target).out)["messages"]
     assert [(m["from"], m["kind"]) for m in human_inbox] == [("docs", "reply"), ("api", "reply")]
     # the dispatch really ran the local agent on @docs's desk: a commit with a note and a learning
-    files = git(target, "show", "--format=", "--name-only", "aipass/docs").splitlines()
+    files = git(target, "diff", "--name-only", "main...aipass/docs").splitlines()
     assert ".aipass/agents/docs/memory.json" in files and any(f.startswith("notes/docs/") for f in files)
-    assert json.loads(git(target, "show", "aipass/docs:.aipass/agents/docs/memory.json"))["learnings"]
+    desk_memory = json.loads(git(target, "show", "aipass/docs:.aipass/agents/docs/memory.json"))
+    assert desk_memory["learnings"] and desk_memory["sessions"]  # the agent's learning, the supervisor's session
+    assert "-> ok" in desk_memory["sessions"][0]["text"]
     events = git(target, "log", "--format=%(trailers:key=Aipass-Event,valueonly,separator=)", "refs/aipass/mail/api").split()
     assert events == ["done", "read", "deliver"]
 

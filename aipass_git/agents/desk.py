@@ -67,8 +67,20 @@ class Desk:
         return report
 
     def _create(self, base: str) -> DeskReport:
+        from filelock import FileLock
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        git.run(["worktree", "prune"], self.repo.root, check=False)  # a desk folder deleted by hand
+        lock_path = self.repo.runtime_dir / "locks" / "desks.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        # One desk is created at a time: `worktree prune` run by one supervisor would
+        # otherwise remove the half-registered worktree another one is adding.
+        with FileLock(str(lock_path), timeout=120):
+            if self.exists():
+                return DeskReport(self.path)
+            git.run(["worktree", "prune"], self.repo.root, check=False)  # a desk folder deleted by hand
+            return self._add(base)
+
+    def _add(self, base: str) -> DeskReport:
         has_branch = git.run(["rev-parse", "--verify", "--quiet", f"refs/heads/{self.branch}"], self.repo.root, check=False).returncode == 0
         args = ["worktree", "add", "--quiet", str(self.path)]
         args += [self.branch] if has_branch else ["-b", self.branch, base]

@@ -14,7 +14,7 @@ import click
 import typer
 
 from aipass_git import __version__
-from aipass_git.cli import agent_cmd, dispatch_cmd, mail_cmd, setup_cmd  # noqa: F401  (registers the commands)
+from aipass_git.cli import agent_cmd, dispatch_cmd, mail_cmd, memory_cmd, setup_cmd  # noqa: F401  (registers the commands)
 from aipass_git.cli.app import app, show_help_without_command
 from aipass_git.core.errors import AipassError
 

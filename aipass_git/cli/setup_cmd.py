@@ -32,14 +32,17 @@ def init(
     if as_json:
         emit_json(
             {"changed": result.changed, "commit": result.commit, "files": result.files,
+             "drivers_installed": result.drivers_installed,
              "orchestrator": result.orchestrator, "base_branch": result.base_branch}
         )
-    elif result.changed:
+    elif result.files:
         typer.echo(
             f"aipass-git set up: orchestrator @{result.orchestrator}, base branch {result.base_branch}, "
             f"{len(result.files)} files committed ({short(result.commit)})"
         )
         typer.echo("next: git aipass agent new NAME --role TEXT")
+    elif result.drivers_installed:
+        typer.echo("registered the memory.json diff and merge drivers in this clone; nothing else to do")
     else:
         typer.echo("already set up; nothing changed")
 
@@ -80,7 +83,7 @@ def demo(
         emit_json(
             {"path": str(result.path), "steps": result.steps, "agents": result.agents,
              "log": result.log, "files": result.files, "inbox": result.inbox, "mail_log": result.mail_log,
-             "dispatch": result.dispatch, "desk_commit": result.desk_commit, "desk_files": result.desk_files}
+             "dispatch": result.dispatch, "desk_commits": result.desk_commits, "desk_files": result.desk_files}
         )
         return
     typer.echo(f"demo repository: {result.path}\n")
@@ -96,8 +99,9 @@ def demo(
     typer.echo(_indent(table(["ID", "STATUS", "FROM", "SUBJECT"], rows)))
     typer.echo("\n@api's mailbox, read with plain git (git log --oneline refs/aipass/mail/api):")
     typer.echo(_indent("\n".join(result.mail_log)))
-    typer.echo("\nthe work @docs committed on its desk (git show --stat aipass/docs):")
-    typer.echo(_indent("\n".join([result.desk_commit, *(f"  {f}" for f in result.desk_files)])))
+    typer.echo("\nwhat @docs committed on its desk (git log --oneline main..aipass/docs):")
+    typer.echo(_indent("\n".join(result.desk_commits)))
+    typer.echo("  files: " + ", ".join(result.desk_files))
     typer.echo("\nhistory of main (git log --oneline):")
     typer.echo(_indent("\n".join(result.log)))
     typer.echo(

@@ -6,8 +6,8 @@ Used by `git aipass demo` and the tests through the `command` provider:
       command:
         argv: [python3, -m, aipass_git.dispatch.local_agent, "{prompt_file}"]
 
-It reads its task through the CLI (`git aipass read`), writes a note about it on its desk,
-records a learning in its working memory, commits both on its branch, and replies. It
+It reads its task through the CLI (`git aipass read`), writes a note about it on its desk
+and commits it, records a learning (`git aipass memory add`), and replies. It
 prints a JSON result as the AI CLIs do, so the supervisor learns the outcome the same way.
 """
 
@@ -19,9 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aipass_git.core import clock, ids, schemas
-from aipass_git.core.canonical import encode
-from aipass_git.core.documents import load_json
 
 
 def _run(*args: str, cwd: Path) -> str:
@@ -40,21 +37,13 @@ def work(desk: Path, agent: str, dispatch_id: str) -> dict:
         f"Handled by @{agent}, the built-in local agent: this note is the work.\n",
         encoding="utf-8",
     )
-    memory_path = desk / ".aipass" / "agents" / agent / "memory.json"
-    rel = f".aipass/agents/{agent}/memory.json"
-    memory = load_json(memory_path.read_bytes(), rel, schemas.MEMORY)
-    memory["learnings"].append({
-        "id": ids.new_id(), "created": clock.utc_now(),
-        "text": f"@{task['from']} asked: {task['subject']} - answered with a note in notes/{agent}/.",
-    })
-    memory["learnings"] = memory["learnings"][-15:]
-    memory_path.write_bytes(encode(memory))
-    paths = [str(note.relative_to(desk)), rel]
-    _run("git", "add", "--", *paths, cwd=desk)
-    _run("git", "commit", "--quiet", "-m", f"{agent}: {task['subject']}"[:200], "-m", f"Aipass-Dispatch: {task['id']}", "--", *paths, cwd=desk)
+    rel = str(note.relative_to(desk))
+    _run("git", "add", "--", rel, cwd=desk)
+    _run("git", "commit", "--quiet", "-m", f"{agent}: {task['subject']}"[:200], "-m", f"Aipass-Dispatch: {task['id']}", "--", rel, cwd=desk)
     commit = _run("git", "rev-parse", "--short", "HEAD", cwd=desk).strip()
+    _run("git", "aipass", "memory", "add", f"@{task['from']} asked: {task['subject']} - answered with a note in notes/{agent}/.", cwd=desk)
     _run("git", "aipass", "reply", task["id"],
-         f"Done: wrote {paths[0]} and recorded a learning, in commit {commit} on aipass/{agent}.", cwd=desk)
+         f"Done: wrote {rel} (commit {commit} on aipass/{agent}) and recorded a learning.", cwd=desk)
     return {"type": "result", "is_error": False, "result": f"commit {commit}", "commit": commit}
 
 

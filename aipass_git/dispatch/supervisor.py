@@ -138,9 +138,11 @@ class Supervisor:
                 break
         last = attempts[-1]
         if not last.ok:
-            self._bounce(task, self._reason(last, len(attempts)), last.exit_code, last.stderr_tail, run_dir, started)
+            reason = self._reason(last, len(attempts))
+            self._record_session(config, desk, task, f"bounced: {reason}", started)
+            self._bounce(task, reason, last.exit_code, last.stderr_tail, run_dir, started)
             return
-        self._finish(task, desk, head_before, last, run_dir, started)
+        self._finish(config, task, desk, head_before, last, run_dir, started)
 
     # -- pieces -------------------------------------------------------------------------
 
@@ -200,12 +202,26 @@ class Supervisor:
         self.runtime.log("finished", self.agent, dispatch=task["id"], result="bounced", reason=reason,
                          exit_code=exit_code, seconds=round(time.monotonic() - started, 3))
 
-    def _finish(self, task, desk: Desk, head_before, attempt: watchdog.Attempt, run_dir, started: float) -> None:
+    def _record_session(self, config, desk: Desk, task, outcome: str, started: float, commits: int = 0) -> None:
+        """A session entry in the agent's memory, committed on its desk branch, so the
+        agent's PR carries it. A failure here is logged, never fatal to the run."""
+        from aipass_git.memory import working
+
+        text = (f"dispatch {task['id']} from @{task['from']}: {task['subject']} -> {outcome}; "
+                f"{time.monotonic() - started:.1f} s; {commits} commit{'s' if commits != 1 else ''}")
+        try:
+            working.record(discover(desk.path), config, self.agent, "session", text[:1000],
+                           message_by="supervisor", commit=desk.head())
+        except (AipassError, OSError) as exc:
+            self.runtime.log("session-not-recorded", self.agent, dispatch=task["id"], error=str(exc))
+
+    def _finish(self, config, task, desk: Desk, head_before, attempt: watchdog.Attempt, run_dir, started: float) -> None:
         head_after = desk.head()
         commits = []
         if head_after and head_after != head_before:
             span = f"{head_before}..{head_after}" if head_before else head_after
             commits = git.output(["log", "--format=%h %s", span], desk.path).splitlines()
+        self._record_session(config, desk, task, "ok", started, len(commits))
         seconds = round(time.monotonic() - started, 3)
         with PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
             line = mailbox.MailboxReader(po.store, self.agent).summary(task["id"])

@@ -50,7 +50,7 @@ class DemoResult:
     inbox: list[dict] = field(default_factory=list)
     mail_log: list[str] = field(default_factory=list)
     dispatch: dict = field(default_factory=dict)
-    desk_commit: str = ""
+    desk_commits: list[str] = field(default_factory=list)
     desk_files: list[str] = field(default_factory=list)
 
 
@@ -125,9 +125,8 @@ def _dispatch(repo, result: DemoResult) -> None:
 
     with PostOffice(repo, env={}) as human:
         result.inbox = human.inbox()
-    desk_log = git.output(["log", "--format=%h %s", "-1", "aipass/docs"], repo.root)
-    result.desk_commit = desk_log
-    result.desk_files = git.output(["show", "--format=", "--name-only", "aipass/docs"], repo.root).splitlines()
+    result.desk_commits = git.output(["log", "--format=%h %s", "main..aipass/docs"], repo.root).splitlines()
+    result.desk_files = git.output(["diff", "--name-only", "main...aipass/docs"], repo.root).splitlines()
 
 
 def _prepare(dest: Path | None) -> Path:

@@ -43,6 +43,7 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
     checks.append(Check("config", "ok", f"{repo_mod.CONFIG_FILE} valid (orchestrator {config.orchestrator})"))
     checks.extend(_agents(repo, config))
     checks.append(_attributes(repo))
+    checks.append(_drivers(repo))
     checks.append(_hooks(repo))
     checks.append(_refs(repo))
     return checks
@@ -98,6 +99,17 @@ def _attributes(repo: repo_mod.Repo) -> Check:
     if path.is_file() and ATTRIBUTES_BLOCK in path.read_text(encoding="utf-8", errors="replace"):
         return Check("gitattributes", "ok", f"{ATTRIBUTES_FILE} has the aipass entries")
     return Check("gitattributes", "warn", f"{ATTRIBUTES_FILE} lacks the aipass entries", "run: git aipass init")
+
+
+def _drivers(repo: repo_mod.Repo) -> Check:
+    from aipass_git.memory import drivers
+
+    if drivers.installed(repo):
+        return Check("memory drivers", "ok", "memory.json diff and merge drivers registered")
+    return Check(
+        "memory drivers", "warn", "the memory.json diff and merge drivers are not registered in this clone",
+        "run: git aipass init   (a fresh clone needs it once; without it memory.json merges line by line)",
+    )
 
 
 def _hooks(repo: repo_mod.Repo) -> Check:

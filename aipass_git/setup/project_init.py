@@ -33,10 +33,11 @@ class InitResult:
     base_branch: str
     commit: str | None = None
     files: list[str] = field(default_factory=list)
+    drivers_installed: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.files)
+        return bool(self.files) or self.drivers_installed
 
 
 def initialise(repo: Repo, *, orchestrator: str | None = None) -> InitResult:
@@ -73,7 +74,12 @@ def initialise(repo: Repo, *, orchestrator: str | None = None) -> InitResult:
         if path not in contents and (repo.root / path).is_file():
             contents[path] = (repo.root / path).read_bytes()
 
+    from aipass_git.memory import drivers
+
     result = InitResult(config.orchestrator, config.base_branch, files=sorted(contents))
+    if not drivers.installed(repo):
+        drivers.install(repo)  # repository config, not committed: nothing for the commit
+        result.drivers_installed = True
     if contents:
         message = (
             "aipass: set up aipass-git\n\n"

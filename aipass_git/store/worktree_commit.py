@@ -10,7 +10,9 @@ files and the index are put back as they were.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from aipass_git.core import git
 from aipass_git.core.canonical import write_atomic
@@ -21,24 +23,41 @@ from aipass_git.core.repo import Repo
 TOOL_ENV = {"AIPASS_TOOL_COMMIT": "1"}
 
 
+_LOCKS: dict[str, object] = {}
+
+
+@contextmanager
+def worktree_lock(repo: Repo) -> Iterator[None]:
+    """Serialise aipass's read-modify-commit cycles in one worktree (reentrant).
+
+    Callers that read a document, change it and commit it hold this around all three,
+    so that two processes adding to the same memory.json both land.
+    """
+    from filelock import FileLock, Timeout  # deferred: only writers pay for it
+
+    path = str(repo.git_dir / "aipass-commit.lock")
+    lock = _LOCKS.setdefault(path, FileLock(path))
+    try:
+        lock.acquire(timeout=60)
+    except Timeout:
+        raise AipassError(
+            "another aipass command is committing in this worktree",
+            f"wait for it to finish; if none is running, remove {path}",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def commit_files(repo: Repo, files: dict[str, bytes | None], message: str) -> str | None:
     """Write FILES (relative path -> content, None deletes) and commit them with MESSAGE.
 
     Returns the new commit id, or None when the files already matched HEAD (nothing is
     committed then, and nothing on disk changes).
     """
-    from filelock import FileLock, Timeout  # deferred: only writers pay for it
-
     paths = sorted(files)
-    lock = FileLock(str(repo.git_dir / "aipass-commit.lock"))
-    try:
-        lock.acquire(timeout=60)
-    except Timeout:
-        raise AipassError(
-            "another aipass command is committing in this worktree",
-            f"wait for it to finish; if none is running, remove {repo.git_dir / 'aipass-commit.lock'}",
-        ) from None
-    try:
+    with worktree_lock(repo):
         previous = {p: _read(repo.root / p) for p in paths}
         try:
             for p in paths:
@@ -47,8 +66,6 @@ def commit_files(repo: Repo, files: dict[str, bytes | None], message: str) -> st
         except BaseException:
             _restore(repo, previous)
             raise
-    finally:
-        lock.release()
 
 
 def _stage_and_commit(repo: Repo, paths: list[str], message: str) -> str | None:

@@ -1,0 +1,219 @@
+"""Memory commands: memory add/show/search/diff, reindex, and the git drivers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from aipass_git.cli.app import app, group
+from aipass_git.cli.output import emit_json, short
+
+memory_app = group("memory", "Agents' working memory, its archive, and search by meaning.")
+app.add_typer(memory_app, name="memory")
+
+JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
+
+
+def _context(act_as: str | None = None):
+    from aipass_git.agents.registry import Registry
+    from aipass_git.core import config as config_mod
+    from aipass_git.core.repo import discover
+    from aipass_git.mail.identity import resolve
+
+    repo = discover()
+    config = config_mod.load(repo)
+    registry = Registry(repo)
+    speaker = resolve(repo, registry, orchestrator=config.orchestrator)
+    return repo, config, registry, speaker
+
+
+def _whose(registry, speaker, raw: str | None, config, *, writing: bool) -> str:
+    from aipass_git.core.errors import RefusedError
+
+    if raw is None:
+        if speaker.is_human:
+            raise RefusedError("you are the human here: say whose memory", "add --agent @name (or name the agent)")
+        return speaker.name
+    agent = registry.get(raw)
+    if writing and agent.name != speaker.name and not (speaker.is_human or speaker.name == config.orchestrator):
+        raise RefusedError(f"@{speaker.name} may not write @{agent.name}'s memory", "agents record their own memory")
+    return agent.name
+
+
+@memory_app.command("add")
+def add(
+    text: str = typer.Argument(..., help="What was learned or observed, in a sentence or two."),
+    kind: str = typer.Option("learning", "--kind", help="learning or observation."),
+    agent: Optional[str] = typer.Option(None, "--agent", metavar="@AGENT", help="Whose memory (the human must say)."),
+    as_json: bool = JSON,
+) -> None:
+    """Record an entry in working memory and commit it on the current branch (your desk)."""
+    from aipass_git.core import secrets
+    from aipass_git.core.errors import RefusedError
+    from aipass_git.memory import working
+
+    if kind not in ("learning", "observation"):
+        raise RefusedError(f"--kind: {kind!r} is not learning or observation", "sessions are recorded by the supervisor")
+    repo, config, registry, speaker = _context()
+    owner = _whose(registry, speaker, agent, config, writing=True)
+    found = secrets.find(text)
+    entry, commit, archived = working.record(repo, config, owner, kind, text, message_by=speaker.name)
+    if found:
+        sys.stderr.write(
+            f"warning: the entry looks like it contains a secret ({', '.join(found)}); it is now in git history.\n"
+            "hint: rotate that credential, and keep secrets out of memory\n"
+        )
+    if as_json:
+        emit_json({"agent": owner, "entry": entry, "commit": commit, "archived": archived, "secrets": found})
+    else:
+        extra = f"; {archived} older entries archived" if archived else ""
+        typer.echo(f"@{owner} {kind} {entry['id'][:12]} recorded ({short(commit)}){extra}")
+
+
+@memory_app.command("show")
+def show(
+    agent: Optional[str] = typer.Argument(None, metavar="[@AGENT]", help="Whose memory (default: your own)."),
+    at: Optional[str] = typer.Option(None, "--at", metavar="REV", help="As committed at this branch, tag or commit."),
+    as_json: bool = JSON,
+) -> None:
+    """Show an agent's working memory, newest entries first."""
+    from aipass_git.core import git
+    from aipass_git.core.errors import RefusedError
+    from aipass_git.memory import working
+
+    repo, config, registry, speaker = _context()
+    owner = _whose(registry, speaker, agent, config, writing=False)
+    if at is None:
+        doc = working.load(repo.root, owner)
+    else:
+        rel = working.memory_rel(owner)
+        proc = git.run(["show", f"{at}:{rel}"], repo.root, check=False)
+        if proc.returncode != 0:
+            raise RefusedError(f"no {rel} at {at!r}", "give a branch, tag or commit where the agent exists")
+        doc = working.parse(proc.stdout, f"{rel} at {at}", owner)
+    if as_json:
+        emit_json(doc)
+        return
+    typer.echo(f"memory of @{owner}" + (f" at {at}" if at else ""))
+    for section in ("learnings", "observations", "sessions"):
+        entries = doc[section]
+        typer.echo(f"\n{section} ({len(entries)})")
+        for e in reversed(entries):
+            typer.echo(f"  {e['created'][:10]} {e['id'][:12]}  {' '.join(e['text'].split())}")
+
+
+@memory_app.command("search")
+def search(
+    query: str = typer.Argument(..., help="What to look for, in your own words."),
+    agent: Optional[str] = typer.Argument(None, metavar="[@AGENT]", help="Whose memory (default: yours; the human's default is everyone's)."),
+    everyone: bool = typer.Option(False, "--all", help="Search every agent's memory."),
+    k: int = typer.Option(5, "-k", min=1, max=100, help="How many entries."),
+    as_json: bool = JSON,
+) -> None:
+    """Find memory entries by meaning (keyword search without the memory extra)."""
+    from aipass_git.memory import index
+    from aipass_git.memory.search import search as run_search
+
+    repo, config, registry, speaker = _context()
+    if everyone or (agent is None and speaker.is_human):
+        agents = None
+    else:
+        agents = [_whose(registry, speaker, agent, config, writing=False)]
+    if not index.vector_available():
+        sys.stderr.write(
+            "note: search by meaning needs the memory extra: pip install 'aipass-git[memory]'; using keyword search\n"
+        )
+    with _progress("indexing memory") as progress:
+        hits, backend = run_search(repo, query, agents, k, progress)
+    if as_json:
+        emit_json({"v": 1, "backend": backend, "query": query, "hits": [h.as_dict() for h in hits]})
+        return
+    if not hits:
+        typer.echo("no entries found")
+    for h in hits:
+        where = "memory" if h.source.endswith("memory.json") else h.source.rsplit("/", 1)[-1]
+        typer.echo(f"{h.score:6.3f}  @{h.agent:<10} {h.created[:10]} {h.section:<12} {where:<12} {' '.join(h.text.split())}")
+
+
+@memory_app.command("diff")
+def diff(
+    spec: Optional[str] = typer.Argument(None, metavar="[BRANCH|RANGE]", help="A branch (against the base branch) or A..B / A...B. Default: HEAD."),
+    agent: Optional[str] = typer.Option(None, "--agent", metavar="@AGENT", help="Only this agent."),
+    as_json: bool = JSON,
+) -> None:
+    """What agents learned, forgot and archived on a branch, for review."""
+    from aipass_git.core import config as config_mod, names
+    from aipass_git.core.repo import discover
+    from aipass_git.memory import review
+
+    repo = discover()
+    config = config_mod.load(repo)
+    report = review.diff(repo, config, spec, names.normalize(agent) if agent else None)
+    if as_json:
+        emit_json({"v": 1, **report})
+        return
+    if not report["agents"]:
+        typer.echo(f"no memory changes between {report['old'][:10]} and {report['new'][:10]}")
+    for a in report["agents"]:
+        typer.echo(f"@{a['agent']}")
+        for label, sign in (("learned", "+"), ("archived", ">"), ("forgot", "-")):
+            for e in a[label]:
+                typer.echo(f"  {sign} {label:<8} {e['section'][:-1]:<11} {' '.join(e['text'].split())}")
+
+
+@memory_app.command("textconv", hidden=True)
+def textconv(file: Path = typer.Argument(...)) -> None:
+    """git's diff driver for memory.json (installed by init)."""
+    from aipass_git.memory.drivers import textconv as convert
+
+    sys.stdout.write(convert(file.read_bytes()))
+
+
+@memory_app.command("merge-driver", hidden=True)
+def merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> None:
+    """git's merge driver for memory.json (installed by init)."""
+    from aipass_git.memory.drivers import merge_files
+
+    raise typer.Exit(merge_files(base, ours, theirs, path, Path.cwd()))
+
+
+@app.command()
+def reindex(as_json: bool = JSON) -> None:
+    """Rebuild the memory index from the files in git (it is derived; nothing is lost)."""
+    from aipass_git.core.repo import discover
+    from aipass_git.memory.search import reindex as rebuild
+
+    with _progress("reindexing memory") as progress:
+        stats, backend = rebuild(discover(), progress)
+    if as_json:
+        emit_json({"v": 1, "backend": backend, **stats})
+    else:
+        typer.echo(f"reindexed {stats['entries']} entries from {stats['sources']} files ({backend})")
+
+
+class _progress:
+    """A progress bar on a terminal for long indexing; silent in pipes and tests."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar = None
+
+    def __enter__(self):
+        if not sys.stderr.isatty():
+            return None
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=None)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,1 @@
+"""Agents' memory: bounded working memory, archives in git, an index that finds by meaning."""

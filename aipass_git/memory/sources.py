@@ -1,0 +1,55 @@
+"""What the memory index is built from: every agent's memory.json and archive files in a
+worktree, as entries with their agent, section, date and source file."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from aipass_git.core.repo import AGENTS_DIR, Repo
+from aipass_git.memory import working
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str  # unique in the index: "<source>#<entry id>"
+    agent: str
+    section: str
+    created: str
+    source: str
+    text: str
+
+
+def source_files(repo: Repo) -> dict[str, Path]:
+    """Relative path -> file, for every memory.json and archive file of every agent."""
+    files: dict[str, Path] = {}
+    agents = repo.root / AGENTS_DIR
+    if not agents.is_dir():
+        return files
+    for folder in sorted(p for p in agents.iterdir() if p.is_dir()):
+        memory = folder / "memory.json"
+        if memory.is_file():
+            files[f"{AGENTS_DIR}/{folder.name}/memory.json"] = memory
+        for archive in sorted((folder / "archive").glob("*.jsonl")):
+            files[f"{AGENTS_DIR}/{folder.name}/archive/{archive.name}"] = archive
+    return files
+
+
+def fingerprint(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def entries_of(rel: str, path: Path) -> Iterator[Entry]:
+    agent = rel.split("/")[2]
+    data = path.read_bytes()
+    if rel.endswith("memory.json"):
+        doc = working.parse(data, rel, agent)
+        for section in ("learnings", "observations", "sessions"):
+            for e in doc[section]:
+                yield Entry(f"{rel}#{e['id']}", agent, section, e["created"], rel, e["text"])
+    else:
+        for record in working.read_archive(data, rel):
+            e = record["entry"]
+            yield Entry(f"{rel}#{e['id']}", agent, record.get("section", "?"), e.get("created", ""), rel, e.get("text", ""))

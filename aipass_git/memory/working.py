@@ -1,0 +1,161 @@
+"""Working memory: `.aipass/agents/<name>/memory.json`, bounded on every write.
+
+Caps come from the config (entries per section, characters per file, characters per
+entry). Whatever a write pushes over a cap moves, unchanged and oldest first, to
+`archive/YYYY-MM.jsonl` beside it, in the same commit: nothing is ever dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aipass_git.core import clock, ids, schemas
+from aipass_git.core.canonical import dumps, encode
+from aipass_git.core.config import Config
+from aipass_git.core.documents import load_json, require_equal
+from aipass_git.core.errors import RefusedError, ValidationError
+from aipass_git.core.repo import AGENTS_DIR, Repo
+
+KINDS = {"learning": "learnings", "observation": "observations", "session": "sessions"}
+DEFAULT_ENTRY_MAX_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Caps:
+    entries: int
+    chars: int
+    entry_chars: int
+
+    @classmethod
+    def of(cls, config: Config) -> "Caps":
+        limits = config.limits
+        return cls(
+            limits["memory_entries_per_section"],
+            limits["memory_max_chars"],
+            limits.get("memory_entry_max_chars", DEFAULT_ENTRY_MAX_CHARS),
+        )
+
+
+def memory_rel(agent: str) -> str:
+    return f"{AGENTS_DIR}/{agent}/memory.json"
+
+
+def archive_rel(agent: str, month: str | None = None) -> str:
+    return f"{AGENTS_DIR}/{agent}/archive/{month or clock.utc_now()[:7]}.jsonl"
+
+
+def parse(data: bytes, file: str, agent: str | None = None) -> dict[str, Any]:
+    doc = load_json(data, file, schemas.MEMORY)
+    if agent is not None:
+        require_equal(doc, "agent", agent, file)
+    return doc
+
+
+def load(root: Path, agent: str) -> dict[str, Any]:
+    rel = memory_rel(agent)
+    try:
+        data = (root / rel).read_bytes()
+    except FileNotFoundError:
+        raise RefusedError(f"{rel} is missing", f"restore it with: git checkout -- {rel}") from None
+    return parse(data, rel, agent)
+
+
+def new_entry(text: str, caps: Caps, *, commit: str | None = None, paths: list[str] | None = None) -> dict[str, Any]:
+    text = text.strip()
+    if not text:
+        raise RefusedError("the memory entry is empty", "say what was learned or observed")
+    if len(text) > caps.entry_chars:
+        raise RefusedError(
+            f"the memory entry is {len(text)} characters (at most {caps.entry_chars})",
+            "keep one entry to one point; split it, or raise limits.memory_entry_max_chars",
+        )
+    entry: dict[str, Any] = {"id": ids.new_id(), "created": clock.utc_now(), "text": text}
+    if commit:
+        entry["commit"] = commit
+    if paths:
+        entry["paths"] = list(paths)
+    return entry
+
+
+def apply_caps(doc: dict[str, Any], caps: Caps) -> list[dict[str, Any]]:
+    """Move entries over the caps out of DOC, oldest first; returns archive records."""
+    moved: list[dict[str, Any]] = []
+    now = clock.utc_now()
+    for section in schemas.MEMORY_SECTIONS:
+        entries = doc[section]
+        while len(entries) > caps.entries:
+            moved.append({"archived": now, "section": section, "entry": entries.pop(0)})
+    while len(dumps(doc)) > caps.chars:
+        candidates = [(doc[s][0]["created"], doc[s][0]["id"], s) for s in schemas.MEMORY_SECTIONS if doc[s]]
+        if not candidates:
+            break
+        _, _, section = min(candidates)
+        moved.append({"archived": now, "section": section, "entry": doc[section].pop(0)})
+    return moved
+
+
+def archive_bytes(records: list[dict[str, Any]]) -> bytes:
+    return b"".join(
+        json.dumps(r, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\n" for r in records
+    )
+
+
+def read_archive(data: bytes, file: str) -> list[dict[str, Any]]:
+    """Archive records of one file; a line that is not a record names the file and line."""
+    records = []
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(file, None, f"line {number}: not JSON ({exc.msg})",
+                                  "archives are append-only: restore the file with git checkout") from None
+        if not isinstance(record, dict) or not isinstance(record.get("entry"), dict) or "id" not in record["entry"]:
+            raise ValidationError(file, None, f"line {number}: not an archive record",
+                                  "archives are append-only: restore the file with git checkout")
+        records.append(record)
+    return records
+
+
+def plan_write(root: Path, agent: str, doc: dict[str, Any], caps: Caps) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
+    """Files to commit for DOC after applying the caps: memory.json and any archive append."""
+    moved = apply_caps(doc, caps)
+    files = {memory_rel(agent): encode(doc)}
+    if moved:
+        rel = archive_rel(agent)
+        path = root / rel
+        existing = path.read_bytes() if path.is_file() else b""
+        if existing and not existing.endswith(b"\n"):
+            existing += b"\n"
+        files[rel] = existing + archive_bytes(moved)
+    return files, moved
+
+
+def record(repo: Repo, config: Config, agent: str, kind: str, text: str, *, message_by: str,
+           commit: str | None = None, paths: list[str] | None = None) -> tuple[dict[str, Any], str | None, int]:
+    """Add one entry to AGENT's working memory in REPO's worktree and commit it there.
+
+    Returns (entry, new commit, number of entries archived by the caps).
+    """
+    from aipass_git.store.worktree_commit import commit_files, worktree_lock
+
+    if kind not in KINDS:
+        raise RefusedError(f"unknown memory kind {kind!r}", f"one of: {', '.join(KINDS)}")
+    caps = Caps.of(config)
+    entry = new_entry(text, caps, commit=commit, paths=paths)
+    with worktree_lock(repo):
+        doc = load(repo.root, agent)
+        doc[KINDS[kind]].append(entry)
+        files, moved = plan_write(repo.root, agent, doc, caps)
+        summary = " ".join(entry["text"].split())[:72]
+        message = (
+            f"aipass: {agent} memory: {kind}: {summary}\n\n"
+            + (f"Archived: {len(moved)} older entries\n\n" if moved else "")
+            + f"Aipass-Event: memory-{kind}\nAipass-Agent: {agent}\nAipass-By: {message_by}\n"
+        )
+        new_commit = commit_files(repo, files, message)
+    return entry, new_commit, len(moved)
