@@ -32,6 +32,6 @@ def test_readme_holds_exactly_the_two_commands_ci_runs():
     commands = [l for l in readme.splitlines() if l.startswith("python3 -m venv")]
     assert len(commands) == 2
     assert commands[0].endswith("git aipass demo") and "'.[memory]'" in commands[0]
-    assert commands[1].endswith("pytest") and "'.[test]'" in commands[1]
+    assert commands[1].endswith("pytest") and "'.[memory,test]'" in commands[1]
     ci = (ROOT / ".ci/run").read_text()
     assert re.search(r"git aipass demo\$", ci) and re.search(r"pytest\$", ci)

@@ -123,8 +123,13 @@ class VectorIndex(_Synced):
     def client(self):
         if self._client is None:
             import chromadb
+            from chromadb.api.shared_system_client import SharedSystemClient
             from chromadb.config import Settings
 
+            if not (self.folder / "chroma.sqlite3").exists():
+                # chromadb keeps one client per path for the life of the process; after the
+                # folder was deleted (a rebuild, or by hand) that client points at nothing
+                SharedSystemClient.clear_system_cache()
             self._client = chromadb.PersistentClient(
                 path=str(self.folder), settings=Settings(anonymized_telemetry=False, allow_reset=True)
             )

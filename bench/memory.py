@@ -1,0 +1,116 @@
+"""Memory figures: archiving and indexing throughput, search latency, cold search, disk.
+
+    python bench/memory.py [--sizes 10000,100000] [--queries 50]
+
+Entries are synthetic sentences written into an agent's archive files in a throw-away
+demo repository, then indexed by `git aipass`'s own code (ChromaDB + the offline int8
+MiniLM model). Goal (issue 5): search p50 <= 50 ms warm at 100,000 entries, including
+embedding the query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SUBJECTS = ["the parser", "the invoice job", "the login page", "the CI runner", "the cache", "the API gateway",
+            "the nightly export", "the search index", "the payment webhook", "the mobile client", "the scheduler",
+            "the email queue", "the report builder", "the auth token refresh", "the database migration"]
+VERBS = ["fails when", "slows down when", "must be restarted after", "logs a warning if", "breaks if",
+         "needs a retry when", "times out when", "returns stale data after", "double-counts when", "skips rows if"]
+CAUSES = ["the input has empty lines", "two users edit at once", "the clock jumps", "the disk is nearly full",
+          "a field is null", "the locale is not English", "the network drops for a second", "the batch exceeds 1000",
+          "the token expired", "the file has a BOM", "the timezone is UTC+14", "a deploy runs in parallel"]
+
+
+def sentence(rng: random.Random) -> str:
+    return f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(CAUSES)}; seen {rng.randint(1, 99)} times"
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--queries", type=int, default=50)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rng = random.Random(5)
+
+    with tempfile.TemporaryDirectory(prefix="aipass-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "home").mkdir()
+        os.environ.update({"HOME": str(tmp / "home"), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull})
+        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        repo_path = tmp / "demo"
+        subprocess.run(["git", "aipass", "demo", "--dir", str(repo_path)], check=True, stdout=subprocess.DEVNULL)
+
+        from aipass_git.core import config as config_mod, ids
+        from aipass_git.core.repo import discover
+        from aipass_git.memory import index as index_mod, working
+
+        repo = discover(repo_path)
+        config = config_mod.load(repo)
+
+        # archiving through the real write path: each add commits, and past the cap archives
+        t0 = time.perf_counter()
+        adds = 100
+        for i in range(adds):
+            working.record(repo, config, "api", "learning", sentence(rng), message_by="bench")
+        seconds = time.perf_counter() - t0
+        print(f"memory add (commit, caps, archive): {adds / seconds:.0f} entries/s ({seconds / adds * 1000:.1f} ms each)")
+
+        archive_dir = repo_path / ".aipass/agents/api/archive"
+        archive_dir.mkdir(exist_ok=True)
+        written = 0
+        idx = index_mod.VectorIndex(repo)
+        idx.sync()
+        for size in sizes:
+            # more archive entries, written straight into month files (the index's input)
+            with open(archive_dir / f"2025-{len(list(archive_dir.glob('2025-*'))) + 1:02d}.jsonl", "w") as fh:
+                for _ in range(size - written):
+                    entry = {"id": ids.new_id(), "created": "2025-06-01T00:00:00Z", "text": sentence(rng)}
+                    fh.write(json.dumps({"archived": "2025-07-01T00:00:00Z", "section": "learnings", "entry": entry}) + "\n")
+            t0 = time.perf_counter()
+            stats = idx.sync()
+            seconds = time.perf_counter() - t0
+            print(f"\n{size:,} entries")
+            print(f"  index {stats['entries']:,} new entries: {stats['entries'] / seconds:.0f} entries/s ({seconds:.1f} s)")
+            written = size
+            latencies = []
+            for _ in range(args.queries):
+                query = f"{rng.choice(SUBJECTS)} {rng.choice(['breaks', 'is slow', 'fails'])} when {rng.choice(CAUSES)}"
+                t0 = time.perf_counter()
+                idx.sync()  # what every search pays: the change check
+                idx.search(query, ["api"], 5)
+                latencies.append((time.perf_counter() - t0) * 1000)
+            print(f"  search warm (with the change check and embedding the query): "
+                  f"p50 {statistics.median(latencies):.1f} ms, p95 {p95(latencies):.1f} ms")
+            colds = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                subprocess.run(["git", "aipass", "memory", "search", "the parser fails on empty lines", "@api", "--json"],
+                               cwd=repo_path, check=True, stdout=subprocess.DEVNULL)
+                colds.append(time.perf_counter() - t0)
+            print(f"  cold `git aipass memory search`: median {statistics.median(colds):.2f} s")
+            print(f"  index on disk: {du(repo.runtime_dir / 'memory-index') / 2**20:.0f} MiB")
+        print(f"\n({os.cpu_count()} cores, python {sys.version.split()[0]})")
+
+
+if __name__ == "__main__":
+    main()

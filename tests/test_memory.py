@@ -1,0 +1,272 @@
+"""Working memory, archive, index and the git drivers, on real repositories."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import git, make_desk, snapshot
+
+from aipass_git.core.errors import AipassError
+from aipass_git.core.repo import discover
+from aipass_git.memory import embedding, index, working
+
+AS_API = {"AIPASS_AGENT": "api"}
+MEM = ".aipass/agents/api/memory.json"
+
+
+def set_limit(repo: Path, key: str, value: int) -> None:
+    config = repo / ".aipass/config.yaml"
+    text = config.read_text()
+    start = text.index(f"  {key}: ")
+    end = text.index("\n", start)
+    config.write_text(text[:start] + f"  {key}: {value}" + text[end:])
+    git(repo, "commit", "-qam", f"set {key}")
+
+
+def add(cli, repo, text, *extra, env=AS_API):
+    result = cli("memory", "add", text, *extra, "--json", cwd=repo, env=env)
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+def archive_records(repo: Path, agent: str = "api") -> list[dict]:
+    records = []
+    for path in sorted((repo / f".aipass/agents/{agent}/archive").glob("*.jsonl")):
+        records += [json.loads(l) for l in path.read_text().splitlines() if l]
+    return records
+
+
+def test_memory_add_commits_on_the_current_branch(mail_repo: Path, cli):
+    out = add(cli, mail_repo, "the parser needs strip() before split()")
+    assert out["agent"] == "api" and out["archived"] == 0
+    assert git(mail_repo, "log", "-1", "--format=%s") == "aipass: api memory: learning: the parser needs strip() before split()"
+    doc = json.loads((mail_repo / MEM).read_text())
+    assert [e["text"] for e in doc["learnings"]] == ["the parser needs strip() before split()"]
+    assert git(mail_repo, "status", "--porcelain") == ""
+    obs = add(cli, mail_repo, "tests take 3 s", "--kind", "observation")
+    assert json.loads((mail_repo / MEM).read_text())["observations"][0]["id"] == obs["entry"]["id"]
+
+
+def test_caps_hold_at_the_boundary_and_nothing_is_lost(mail_repo: Path, cli):
+    set_limit(mail_repo, "memory_entries_per_section", 3)
+    ids = [add(cli, mail_repo, f"learning number {i}")["entry"]["id"] for i in range(3)]
+    assert archive_records(mail_repo) == []
+    fourth = add(cli, mail_repo, "learning number 3")
+    assert fourth["archived"] == 1
+    ids.append(fourth["entry"]["id"])
+    doc = json.loads((mail_repo / MEM).read_text())
+    assert [e["id"] for e in doc["learnings"]] == ids[1:]
+    [record] = archive_records(mail_repo)
+    assert record["entry"]["id"] == ids[0] and record["entry"]["text"] == "learning number 0" and record["section"] == "learnings"
+    # the archive moved in the same commit as the entry that pushed it out
+    changed = git(mail_repo, "show", "--name-only", "--format=", "HEAD").splitlines()
+    assert MEM in changed and any("/archive/" in c for c in changed)
+
+
+def test_the_character_cap_archives_oldest_first(mail_repo: Path, cli):
+    set_limit(mail_repo, "memory_max_chars", 1000)
+    texts = [f"{i}: " + "x" * 250 for i in range(5)]
+    for t in texts:
+        add(cli, mail_repo, t)
+    assert len((mail_repo / MEM).read_text()) <= 1000
+    kept = [e["text"] for e in json.loads((mail_repo / MEM).read_text())["learnings"]]
+    archived = [r["entry"]["text"] for r in archive_records(mail_repo)]
+    assert archived + kept == texts
+
+
+def test_concurrent_adds_from_two_processes_both_land(mail_repo: Path):
+    script = (
+        "import sys, os; os.environ['AIPASS_AGENT'] = 'api'\n"
+        "from aipass_git.cli.main import main\n"
+        "for i in range(8):\n"
+        "    assert main(['memory', 'add', f'{sys.argv[1]} entry {i}']) == 0\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, tag], cwd=mail_repo) for tag in ("first", "second")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    kept = [e["text"] for e in json.loads((mail_repo / MEM).read_text())["learnings"]]
+    archived = [r["entry"]["text"] for r in archive_records(mail_repo)]
+    assert sorted(kept + archived) == sorted(f"{t} entry {i}" for t in ("first", "second") for i in range(8))
+    assert git(mail_repo, "status", "--porcelain") == ""
+
+
+def test_two_branches_that_learn_merge_without_conflict(mail_repo: Path, cli):
+    add(cli, mail_repo, "shared knowledge")
+    git(mail_repo, "checkout", "-qb", "left")
+    add(cli, mail_repo, "learned on the left")
+    git(mail_repo, "checkout", "-q", "main")
+    git(mail_repo, "checkout", "-qb", "right")
+    add(cli, mail_repo, "learned on the right")
+    # the right side also forgets the shared entry: a deletion on one side is honoured
+    doc = json.loads((mail_repo / MEM).read_text())
+    doc["learnings"] = [e for e in doc["learnings"] if e["text"] != "shared knowledge"]
+    (mail_repo / MEM).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    git(mail_repo, "commit", "-qam", "forget the shared entry")
+    git(mail_repo, "checkout", "-q", "left")
+    git(mail_repo, "merge", "-q", "--no-edit", "right")  # raises on a conflict
+    texts = sorted(e["text"] for e in json.loads((mail_repo / MEM).read_text())["learnings"])
+    assert texts == ["learned on the left", "learned on the right"]
+    assert git(mail_repo, "status", "--porcelain") == ""
+
+
+def test_a_merge_reapplies_the_caps(mail_repo: Path, cli):
+    set_limit(mail_repo, "memory_entries_per_section", 3)
+    add(cli, mail_repo, "base")
+    git(mail_repo, "checkout", "-qb", "left")
+    add(cli, mail_repo, "left 1")
+    add(cli, mail_repo, "left 2")
+    git(mail_repo, "checkout", "-q", "main")
+    add(cli, mail_repo, "main 1")
+    add(cli, mail_repo, "main 2")
+    git(mail_repo, "merge", "-q", "--no-edit", "left")
+    kept = [e["text"] for e in json.loads((mail_repo / MEM).read_text())["learnings"]]
+    assert len(kept) == 3
+    archived = [r["entry"]["text"] for r in archive_records(mail_repo)]
+    assert sorted(kept + archived) == ["base", "left 1", "left 2", "main 1", "main 2"]
+
+
+def test_git_diff_shows_entries_as_lines(mail_repo: Path, cli):
+    add(cli, mail_repo, "first thing")
+    add(cli, mail_repo, "second thing")
+    shown = git(mail_repo, "diff", "HEAD~1", "HEAD", "--", MEM)
+    assert "+learning" in shown and "second thing" in shown
+    assert '"text"' not in shown  # entries, not raw JSON
+
+
+def test_memory_show_and_show_at_a_revision(mail_repo: Path, cli):
+    add(cli, mail_repo, "old fact")
+    rev = git(mail_repo, "rev-parse", "HEAD")
+    add(cli, mail_repo, "new fact")
+    now = cli("memory", "show", cwd=mail_repo, env=AS_API)
+    assert now.code == 0 and now.out.index("new fact") < now.out.index("old fact")
+    then = json.loads(cli("memory", "show", "@api", "--at", rev, "--json", cwd=mail_repo).out)
+    assert [e["text"] for e in then["learnings"]] == ["old fact"]
+
+
+def test_memory_diff_reports_learned_archived_and_forgot(mail_repo: Path, cli):
+    set_limit(mail_repo, "memory_entries_per_section", 2)
+    add(cli, mail_repo, "one")
+    add(cli, mail_repo, "two")
+    desk = make_desk(mail_repo, "api")
+    add(cli, desk, "three", env={"AIPASS_AGENT": None})  # on the desk: pushes "one" to the archive
+    doc = json.loads((desk / MEM).read_text())
+    doc["learnings"] = [e for e in doc["learnings"] if e["text"] != "two"]
+    (desk / MEM).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    git(desk, "commit", "-qam", "forget two")
+    report = json.loads(cli("memory", "diff", "aipass/api", "--json", cwd=mail_repo).out)
+    [api] = report["agents"]
+    assert [e["text"] for e in api["learned"]] == ["three"]
+    assert [e["text"] for e in api["archived"]] == ["one"]
+    assert [e["text"] for e in api["forgot"]] == ["two"]
+
+
+def test_a_secret_is_flagged_but_the_entry_kept(mail_repo: Path, cli):
+    result = cli("memory", "add", "the key is sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345", cwd=mail_repo, env=AS_API)
+    assert result.code == 0
+    assert "warning:" in result.err and "Anthropic key" in result.err
+    assert "sk-ant" in (mail_repo / MEM).read_text()
+
+
+def test_bad_memory_input(mail_repo: Path, cli):
+    before = snapshot(mail_repo)
+    too_long = cli("memory", "add", "x" * 4001, cwd=mail_repo, env=AS_API)
+    assert too_long.code == 2 and "4001 characters (at most 4000)" in too_long.err
+    human = cli("memory", "add", "who am I", cwd=mail_repo)
+    assert human.code == 2 and "--agent" in human.err
+    unknown = cli("memory", "add", "x", "--agent", "@ghost", cwd=mail_repo)
+    assert unknown.code == 2 and "no agent named 'ghost'" in unknown.err
+    other = cli("memory", "add", "x", "--agent", "@docs", cwd=mail_repo, env=AS_API)
+    assert other.code == 2 and "may not write @docs's memory" in other.err
+    assert snapshot(mail_repo) == before
+
+
+def test_a_hand_broken_memory_file_is_named_and_kept(mail_repo: Path, cli):
+    path = mail_repo / MEM
+    doc = json.loads(path.read_text())
+    doc["learnings"] = [{"id": "not-an-id", "created": "2026-01-01T00:00:00Z", "text": "x"}]
+    path.write_text(json.dumps(doc))
+    broken = path.read_bytes()
+    result = cli("memory", "add", "new", cwd=mail_repo, env=AS_API)
+    assert result.code == 2
+    assert f"{MEM}: field 'learnings[0].id'" in result.err
+    assert path.read_bytes() == broken
+
+
+def test_an_archive_line_that_is_not_json_is_named(mail_repo: Path, cli):
+    archive = mail_repo / ".aipass/agents/api/archive/2026-01.jsonl"
+    archive.parent.mkdir(parents=True)
+    archive.write_text('{"archived":"x","section":"learnings","entry":{"id":"a","text":"ok"}}\nnot json\n')
+    result = cli("memory", "search", "anything", "@api", cwd=mail_repo)
+    assert result.code == 2 and "archive/2026-01.jsonl: line 2: not JSON" in result.err
+
+
+def test_a_model_file_with_the_wrong_checksum_is_refused(tmp_path: Path):
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not the model")
+    with pytest.raises(AipassError) as info:
+        embedding.Encoder(model=fake)
+    assert "does not match its checksum" in info.value.message and "reinstall" in info.value.hint
+
+
+# -- search --------------------------------------------------------------------------------
+
+FACTS = [
+    "the invoice totals are rounded to two decimals before tax",
+    "staging deploys run every night at two",
+    "the login page must load in under one second",
+    "customer emails are queued and sent in batches",
+    "the sqlite database is vacuumed on sundays",
+]
+
+
+def fill(cli, repo):
+    for text in FACTS:
+        add(cli, repo, text)
+
+
+@pytest.mark.skipif(not index.vector_available(), reason="the memory extra is not installed")
+def test_search_by_meaning_finds_a_paraphrase_first(mail_repo: Path, cli):
+    fill(cli, mail_repo)
+    result = json.loads(cli("memory", "search", "how are bill amounts rounded", "@api", "-k", "3", "--json", cwd=mail_repo).out)
+    assert result["backend"] == "chroma"
+    assert result["hits"][0]["text"] == FACTS[0]
+    assert result["hits"][0]["score"] > result["hits"][1]["score"]
+    assert result["hits"][0]["agent"] == "api" and result["hits"][0]["source"] == MEM
+
+
+@pytest.mark.skipif(not index.vector_available(), reason="the memory extra is not installed")
+def test_the_index_rebuilds_itself_and_follows_file_changes(mail_repo: Path, cli):
+    fill(cli, mail_repo)
+    first = json.loads(cli("memory", "search", "nightly release to staging", "@api", "--json", cwd=mail_repo).out)
+    shutil.rmtree(Path(git(mail_repo, "rev-parse", "--path-format=absolute", "--git-common-dir")) / "aipass/memory-index")
+    again_run = cli("memory", "search", "nightly release to staging", "@api", "--json", cwd=mail_repo)
+    assert again_run.code == 0, again_run.err
+    again = json.loads(again_run.out)
+    assert again["hits"][0]["text"] == first["hits"][0]["text"] == FACTS[1]
+    # a checkout that changes the file under the index: the next search sees it
+    git(mail_repo, "checkout", "-q", "HEAD~4", "--", MEM)
+    after = json.loads(cli("memory", "search", "nightly release to staging", "@api", "--json", cwd=mail_repo).out)
+    assert FACTS[1] not in [h["text"] for h in after["hits"]]
+    rebuilt = json.loads(cli("reindex", "--json", cwd=mail_repo).out)
+    assert rebuilt["backend"] == "chroma" and rebuilt["entries"] >= 1
+
+
+def test_keyword_search_is_the_fallback(mail_repo: Path, cli):
+    fill(cli, mail_repo)
+    keyword = index.KeywordIndex(discover(mail_repo))
+    keyword.sync()
+    hits = keyword.search("database vacuum sundays", ["api"], 3)
+    assert hits[0].text == FACTS[4]
+    assert keyword.search("database", ["docs"], 3) == []
+
+
+def test_archived_entries_reach_the_wake_prompt(mail_repo: Path, cli):
+    from aipass_git.memory.search import related
+
+    set_limit(mail_repo, "memory_entries_per_section", 2)
+    fill(cli, mail_repo)  # three of the five move to the archive
+    found = related(discover(mail_repo), "api", "rounding of invoice amounts", k=2)
+    assert any("invoice totals" in f for f in found)
