@@ -18,7 +18,7 @@ def test_a_fresh_setup_is_healthy(aipass_repo: Path, cli):
     for name in ("git", "repository", "config", "passports", "gitattributes", "refs"):
         assert checks[name]["status"] == "ok", checks[name]
     assert checks["passports"]["detail"] == "1 of 1 agents valid"
-    assert checks["hooks"]["status"] == "warn"  # nothing installs hooks yet
+    assert checks["hooks"]["status"] == "warn"  # the fixture is set up with --no-hooks
     assert snapshot(aipass_repo) == before
     table = cli("doctor", cwd=aipass_repo)
     assert table.code == 0 and table.out.splitlines()[0].split() == ["CHECK", "STATUS", "DETAIL"]

@@ -32,6 +32,8 @@ def test_init_writes_config_orchestrator_attributes_in_one_commit(repo: Path, cl
 
 
 def test_second_init_changes_nothing_and_says_so(aipass_repo: Path, cli):
+    first = cli("init", cwd=aipass_repo)  # the fixture skipped the hooks: this installs them
+    assert first.code == 0 and "hooks (pre-commit" in first.out
     before = snapshot(aipass_repo)
     result = cli("init", cwd=aipass_repo)
     assert result.code == 0

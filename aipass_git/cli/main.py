@@ -14,7 +14,7 @@ import click
 import typer
 
 from aipass_git import __version__
-from aipass_git.cli import agent_cmd, dispatch_cmd, mail_cmd, memory_cmd, setup_cmd  # noqa: F401  (registers the commands)
+from aipass_git.cli import agent_cmd, audit_cmd, dispatch_cmd, hooks_cmd, mail_cmd, memory_cmd, setup_cmd  # noqa: F401  (registers the commands)
 from aipass_git.cli.app import app, show_help_without_command
 from aipass_git.core.errors import AipassError
 
@@ -62,8 +62,20 @@ def shorthand(args: list[str]) -> list[str]:
     return [*args[:first], "dispatch", args[first], subject, task, *args[first + 2 :]]
 
 
+OPTIONAL_VALUES = ("--changed",)  # options whose value may be left out: `audit --changed [BASE]`
+
+
+def optional_values(args: list[str]) -> list[str]:
+    out = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg in OPTIONAL_VALUES and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append("")  # click has no optional option values; "" means "the default"
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = shorthand(list(sys.argv[1:] if argv is None else argv))
+    args = optional_values(shorthand(list(sys.argv[1:] if argv is None else argv)))
     debug = "--debug" in args or bool(os.environ.get("AIPASS_DEBUG"))
     command = typer.main.get_command(app)
     try:

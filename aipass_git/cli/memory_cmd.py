@@ -164,6 +164,15 @@ def diff(
                 typer.echo(f"  {sign} {label:<8} {e['section'][:-1]:<11} {' '.join(e['text'].split())}")
 
 
+@memory_app.command("sync", hidden=True)
+def sync() -> None:
+    """Bring the index in line with the files (run in the background by the git hooks)."""
+    from aipass_git.core.repo import discover
+    from aipass_git.memory.index import open_index
+
+    open_index(discover()).sync()
+
+
 @memory_app.command("textconv", hidden=True)
 def textconv(file: Path = typer.Argument(...)) -> None:
     """git's diff driver for memory.json (installed by init)."""

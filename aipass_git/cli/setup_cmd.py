@@ -18,6 +18,7 @@ def init(
     orchestrator: Optional[str] = typer.Option(
         None, "--orchestrator", metavar="NAME", help="Name of the orchestrator agent (default: devpulse)."
     ),
+    no_hooks: bool = typer.Option(False, "--no-hooks", help="Do not install the git hooks."),
     as_json: bool = JSON,
 ) -> None:
     """Set up aipass-git in this repository and commit the result.
@@ -28,11 +29,11 @@ def init(
     from aipass_git.core.repo import discover
     from aipass_git.setup.project_init import initialise
 
-    result = initialise(discover(), orchestrator=orchestrator)
+    result = initialise(discover(), orchestrator=orchestrator, hooks=not no_hooks)
     if as_json:
         emit_json(
             {"changed": result.changed, "commit": result.commit, "files": result.files,
-             "drivers_installed": result.drivers_installed,
+             "drivers_installed": result.drivers_installed, "hooks_installed": result.hooks_installed,
              "orchestrator": result.orchestrator, "base_branch": result.base_branch}
         )
     elif result.files:
@@ -41,8 +42,11 @@ def init(
             f"{len(result.files)} files committed ({short(result.commit)})"
         )
         typer.echo("next: git aipass agent new NAME --role TEXT")
-    elif result.drivers_installed:
-        typer.echo("registered the memory.json diff and merge drivers in this clone; nothing else to do")
+    elif result.drivers_installed or result.hooks_installed:
+        typer.echo("set up this clone: " + ", ".join(
+            (["memory.json diff and merge drivers"] if result.drivers_installed else [])
+            + ([f"hooks ({', '.join(result.hooks_installed)})"] if result.hooks_installed else [])
+        ) + "; nothing to commit")
     else:
         typer.echo("already set up; nothing changed")
 

@@ -34,13 +34,14 @@ class InitResult:
     commit: str | None = None
     files: list[str] = field(default_factory=list)
     drivers_installed: bool = False
+    hooks_installed: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.files) or self.drivers_installed
+        return bool(self.files) or self.drivers_installed or bool(self.hooks_installed)
 
 
-def initialise(repo: Repo, *, orchestrator: str | None = None) -> InitResult:
+def initialise(repo: Repo, *, orchestrator: str | None = None, hooks: bool = True) -> InitResult:
     """Write what is missing of config, orchestrator and attributes; commit it in one commit."""
     contents: dict[str, bytes] = {}
     if repo.config_path.is_file():
@@ -80,6 +81,11 @@ def initialise(repo: Repo, *, orchestrator: str | None = None) -> InitResult:
     if not drivers.installed(repo):
         drivers.install(repo)  # repository config, not committed: nothing for the commit
         result.drivers_installed = True
+    if hooks:
+        from aipass_git.hooks import install as hook_shims
+
+        if set(hook_shims.installed(repo)) != set(hook_shims.HOOKS):
+            result.hooks_installed = hook_shims.install(repo)
     if contents:
         message = (
             "aipass: set up aipass-git\n\n"

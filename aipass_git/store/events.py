@@ -25,7 +25,7 @@ from aipass_git.core import git
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
 from aipass_git.store.objects import TREE_MODE, Ident, ObjectReader, ObjectWriter, commit_tree_and_parents, decode_tree
-from aipass_git.store.refs import RefTransactions, RefUpdate
+from aipass_git.store.refs import NO_HOOKS, RefTransactions, RefUpdate
 from aipass_git.store.tree_view import TreeView
 
 MAX_ATTEMPTS = 50
@@ -229,12 +229,12 @@ class EventStore:
         nonce = f"{random.getrandbits(64):016x}"
         scratch = {ref: f"refs/aipass-import/{nonce}/{i}" for i, ref in enumerate(sorted(tips))}
         heads: dict[str, str] = {}  # ref -> ":mark" of its newest commit in this stream
-        env = dict(os.environ)
+        env = {**os.environ, "AIPASS_TOOL_WRITE": "1"}
         # fast-import allocates and frees a zlib state per object; glibc's default trim
         # threshold hands that memory back to the kernel each time (3x slower here).
         env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), "glibc.malloc.trim_threshold=67108864"]))
         proc = subprocess.Popen(
-            ["git", "fast-import", "--quiet", "--date-format=raw"], cwd=self.repo.root, env=env,
+            ["git", *NO_HOOKS, "fast-import", "--quiet", "--date-format=raw"], cwd=self.repo.root, env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         # The stream is written while it is generated, so git packs on one core while

@@ -7,6 +7,7 @@ when a transaction fails; the next call starts a fresh process.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,12 @@ from pathlib import Path
 from aipass_git.core.errors import AipassError
 
 ZERO = "0" * 40
+# Marks ref updates made by aipass itself: the reference-transaction hook wakes agents for
+# mail that arrives from elsewhere (a fetch), not for what the tool just wrote.
+TOOL_WRITE = {"AIPASS_TOOL_WRITE": "1"}
+# ...and the hook is not even started for them: two shell starts per send would double a
+# send's cost. (A user's own reference-transaction hook does not see aipass's mail writes.)
+NO_HOOKS = ["-c", "core.hooksPath=/dev/null"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class RefTransactions:
     def _start(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
-                ["git", "update-ref", "--stdin"], cwd=self.root,
+                ["git", *NO_HOOKS, "update-ref", "--stdin"], cwd=self.root, env={**os.environ, **TOOL_WRITE},
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )
         return self._proc

@@ -1,0 +1,180 @@
+"""Standards, findings, and running them.
+
+A standard is a small declaration: an id, a one-line description, a scope (repository,
+agent or file), a severity, and a check that yields findings. A standard that crashes is
+reported as a finding of its own (never silently skipped: a checker that cannot run must
+not read as a pass). Findings come back sorted, so two runs print the same report.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from aipass_git.core import git
+from aipass_git.core.errors import AipassError
+from aipass_git.core.repo import AIPASS_DIR, Repo
+
+SEVERITIES = ("error", "warning", "note")
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    path: str
+    line: int
+    standard: str
+    severity: str
+    message: str
+    hint: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a check yields; the engine stamps it with the standard's id and severity."""
+
+    path: str
+    message: str
+    hint: str = ""
+    line: int = 0
+    severity: str | None = None
+
+
+@dataclass(frozen=True)
+class Standard:
+    id: str
+    description: str
+    scope: str  # repository | agent | file
+    severity: str
+    check: Callable[["Context"], Iterable[Problem]] = field(compare=False, repr=False)
+
+
+def standard(id: str, description: str, *, scope: str = "repository", severity: str = "error"):
+    """Declare a standard: `@standard("x.y", "one line")` over `def check(ctx): yield Problem(...)`."""
+
+    def wrap(check: Callable[["Context"], Iterable[Problem]]) -> Standard:
+        return Standard(id, description, scope, severity, check)
+
+    return wrap
+
+
+class Context:
+    """What a standard may look at: the work tree, git, the config, the agents.
+
+    Everything is read lazily and once; `paths` limits file-scoped standards to the files
+    under review (a commit's staged files, a push's range, or given paths).
+    """
+
+    def __init__(self, repo: Repo, *, paths: list[str] | None = None, agent: str | None = None,
+                 staged: bool = False, base: str | None = None) -> None:
+        self.repo = repo
+        self.only_paths = paths
+        self.agent = agent
+        self.staged = staged  # read file contents from the index (pre-commit), not the work tree
+        self.base = base
+
+    @cached_property
+    def config(self):
+        from aipass_git.core import config as config_mod
+
+        return config_mod.load(self.repo)
+
+    @cached_property
+    def registry(self):
+        from aipass_git.agents.registry import Registry
+
+        return Registry(self.repo)
+
+    @cached_property
+    def agents(self) -> list:
+        """Every agent that loads (broken passports are the aipass.passport standard's)."""
+        out = []
+        folder = self.repo.agents_dir
+        for name in sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+            try:
+                agent = self.registry.get(name)
+            except AipassError:
+                continue
+            if self.agent is None or agent.name == self.agent:
+                out.append(agent)
+        return out
+
+    @cached_property
+    def tracked(self) -> list[str]:
+        out = git.run(["ls-files", "-z", "--cached"], self.repo.root).stdout
+        return git.zsplit(out)
+
+    @cached_property
+    def files(self) -> list[str]:
+        """The files under review, relative to the root."""
+        if self.only_paths is None:
+            return self.tracked
+        return sorted(set(self.only_paths))
+
+    def read(self, rel: str) -> bytes | None:
+        if self.staged:
+            proc = git.run(["cat-file", "blob", f":{rel}"], self.repo.root, check=False)
+            return proc.stdout if proc.returncode == 0 else None
+        try:
+            return (self.repo.root / rel).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+
+    def text(self, rel: str) -> str | None:
+        data = self.read(rel)
+        if data is None or b"\0" in data[:8192]:
+            return None  # binary files are not text standards' business
+        return data.decode("utf-8", "replace")
+
+    def aipass_files(self) -> list[str]:
+        return [f for f in self.files if f.startswith(AIPASS_DIR + "/")]
+
+    @cached_property
+    def known_files(self) -> list[str]:
+        """Tracked files and the files under review (which may be new)."""
+        return sorted(set(self.tracked) | set(self.files))
+
+    def owned_by(self, agent) -> list[str]:
+        return [f for f in self.known_files if any(fnmatch.fnmatchcase(f, g) or _glob_dir(f, g) for g in agent.owns)]
+
+
+def _glob_dir(path: str, glob: str) -> bool:
+    # `src/api/**` owns everything below src/api, as a reader of the glob expects
+    return glob.endswith("/**") and path.startswith(glob[:-2])
+
+
+@dataclass
+class Report:
+    findings: list[Finding]
+    standards: list[Standard]
+    suppressed: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(f.severity == "error" for f in self.findings)
+
+
+def run(context: Context, standards: list[Standard]) -> list[Finding]:
+    findings: list[Finding] = []
+    for std in standards:
+        try:
+            for p in std.check(context):
+                findings.append(Finding(p.path, p.line, std.id, p.severity or std.severity, p.message, p.hint))
+        except Exception as exc:  # noqa: BLE001 - a crashed check is a finding, never a pass
+            findings.append(Finding(
+                ".", 0, "audit.crashed", "error",
+                f"standard {std.id} crashed: {type(exc).__name__}: {exc}",
+                "fix the standard (or the file it choked on); until then this counts as a failure",
+            ))
+    return sorted(set(findings))
+
+
+def lines_matching(text: str, predicate: Callable[[str], bool]) -> Iterator[tuple[int, str]]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if predicate(line):
+            yield number, line

@@ -1,0 +1,66 @@
+"""`git aipass audit`: choose the files, load the standards, run, apply the bypasses."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from aipass_git.audit import bypass
+from aipass_git.audit.engine import Context, Finding, Report, Standard, run
+from aipass_git.audit.standards import BUILTIN
+from aipass_git.core import git
+from aipass_git.core.repo import AIPASS_DIR, Repo
+
+PROJECT_STANDARDS = f"{AIPASS_DIR}/standards"
+
+
+def project_standards(repo: Repo) -> tuple[list[Standard], list[Finding]]:
+    """Standards from `.aipass/standards/*.py` (each module lists its own in STANDARDS).
+
+    They are code that runs, like any hook: review them as such. One that fails to load
+    is a finding, never a silent skip.
+    """
+    found, problems = [], []
+    folder = repo.root / PROJECT_STANDARDS
+    for path in sorted(folder.glob("*.py")) if folder.is_dir() else []:
+        rel = f"{PROJECT_STANDARDS}/{path.name}"
+        try:
+            spec = importlib.util.spec_from_file_location(f"aipass_project_standard_{path.stem}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            found.extend(s for s in getattr(module, "STANDARDS", []) if isinstance(s, Standard))
+        except Exception as exc:  # noqa: BLE001 - reported as a finding
+            problems.append(Finding(rel, 0, "audit.crashed", "error", f"could not load: {type(exc).__name__}: {exc}",
+                                    "fix the module; until then the audit fails"))
+    return found, problems
+
+
+def changed_files(repo: Repo, base: str) -> list[str]:
+    """Files that differ between BASE's merge base with HEAD and the work tree, plus new ones."""
+    merge_base = git.run(["merge-base", base, "HEAD"], repo.root, check=False).stdout.decode().strip() or base
+    diff = git.run(["diff", "--name-only", "-z", "--no-renames", merge_base], repo.root).stdout
+    new = git.run(["ls-files", "--others", "--exclude-standard", "-z"], repo.root).stdout
+    return sorted({p for p in git.zsplit(diff) + git.zsplit(new) if (repo.root / p).is_file()})
+
+
+def audit(repo: Repo, *, paths: list[str] | None = None, agent: str | None = None, changed: str | None = None,
+          staged: bool = False, standards: list[Standard] | None = None) -> Report:
+    base = None
+    if changed is not None:
+        base = changed
+        paths = changed_files(repo, changed)
+    elif paths is not None:
+        paths = _expand(repo, paths)
+    ctx = Context(repo, paths=paths, agent=agent, staged=staged, base=base)
+    extra, problems = project_standards(repo)
+    chosen = (standards if standards is not None else BUILTIN) + extra
+    findings = run(ctx, chosen) + problems
+    kept, suppressed = bypass.apply(findings, bypass.load(repo))
+    return Report(kept, chosen, suppressed)
+
+
+def _expand(repo: Repo, paths: list[str]) -> list[str]:
+    """Given paths (files or folders, relative to the cwd) as tracked files under them."""
+    cwd = Path.cwd()
+    out = git.zsplit(git.run(["ls-files", "-z", "--", *[str((cwd / p).resolve()) for p in paths]], repo.root).stdout)
+    return sorted(out)

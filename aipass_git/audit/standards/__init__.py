@@ -1,0 +1,13 @@
+"""The built-in standards, one module per concept; `BUILTIN` lists them all."""
+
+from aipass_git.audit.standards import aipass_files, branches, hygiene, ownership, python_code, refs, secrets
+
+BUILTIN = [
+    *aipass_files.STANDARDS,
+    *ownership.STANDARDS,
+    *secrets.STANDARDS,
+    *hygiene.STANDARDS,
+    *refs.STANDARDS,
+    *branches.STANDARDS,
+    *python_code.STANDARDS,
+]

@@ -1,0 +1,152 @@
+"""`.aipass` integrity: config, passports, memory, archives, agents' files."""
+
+from __future__ import annotations
+
+from aipass_git.audit.engine import Problem, standard
+from aipass_git.core import git, schemas
+from aipass_git.core.canonical import dumps
+from aipass_git.core.errors import AipassError
+from aipass_git.core.repo import AGENTS_DIR, CONFIG_FILE
+from aipass_git.memory import working
+
+
+def _folders(ctx) -> list[str]:
+    folder = ctx.repo.agents_dir
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return [n for n in names if ctx.agent is None or n == ctx.agent]
+
+
+@standard("aipass.config", "the project config .aipass/config.yaml exists and is valid")
+def config_valid(ctx):
+    try:
+        ctx.config
+    except AipassError as exc:
+        yield Problem(CONFIG_FILE, exc.message, exc.hint or "")
+
+
+@standard("aipass.passport", "every agent's passport.json is valid and names its folder")
+def passports_valid(ctx):
+    for name in _folders(ctx):
+        try:
+            ctx.registry.get(name)
+        except AipassError as exc:
+            yield Problem(f"{AGENTS_DIR}/{name}/passport.json", exc.message, exc.hint or "")
+
+
+@standard("aipass.memory", "every agent's memory.json is valid")
+def memory_valid(ctx):
+    for name in _folders(ctx):
+        try:
+            working.load(ctx.repo.root, name)
+        except AipassError as exc:
+            yield Problem(working.memory_rel(name), exc.message, exc.hint or "")
+
+
+@standard("aipass.memory-caps", "working memory stays within the caps of the config")
+def memory_caps(ctx):
+    caps = working.Caps.of(ctx.config)
+    for name in _folders(ctx):
+        try:
+            doc = working.load(ctx.repo.root, name)
+        except AipassError:
+            continue  # aipass.memory reports it
+        rel = working.memory_rel(name)
+        for section in schemas.MEMORY_SECTIONS:
+            if len(doc[section]) > caps.entries:
+                yield Problem(rel, f"{section} has {len(doc[section])} entries (cap {caps.entries})",
+                              "write through `git aipass memory add`, which archives the overflow")
+            for e in doc[section]:
+                if len(e["text"]) > caps.entry_chars:
+                    yield Problem(rel, f"entry {e['id']} is {len(e['text'])} characters (cap {caps.entry_chars})",
+                                  "split it into shorter entries")
+        if len(dumps(doc)) > caps.chars:
+            yield Problem(rel, f"memory.json is {len(dumps(doc))} characters (cap {caps.chars})",
+                          "archive old entries: any `git aipass memory add` re-applies the caps")
+
+
+@standard("aipass.archive", "archive files hold one valid record per line")
+def archives_valid(ctx):
+    for rel in ctx.aipass_files():
+        if "/archive/" in rel and rel.endswith(".jsonl"):
+            data = ctx.read(rel)
+            if data is None:
+                continue
+            try:
+                working.read_archive(data, rel)
+            except AipassError as exc:
+                yield Problem(rel, exc.message, exc.hint or "")
+
+
+@standard("aipass.archive-append-only", "archives only grow: no line is rewritten or removed")
+def archives_append_only(ctx):
+    base = ctx.base or "HEAD"
+    for rel in ctx.aipass_files():
+        if "/archive/" not in rel or not rel.endswith(".jsonl"):
+            continue
+        old = git.run(["cat-file", "blob", f"{base}:{rel}"], ctx.repo.root, check=False)
+        new = ctx.read(rel)
+        if old.returncode != 0 or new is None:
+            continue
+        if not new.startswith(old.stdout):
+            yield Problem(rel, f"lines present at {base} were changed or removed",
+                          f"archives are append-only; restore them with: git checkout {base} -- {rel}")
+
+
+@standard("aipass.agent-files", "each agent folder has passport.json, memory.json and README.md")
+def agent_files(ctx):
+    for name in _folders(ctx):
+        for file in ("passport.json", "memory.json", "README.md"):
+            if not (ctx.repo.agents_dir / name / file).is_file():
+                yield Problem(f"{AGENTS_DIR}/{name}/{file}", "is missing",
+                              f"restore it with git checkout, or retire the agent", severity="warning" if file == "README.md" else None)
+
+
+@standard("aipass.orchestrator", "the configured orchestrator exists and is active")
+def orchestrator(ctx):
+    name = ctx.config.orchestrator
+    try:
+        agent = ctx.registry.get(name)
+    except AipassError:
+        yield Problem(CONFIG_FILE, f"the orchestrator {name!r} has no passport", "run: git aipass init")
+        return
+    if not agent.active:
+        yield Problem(CONFIG_FILE, f"the orchestrator {name!r} is retired", "name an active agent as orchestrator")
+
+
+@standard("aipass.retired-not-addressed", "no work waits for a retired agent", severity="warning")
+def retired_not_addressed(ctx):
+    from aipass_git.mail import mailbox
+    from aipass_git.store.events import EventStore
+
+    retired = [a for a in ctx.agents if not a.active]
+    if not retired:
+        return
+    with EventStore(ctx.repo) as store:
+        for agent in retired:
+            waiting = [l for l in mailbox.MailboxReader(store, agent.name).summaries() if l["status"] != "done"]
+            if waiting:
+                yield Problem(f"{AGENTS_DIR}/{agent.name}/passport.json",
+                              f"retired @{agent.name} still has {len(waiting)} undone messages",
+                              f"send them to another agent, then: git aipass done --as @{agent.name} ID...")
+            if agent.owns:
+                yield Problem(f"{AGENTS_DIR}/{agent.name}/passport.json",
+                              f"retired @{agent.name} still owns {', '.join(agent.owns)}",
+                              "give those paths to an active agent")
+
+
+@standard("aipass.provider", "every active agent's provider is configured with a command")
+def provider_known(ctx):
+    for agent in ctx.agents:
+        if not agent.active:
+            continue
+        spec = ctx.config.providers.get(agent.provider)
+        rel = f"{AGENTS_DIR}/{agent.name}/passport.json"
+        if spec is None:
+            yield Problem(rel, f"provider {agent.provider!r} is not in the config", f"add providers.{agent.provider} to {CONFIG_FILE}")
+        elif not spec["argv"]:
+            yield Problem(rel, f"provider {agent.provider!r} has an empty argv: a dispatch would bounce",
+                          f"set providers.{agent.provider}.argv in {CONFIG_FILE}", severity="warning")
+
+
+STANDARDS = [config_valid, passports_valid, memory_valid, memory_caps, archives_valid, archives_append_only,
+             agent_files, orchestrator, retired_not_addressed, provider_known]

@@ -1,0 +1,45 @@
+"""Branch rules: agents commit only on their own desk branches."""
+
+from __future__ import annotations
+
+from aipass_git.audit.engine import Problem, standard
+from aipass_git.core import git
+
+AGENT_EMAIL = "@aipass.invalid"
+
+
+def _log(ctx, rev_range: str) -> list[tuple[str, str, str]]:
+    out = git.run(["log", "--format=%H%x1f%ae%x1f%s", rev_range, "--"], ctx.repo.root, check=False).stdout.decode()
+    return [tuple(line.split("\x1f", 2)) for line in out.splitlines() if line]  # type: ignore[misc]
+
+
+@standard("branches.no-agent-commits-on-base", "no agent identity authored commits on the base branch")
+def agent_commits_on_base(ctx):
+    base = ctx.config.base_branch
+    if git.run(["rev-parse", "--verify", "--quiet", f"refs/heads/{base}"], ctx.repo.root, check=False).returncode:
+        return
+    # first-parent: merges by the orchestrator bring agents' commits in legitimately
+    out = git.run(["log", "--first-parent", "--no-merges", "--format=%H%x1f%ae%x1f%s", f"refs/heads/{base}", "--"],
+                  ctx.repo.root, check=False).stdout.decode()
+    for line in out.splitlines():
+        commit, email, subject = line.split("\x1f", 2)
+        if email.endswith(AGENT_EMAIL):
+            agent = email[: -len(AGENT_EMAIL)]
+            yield Problem(f"refs/heads/{base}", f"commit {commit[:10]} ({subject[:60]}) was made by @{agent} directly on {base}",
+                          "agents work on aipass/<name> and open a PR; revert it and redo it on the desk")
+
+
+@standard("branches.desk-owner", "commits on an agent's desk branch are by that agent or the human")
+def desk_owner(ctx):
+    base = ctx.config.base_branch
+    for agent in ctx.agents:
+        branch = f"refs/heads/aipass/{agent.name}"
+        if git.run(["rev-parse", "--verify", "--quiet", branch], ctx.repo.root, check=False).returncode:
+            continue
+        for commit, email, subject in _log(ctx, f"refs/heads/{base}..{branch}"):
+            if email.endswith(AGENT_EMAIL) and email[: -len(AGENT_EMAIL)] != agent.name:
+                yield Problem(branch, f"commit {commit[:10]} ({subject[:60]}) is by @{email[:-len(AGENT_EMAIL)]}",
+                              "an agent commits only on its own desk; mail the owner instead")
+
+
+STANDARDS = [agent_commits_on_base, desk_owner]

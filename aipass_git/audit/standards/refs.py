@@ -1,0 +1,51 @@
+"""aipass refs: well formed, consistent tip state, no leftovers of interrupted batches."""
+
+from __future__ import annotations
+
+from aipass_git.audit.engine import Problem, standard
+from aipass_git.core import git, ids, names
+
+KINDS = ("mail", "prs", "plans")
+
+
+@standard("refs.well-formed", "refs under refs/aipass/ are mail/<agent>, prs/<id> or plans/<id> and point at commits")
+def well_formed(ctx):
+    for ref, oid in git.list_refs(ctx.repo.root, "refs/aipass/"):
+        parts = ref.split("/")
+        if len(parts) != 4 or parts[2] not in KINDS:
+            yield Problem(ref, "not an aipass ref kind", "delete it with: git update-ref -d " + ref)
+        elif parts[2] == "mail" and not (names.is_valid(parts[3]) or parts[3] == "human"):
+            yield Problem(ref, "mailbox of something that is not an agent name", "delete it with: git update-ref -d " + ref)
+        elif parts[2] in ("prs", "plans") and not ids.is_id(parts[3]):
+            yield Problem(ref, "not named by an aipass id", "delete it with: git update-ref -d " + ref)
+    kinds = git.run(["for-each-ref", "--format=%(refname) %(objecttype)", "refs/aipass/"], ctx.repo.root).stdout.decode()
+    for line in kinds.splitlines():
+        ref, kind = line.rsplit(" ", 1)
+        if kind != "commit":
+            yield Problem(ref, f"points at a {kind}, not an event commit", "delete it with: git update-ref -d " + ref)
+
+
+@standard("refs.mailbox-state", "each mailbox's tip holds every message its index lists, and no other")
+def mailbox_state(ctx):
+    from aipass_git.mail import mailbox
+    from aipass_git.store.events import EventStore
+
+    with EventStore(ctx.repo) as store:
+        for ref, _ in git.list_refs(ctx.repo.root, mailbox.NAMESPACE):
+            listing = git.run(["ls-tree", "-r", "--name-only", "-z", ref], ctx.repo.root).stdout
+            files = {p.rsplit("/", 1)[-1][:-5] for p in git.zsplit(listing) if p.endswith(".json")}
+            indexed = {l["id"] for l in mailbox.MailboxReader(store, ref[len(mailbox.NAMESPACE):]).summaries()}
+            for mid in sorted(indexed - files):
+                yield Problem(ref, f"index lists {mid} but its message file is missing", "the ref was written outside aipass; restore it from a clone")
+            for mid in sorted(files - indexed):
+                yield Problem(ref, f"message {mid} is not in the index", "the ref was written outside aipass; restore it from a clone")
+
+
+@standard("refs.leftover-batches", "no scratch refs of interrupted bulk sends remain", severity="warning")
+def leftover_batches(ctx):
+    for ref, _ in git.list_refs(ctx.repo.root, "refs/aipass-import/"):
+        yield Problem(ref, "scratch ref of an interrupted bulk send (nothing was delivered through it)",
+                      "delete it with: git update-ref -d " + ref)
+
+
+STANDARDS = [well_formed, mailbox_state, leftover_batches]

@@ -1,0 +1,70 @@
+"""`git aipass audit`: the standards, for people (a table), agents (JSON) and CI (SARIF)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from aipass_git.cli.app import app
+from aipass_git.cli.output import emit_json, table
+
+
+@app.command()
+def audit(
+    paths: Optional[List[str]] = typer.Argument(None, help="Only these files or folders (default: the whole repository)."),
+    agent: Optional[str] = typer.Option(None, "--agent", metavar="@AGENT", help="Only this agent's files and records."),
+    changed: Optional[str] = typer.Option(
+        None, "--changed", metavar="[BASE]", help="Only files changed since BASE (default: the base branch).",
+        show_default=False,
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts and agents."),
+    sarif: Optional[Path] = typer.Option(None, "--sarif", metavar="FILE", help="Also write SARIF 2.1.0 to FILE."),
+    only: Optional[List[str]] = typer.Option(None, "--only", metavar="PREFIX", help="Only standards whose id starts with PREFIX, e.g. aipass. (repeatable)."),
+    list_standards: bool = typer.Option(False, "--list", help="List the standards and exit."),
+) -> None:
+    """Check the repository against the standards; exit 1 when any error is found.
+
+    Exceptions live in .aipass/audit-bypass.yaml (standard, path glob, reason, optional
+    expiry); an expired or unused bypass is itself a finding.
+    """
+    import json
+
+    from aipass_git.audit import runner
+    from aipass_git.audit.sarif import to_sarif
+    from aipass_git.core import config as config_mod, names
+    from aipass_git.core.repo import discover
+
+    repo = discover()
+    if list_standards:
+        from aipass_git.audit.standards import BUILTIN
+
+        extra, _ = runner.project_standards(repo)
+        rows = [(s.id, s.severity, s.scope, s.description) for s in BUILTIN + extra]
+        typer.echo(table(["STANDARD", "SEVERITY", "SCOPE", "DESCRIPTION"], rows, max_width=80))
+        return
+    base = None
+    if changed is not None:
+        base = changed or config_mod.load(repo).base_branch
+    chosen = None
+    if only:
+        from aipass_git.audit.standards import BUILTIN
+
+        chosen = [s for s in BUILTIN if any(s.id.startswith(p) for p in only)]
+    report = runner.audit(repo, paths=paths or None, agent=names.normalize(agent) if agent else None, changed=base,
+                          standards=chosen)
+    if sarif is not None:
+        sarif.write_text(json.dumps(to_sarif(report), indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        emit_json({"v": 1, "errors": report.errors, "findings": [f.as_dict() for f in report.findings],
+                   "suppressed": len(report.suppressed), "standards": len(report.standards)})
+    elif report.findings:
+        rows = [(f.severity, f.standard, f"{f.path}:{f.line}" if f.line else f.path, f.message) for f in report.findings]
+        typer.echo(table(["SEVERITY", "STANDARD", "WHERE", "MESSAGE"], rows, max_width=90))
+        typer.echo(f"{report.errors} errors, {len(report.findings) - report.errors} warnings "
+                   f"({len(report.standards)} standards, {len(report.suppressed)} bypassed)")
+    else:
+        typer.echo(f"clean: {len(report.standards)} standards, {len(report.suppressed)} findings bypassed")
+    if report.errors:
+        raise typer.Exit(1)

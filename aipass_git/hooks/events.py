@@ -1,0 +1,60 @@
+"""Hooks that connect git events to aipass: index refresh after merges and checkouts,
+and a wake when a dispatch arrives on a mailbox ref from elsewhere (a fetch)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from aipass_git.core import git
+from aipass_git.core.repo import AGENTS_DIR, Repo
+
+
+def archives_changed(repo: Repo, old: str, new: str) -> bool:
+    if not old or not new or set(old) == {"0"}:
+        return False
+    out = git.run(["diff", "--name-only", "-z", old, new, "--", AGENTS_DIR], repo.root, check=False).stdout
+    return any("/archive/" in p or p.endswith("memory.json") for p in git.zsplit(out))
+
+
+def refresh_index_in_background(repo: Repo) -> None:
+    """Sync the memory index in a detached process: the hook returns at once, and the
+    hook itself never imports chromadb."""
+    subprocess.Popen(
+        [sys.executable, "-m", "aipass_git", "memory", "sync"], cwd=repo.root,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def wake_on_mail(repo: Repo, lines: list[str]) -> list[str]:
+    """Start supervisors for agents whose mailbox received undone dispatches. Returns them."""
+    from aipass_git.agents.registry import Registry
+    from aipass_git.dispatch.dispatcher import start_supervisor
+    from aipass_git.dispatch.runtime import Runtime
+    from aipass_git.dispatch.supervisor import pending_dispatches
+    from aipass_git.mail import mailbox
+    from aipass_git.mail.postoffice import PostOffice
+
+    owners = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3 and parts[2].startswith(mailbox.NAMESPACE) and set(parts[1]) != {"0"}:
+            owners.append(parts[2][len(mailbox.NAMESPACE):])
+    woken = []
+    registry = Registry(repo)
+    runtime = Runtime(repo)
+    for owner in dict.fromkeys(owners):
+        try:
+            if not registry.resolve(owner).active:
+                continue
+        except Exception:  # noqa: BLE001 - not an agent of this clone (yet): nothing to wake
+            continue
+        with PostOffice(repo, env={"AIPASS_AGENT": owner}) as po:
+            if not pending_dispatches(po, owner):
+                continue
+        runtime.log("fetched-dispatch", owner)
+        runtime.recover(owner)
+        start_supervisor(repo, owner)
+        woken.append(owner)
+    return woken

@@ -1,0 +1,89 @@
+"""pre-commit and pre-push: branch rules for agents, and a fast audit of what changes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import PurePosixPath
+
+from aipass_git.audit.engine import Context, Finding, run
+from aipass_git.audit.standards import BUILTIN, aipass_files, hygiene, secrets
+from aipass_git.core import config as config_mod, git
+from aipass_git.core.errors import AipassError
+from aipass_git.core.repo import AGENTS_DIR, CONFIG_FILE, Repo
+from aipass_git.mail.identity import AGENT_ENV, desk_of
+
+# what a commit waits for: standards that read only the staged files
+ON_COMMIT = [aipass_files.archives_valid, aipass_files.archives_append_only, secrets.in_aipass, secrets.in_files,
+             hygiene.conflict_markers]
+ON_PUSH = [s for s in BUILTIN if s.scope == "file"] + [aipass_files.archives_valid, secrets.in_aipass]
+
+
+def acting_agent(repo: Repo) -> str | None:
+    """The agent making this commit or push, or None for the human."""
+    claimed = os.environ.get(AGENT_ENV, "").lstrip("@").strip()
+    return claimed or desk_of(repo)
+
+
+def _describe(findings: list[Finding]) -> list[str]:
+    return [f"{f.path}{':' + str(f.line) if f.line else ''}: {f.message} [{f.standard}]" + (f"\nhint: {f.hint}" if f.hint else "")
+            for f in findings if f.severity == "error"]
+
+
+def pre_commit(repo: Repo) -> list[str]:
+    """Reasons to refuse the commit (empty: go ahead)."""
+    problems = []
+    config = config_mod.load(repo)
+    agent = acting_agent(repo)
+    branch = git.current_branch(repo.root) or "(detached HEAD)"
+    if agent is not None and branch != f"aipass/{agent}":
+        where = " (the base branch)" if branch == config.base_branch else ""
+        problems.append(f"@{agent} may commit only on its desk branch aipass/{agent}, not on {branch}{where}"
+                        "\nhint: commit on your desk and open a PR: git aipass pr open")
+    staged = git.zsplit(git.run(["diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR"], repo.root).stdout)
+    problems += _describe(_validate_staged(repo, staged))
+    problems += _describe(run(Context(repo, paths=staged, staged=True), ON_COMMIT))
+    return problems
+
+
+def _validate_staged(repo: Repo, staged: list[str]) -> list[Finding]:
+    """Schema checks of the staged versions of config, passports and memory files."""
+    from aipass_git.agents import passport
+    from aipass_git.memory import working
+
+    out = []
+    for rel in staged:
+        if not rel.startswith(".aipass/"):
+            continue
+        data = git.run(["cat-file", "blob", f":{rel}"], repo.root).stdout
+        parts = PurePosixPath(rel).parts
+        try:
+            if rel == CONFIG_FILE:
+                config_mod.parse(data.decode("utf-8", "replace"), rel)
+            elif rel.startswith(AGENTS_DIR) and len(parts) == 4 and parts[3] == "passport.json":
+                passport.parse(data, rel, expected_name=parts[2])
+            elif rel.startswith(AGENTS_DIR) and len(parts) == 4 and parts[3] == "memory.json":
+                working.parse(data, rel, parts[2])
+        except AipassError as exc:
+            out.append(Finding(rel, 0, "aipass.validate", "error", exc.message, exc.hint or ""))
+    return out
+
+
+def pre_push(repo: Repo, updates: list[tuple[str, str, str, str]]) -> list[str]:
+    """UPDATES are git's stdin lines: (local ref, local oid, remote ref, remote oid)."""
+    config = config_mod.load(repo)
+    agent = acting_agent(repo)
+    problems = []
+    changed: set[str] = set()
+    for local_ref, local_oid, remote_ref, remote_oid in updates:
+        zero = "0" * len(local_oid)
+        if agent is not None and remote_ref == f"refs/heads/{config.base_branch}":
+            problems.append(f"@{agent} may not push to {remote_ref}: the orchestrator merges into the base branch"
+                            "\nhint: push your desk branch and open a PR: git aipass pr open")
+        if local_oid == zero:
+            continue  # a deletion: nothing to audit
+        span = [local_oid, "--not", "--remotes"] if remote_oid == zero else [f"{remote_oid}..{local_oid}"]
+        out = git.run(["log", "--format=", "--name-only", "-z", *span, "--"], repo.root, check=False).stdout
+        changed.update(p for p in git.zsplit(out) if (repo.root / p).is_file())
+    if changed:
+        problems += _describe(run(Context(repo, paths=sorted(changed)), ON_PUSH))
+    return problems
