@@ -196,6 +196,17 @@ def test_bad_messages_are_refused(mail_repo: Path, cli, args, words):
     assert refs_state(mail_repo) == before
 
 
+def test_text_may_start_with_a_dash_but_not_be_a_stray_option(mail_repo: Path, cli):
+    [m] = send(cli, mail_repo, "@api", "list", "- one\n- two")
+    assert m["body"] == "- one\n- two"
+    before = refs_state(mail_repo)
+    typo = cli("send", "@api", "subject", "--wiat", cwd=mail_repo)
+    assert typo.code == 2 and "no such option: --wiat" in typo.err
+    assert refs_state(mail_repo) == before
+    literal = cli("send", "--json", "@api", "subject", "--", "--literally", cwd=mail_repo)
+    assert json.loads(literal.out)["messages"][0]["body"] == "--literally"
+
+
 def test_invalid_utf8_from_a_file_is_refused(mail_repo: Path, cli, tmp_path: Path):
     (tmp_path / "bad.bin").write_bytes(b"ok \xff\xfe not text")
     before = refs_state(mail_repo)

@@ -54,6 +54,9 @@ def load(repo: Repo) -> list[Bypass]:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or []
     except yaml.YAMLError as exc:
         raise ValidationError(FILE, None, f"not valid YAML: {exc}", "fix the file") from None
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("expires"), dt.date):
+            item["expires"] = item["expires"].isoformat()  # YAML reads 2027-01-31 as a date
     validate(raw, SPEC, FILE, "each entry needs standard, path and reason; expires is optional")
     return [Bypass(i, r["standard"], r["path"], r["reason"], r.get("expires")) for i, r in enumerate(raw)]
 

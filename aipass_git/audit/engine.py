@@ -106,8 +106,9 @@ class Context:
 
     @cached_property
     def tracked(self) -> list[str]:
-        out = git.run(["ls-files", "-z", "--cached"], self.repo.root).stdout
-        return git.zsplit(out)
+        """Files of the work tree git knows or would add: tracked, plus new ones not ignored."""
+        out = git.run(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], self.repo.root).stdout
+        return sorted(set(git.zsplit(out)))
 
     @cached_property
     def files(self) -> list[str]:

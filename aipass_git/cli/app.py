@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import typer
 
+# the arguments of this invocation, for the few checks that must see them as typed
+ARGV: list[str] = []
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 

@@ -10,13 +10,15 @@ from typing import Optional
 import typer
 
 from aipass_git.cli.app import app
-from aipass_git.cli.mail_cmd import FILE, _body
+from aipass_git.cli.mail_cmd import FILE, _body, not_an_option
 from aipass_git.cli.output import emit_json, table
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
+# a body or text may start with "-" (a markdown list, a PEM block): it is text, not an option
+TEXT_ARGS = {"ignore_unknown_options": True}
 
 
-@app.command()
+@app.command(context_settings=TEXT_ARGS)
 def dispatch(
     agent: str = typer.Argument(..., metavar="@AGENT", help="The agent to wake."),
     subject: str = typer.Argument(..., help="The task, in one line."),
@@ -36,6 +38,7 @@ def dispatch(
     from aipass_git.core.repo import discover
     from aipass_git.dispatch import dispatcher
 
+    not_an_option(subject)
     repo = discover()
     result = dispatcher.dispatch(repo, agent, subject, _body(body, file), act_as=act_as)
     message = result.message

@@ -15,6 +15,8 @@ mail_app = group("mail", "Mail history: the event log of a mailbox ref.")
 app.add_typer(mail_app, name="mail")
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
+# a body or text may start with "-" (a markdown list, a PEM block): it is text, not an option
+TEXT_ARGS = {"ignore_unknown_options": True}
 AS = typer.Option(None, "--as", metavar="@AGENT", help="Act as this agent (only the human and the orchestrator).")
 FILE = typer.Option(None, "--file", "-F", metavar="FILE", help="Read the body from FILE ('-' for standard input).")
 
@@ -26,10 +28,25 @@ def _post_office(act_as: str | None = None):
     return PostOffice(discover(), act_as=act_as)
 
 
+def not_an_option(*words: str | None) -> None:
+    """Text may start with '-', but a lone `--word` is a mistyped option, not a message."""
+    import re
+
+    from aipass_git.cli.app import ARGV
+    from aipass_git.core.errors import RefusedError
+
+    if "--" in ARGV:
+        return  # the user said that what follows is text
+    for word in words:
+        if word and re.fullmatch(r"--?[A-Za-z][A-Za-z-]*", word):
+            raise RefusedError(f"no such option: {word}", "see -h; to send text that looks like an option, put -- before it")
+
+
 def _body(body: str | None, file: Path | None) -> str:
     """The body from the argument, --file, or standard input (when piped, or given as '-')."""
     from aipass_git.core.errors import RefusedError
 
+    not_an_option(body)
     if body is not None and file is not None:
         raise RefusedError("give the body as an argument or with --file, not both", "drop one of them")
     if file is not None and str(file) != "-":
@@ -78,7 +95,7 @@ def _who(address: str, meta: dict | None = None) -> str:
     return f"@{address} ({name})" if name else f"@{address}"
 
 
-@app.command()
+@app.command(context_settings=TEXT_ARGS)
 def send(
     words: List[str] = typer.Argument(..., metavar="@TO... SUBJECT [BODY]", help="Recipients (@agent, @human or @all), the subject, then the body."),
     file: Optional[Path] = FILE,
@@ -100,6 +117,7 @@ def send(
     if len(rest) > 2:
         raise RefusedError(f"too many words after the subject: {rest[2]!r}", "quote the subject and the body")
     subject, body = rest[0], rest[1] if len(rest) > 1 else None
+    not_an_option(subject)
     with _post_office(act_as) as po:
         sent = po.send(recipients, subject, _body(body, file))
     if as_json:
@@ -171,7 +189,7 @@ def _render(m: dict) -> str:
     return "\n".join(f"{k + ':':<9}{v}" for k, v in head) + "\n\n" + m["body"].rstrip("\n") + "\n"
 
 
-@app.command()
+@app.command(context_settings=TEXT_ARGS)
 def reply(
     message_id: str = typer.Argument(..., metavar="ID", help="The message to answer (any unique prefix)."),
     body: Optional[str] = typer.Argument(None, help="The answer (or --file, or standard input)."),

@@ -15,7 +15,7 @@ import typer
 
 from aipass_git import __version__
 from aipass_git.cli import agent_cmd, audit_cmd, dispatch_cmd, hooks_cmd, mail_cmd, memory_cmd, setup_cmd  # noqa: F401  (registers the commands)
-from aipass_git.cli.app import app, show_help_without_command
+from aipass_git.cli.app import ARGV, app, show_help_without_command
 from aipass_git.core.errors import AipassError
 
 PROG = "git aipass"
@@ -76,6 +76,7 @@ def optional_values(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = optional_values(shorthand(list(sys.argv[1:] if argv is None else argv)))
+    ARGV[:] = args
     debug = "--debug" in args or bool(os.environ.get("AIPASS_DEBUG"))
     command = typer.main.get_command(app)
     try:

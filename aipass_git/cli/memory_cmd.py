@@ -15,6 +15,8 @@ memory_app = group("memory", "Agents' working memory, its archive, and search by
 app.add_typer(memory_app, name="memory")
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
+# a body or text may start with "-" (a markdown list, a PEM block): it is text, not an option
+TEXT_ARGS = {"ignore_unknown_options": True}
 
 
 def _context(act_as: str | None = None):
@@ -43,7 +45,7 @@ def _whose(registry, speaker, raw: str | None, config, *, writing: bool) -> str:
     return agent.name
 
 
-@memory_app.command("add")
+@memory_app.command("add", context_settings=TEXT_ARGS)
 def add(
     text: str = typer.Argument(..., help="What was learned or observed, in a sentence or two."),
     kind: str = typer.Option("learning", "--kind", help="learning or observation."),
