@@ -35,3 +35,26 @@ def test_readme_holds_exactly_the_two_commands_ci_runs():
     assert commands[1].endswith("pytest") and "'.[memory,test]'" in commands[1]
     ci = (ROOT / ".ci/run").read_text()
     assert re.search(r"git aipass demo\$", ci) and re.search(r"pytest\$", ci)
+
+
+def test_pre_commit_try_repo_runs_our_hooks_on_a_sample_repository(mail_repo, tmp_path):
+    import json
+    import os
+
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+
+    def try_repo(hook):
+        return subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), hook, "--all-files"],
+                              cwd=mail_repo, capture_output=True, text=True, env=env, timeout=600)
+
+    ok = try_repo("aipass-validate")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "aipass-git .aipass files are valid" in ok.stdout and "Passed" in ok.stdout
+    passport = mail_repo / ".aipass/agents/api/passport.json"
+    doc = json.loads(passport.read_text())
+    doc["status"] = "sleeping"
+    passport.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    failed = try_repo("aipass-validate")
+    assert failed.returncode == 1 and "Failed" in failed.stdout and "field 'status'" in failed.stdout
+    audit = try_repo("aipass-audit")
+    assert audit.returncode == 1 and "aipass.passport" in audit.stdout

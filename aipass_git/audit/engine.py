@@ -9,6 +9,7 @@ not read as a pass). Findings come back sorted, so two runs print the same repor
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -141,7 +142,18 @@ class Context:
         return sorted(set(self.tracked) | set(self.files))
 
     def owned_by(self, agent) -> list[str]:
-        return [f for f in self.known_files if any(fnmatch.fnmatchcase(f, g) or _glob_dir(f, g) for g in agent.owns)]
+        cache = self.__dict__.setdefault("_owned", {})
+        if agent.name not in cache:
+            pattern = owned_pattern(agent.owns)
+            cache[agent.name] = [f for f in self.known_files if pattern.match(f)] if agent.owns else []
+        return cache[agent.name]
+
+
+def owned_pattern(globs: list[str]) -> "re.Pattern[str]":
+    """One compiled pattern for an agent's globs (a thousand files x thirty agents add up)."""
+    parts = [fnmatch.translate(g) for g in globs]
+    parts += [re.escape(g[:-2]) + r".*\Z" for g in globs if g.endswith("/**")]
+    return re.compile("|".join(f"(?:{p})" for p in parts) or r"(?!)")
 
 
 def _glob_dir(path: str, glob: str) -> bool:

@@ -54,9 +54,18 @@ def audit(repo: Repo, *, paths: list[str] | None = None, agent: str | None = Non
     ctx = Context(repo, paths=paths, agent=agent, staged=staged, base=base)
     extra, problems = project_standards(repo)
     chosen = (standards if standards is not None else BUILTIN) + extra
+    if changed is not None:
+        chosen = for_changed(chosen, paths or [])
     findings = run(ctx, chosen) + problems
     kept, suppressed = bypass.apply(findings, bypass.load(repo))
     return Report(kept, chosen, suppressed)
+
+
+def for_changed(standards: list[Standard], changed: list[str]) -> list[Standard]:
+    """`--changed` reviews files: the file standards, and the .aipass ones when .aipass
+    changed. Refs and branch rules belong to the full audit and the push hook."""
+    touches_aipass = any(p.startswith(AIPASS_DIR + "/") for p in changed)
+    return [s for s in standards if s.scope == "file" or (touches_aipass and s.id.startswith(("aipass.", "ownership.", "secrets.aipass", "hygiene.")))]
 
 
 def _expand(repo: Repo, paths: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ def audit(
     paths: Optional[List[str]] = typer.Argument(None, help="Only these files or folders (default: the whole repository)."),
     agent: Optional[str] = typer.Option(None, "--agent", metavar="@AGENT", help="Only this agent's files and records."),
     changed: Optional[str] = typer.Option(
-        None, "--changed", metavar="[BASE]", help="Only files changed since BASE (default: the base branch).",
+        None, "--changed", metavar="[BASE]", help="Only files changed since BASE (default: the base branch): the file standards, and the .aipass ones when .aipass changed.",
         show_default=False,
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts and agents."),

@@ -8,14 +8,14 @@ from aipass_git.core.repo import AGENTS_DIR
 
 @standard("ownership.globs-match", "every glob an agent owns matches at least one tracked file", severity="warning")
 def globs_match(ctx):
-    from aipass_git.audit.engine import _glob_dir
-    import fnmatch
+    from aipass_git.audit.engine import owned_pattern
 
     for agent in ctx.agents:
         if not agent.active:
             continue
         for glob in agent.owns:
-            if not any(fnmatch.fnmatchcase(f, glob) or _glob_dir(f, glob) for f in ctx.tracked):
+            pattern = owned_pattern([glob])
+            if not any(pattern.match(f) for f in ctx.tracked):
                 yield Problem(f"{AGENTS_DIR}/{agent.name}/passport.json", f"owned glob {glob!r} matches no tracked file",
                               "fix the glob or remove it from the passport")
 
