@@ -72,12 +72,14 @@ class Context:
     """
 
     def __init__(self, repo: Repo, *, paths: list[str] | None = None, agent: str | None = None,
-                 staged: bool = False, base: str | None = None) -> None:
+                 staged: bool = False, base: str | None = None, tree: str | None = None) -> None:
         self.repo = repo
         self.only_paths = paths
         self.agent = agent
         self.staged = staged  # read file contents from the index (pre-commit), not the work tree
         self.base = base
+        self.tree = tree  # read file contents from this tree (a merge being checked), not the work tree
+        self._reader = None
 
     @cached_property
     def config(self):
@@ -119,6 +121,14 @@ class Context:
         return sorted(set(self.only_paths))
 
     def read(self, rel: str) -> bytes | None:
+        if self.tree is not None:
+            from aipass_git.store.objects import ObjectReader
+
+            if self._reader is None:
+                self._reader = ObjectReader(self.repo.root)
+            if self._reader.resolve(f"{self.tree}:{rel}") is None:
+                return None
+            return self._reader.read(f"{self.tree}:{rel}")[1]
         if self.staged:
             proc = git.run(["cat-file", "blob", f":{rel}"], self.repo.root, check=False)
             return proc.stdout if proc.returncode == 0 else None

@@ -87,7 +87,8 @@ def demo(
         emit_json(
             {"path": str(result.path), "steps": result.steps, "agents": result.agents,
              "log": result.log, "files": result.files, "inbox": result.inbox, "mail_log": result.mail_log,
-             "dispatch": result.dispatch, "desk_commits": result.desk_commits, "desk_files": result.desk_files}
+             "dispatch": result.dispatch, "desk_commits": result.desk_commits, "desk_files": result.desk_files,
+             "merges": result.merges, "memory": result.memory}
         )
         return
     typer.echo(f"demo repository: {result.path}\n")
@@ -106,6 +107,10 @@ def demo(
     typer.echo("\nwhat @docs committed on its desk (git log --oneline main..aipass/docs):")
     typer.echo(_indent("\n".join(result.desk_commits)))
     typer.echo("  files: " + ", ".join(result.desk_files))
+    typer.echo("\n@docs's memory on main after the merge (git aipass memory show @docs):")
+    for section in ("learnings", "sessions"):
+        for e in result.memory.get(section, []):
+            typer.echo(f"  {section[:-1]:<9} {' '.join(e['text'].split())[:100]}")
     typer.echo("\nhistory of main (git log --oneline):")
     typer.echo(_indent("\n".join(result.log)))
     typer.echo(

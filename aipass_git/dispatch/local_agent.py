@@ -7,7 +7,8 @@ Used by `git aipass demo` and the tests through the `command` provider:
         argv: [python3, -m, aipass_git.dispatch.local_agent, "{prompt_file}"]
 
 It reads its task through the CLI (`git aipass read`), writes a note about it on its desk
-and commits it, records a learning (`git aipass memory add`), and replies. It
+and commits it, records a learning (`git aipass memory add`), opens a PR (`git aipass pr
+open`), and replies. It
 prints a JSON result as the AI CLIs do, so the supervisor learns the outcome the same way.
 """
 
@@ -42,8 +43,10 @@ def work(desk: Path, agent: str, dispatch_id: str) -> dict:
     _run("git", "commit", "--quiet", "-m", f"{agent}: {task['subject']}"[:200], "-m", f"Aipass-Dispatch: {task['id']}", "--", rel, cwd=desk)
     commit = _run("git", "rev-parse", "--short", "HEAD", cwd=desk).strip()
     _run("git", "aipass", "memory", "add", f"@{task['from']} asked: {task['subject']} - answered with a note in notes/{agent}/.", cwd=desk)
+    pr = json.loads(_run("git", "aipass", "pr", "open", "--title", task["subject"][:200], "--json", cwd=desk))["pr"]
     _run("git", "aipass", "reply", task["id"],
-         f"Done: wrote {rel} (commit {commit} on aipass/{agent}) and recorded a learning.", cwd=desk)
+         f"Done: wrote {rel} (commit {commit} on aipass/{agent}), recorded a learning, and opened PR {pr['id'][:12]}.",
+         cwd=desk)
     return {"type": "result", "is_error": False, "result": f"commit {commit}", "commit": commit}
 
 

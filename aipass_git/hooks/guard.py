@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import PurePosixPath
 
 from aipass_git.audit.engine import Context, Finding, run
 from aipass_git.audit.standards import BUILTIN, aipass_files, hygiene, secrets
 from aipass_git.core import config as config_mod, git
-from aipass_git.core.errors import AipassError
-from aipass_git.core.repo import AGENTS_DIR, CONFIG_FILE, Repo
+from aipass_git.core.repo import Repo
 from aipass_git.mail.identity import AGENT_ENV, desk_of
 
 # what a commit waits for: standards that read only the staged files
@@ -46,26 +44,9 @@ def pre_commit(repo: Repo) -> list[str]:
 
 
 def _validate_staged(repo: Repo, staged: list[str]) -> list[Finding]:
-    """Schema checks of the staged versions of config, passports and memory files."""
-    from aipass_git.agents import passport
-    from aipass_git.memory import working
+    from aipass_git.audit import documents
 
-    out = []
-    for rel in staged:
-        if not rel.startswith(".aipass/"):
-            continue
-        data = git.run(["cat-file", "blob", f":{rel}"], repo.root).stdout
-        parts = PurePosixPath(rel).parts
-        try:
-            if rel == CONFIG_FILE:
-                config_mod.parse(data.decode("utf-8", "replace"), rel)
-            elif rel.startswith(AGENTS_DIR) and len(parts) == 4 and parts[3] == "passport.json":
-                passport.parse(data, rel, expected_name=parts[2])
-            elif rel.startswith(AGENTS_DIR) and len(parts) == 4 and parts[3] == "memory.json":
-                working.parse(data, rel, parts[2])
-        except AipassError as exc:
-            out.append(Finding(rel, 0, "aipass.validate", "error", exc.message, exc.hint or ""))
-    return out
+    return documents.validate(staged, lambda rel: git.run(["cat-file", "blob", f":{rel}"], repo.root).stdout)
 
 
 def pre_push(repo: Repo, updates: list[tuple[str, str, str, str]]) -> list[str]:

@@ -52,6 +52,8 @@ class DemoResult:
     dispatch: dict = field(default_factory=dict)
     desk_commits: list[str] = field(default_factory=list)
     desk_files: list[str] = field(default_factory=list)
+    merges: list[dict] = field(default_factory=list)
+    memory: dict = field(default_factory=dict)
 
 
 def run(dest: Path | None = None) -> DemoResult:
@@ -80,6 +82,7 @@ def run(dest: Path | None = None) -> DemoResult:
 
     _exchange_mail(repo, result)
     _dispatch(repo, result)
+    _merge(repo, result)
 
     result.agents = [
         {"name": a.name, "role": a.role, "provider": a.provider, "owns": a.owns} for a in registry.all()
@@ -118,8 +121,8 @@ def _dispatch(repo, result: DemoResult) -> None:
     outcome = dispatcher.wait(repo, sent.message["id"], timeout=120)
     result.dispatch = {"id": sent.message["id"], **outcome}
     result.steps.append(
-        f"git aipass dispatch @docs \"document the price format\" ... --wait  -> {outcome['result']}, "
-        f"{outcome.get('commits', 0)} commit on aipass/docs"
+        f"git aipass dispatch @docs \"document the price format\" ... --wait  -> {outcome['result']}: "
+        "the local agent committed a note, recorded a learning, opened a PR and replied"
     )
     from aipass_git.mail.postoffice import PostOffice
 
@@ -127,6 +130,18 @@ def _dispatch(repo, result: DemoResult) -> None:
         result.inbox = human.inbox()
     result.desk_commits = git.output(["log", "--format=%h %s", "main..aipass/docs"], repo.root).splitlines()
     result.desk_files = git.output(["diff", "--name-only", "main...aipass/docs"], repo.root).splitlines()
+
+
+def _merge(repo, result: DemoResult) -> None:
+    """The human, standing in for the orchestrator, merges the queue: audited, then merged."""
+    from aipass_git.memory import working
+    from aipass_git.prs.queue import MergeQueue
+
+    outcomes = MergeQueue(repo).merge_all()
+    result.merges = [{"pr": o.pr, "result": o.result, "merge_commit": o.merge_commit} for o in outcomes]
+    merged = [o for o in outcomes if o.result == "merged"]
+    result.steps.append(f"git aipass pr merge --all  -> {len(merged)} merged into main under the merge lock, after the audit")
+    result.memory = working.load(repo.root, "docs")
 
 
 def _prepare(dest: Path | None) -> Path:

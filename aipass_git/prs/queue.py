@@ -1,0 +1,243 @@
+"""The merge queue: the orchestrator (or the human) merges agents' PRs, one at a time.
+
+Every merge happens under one repo-wide lock in the git common dir, shared by all
+worktrees; its holder (who, pid, since) is recorded for whoever waits. Inside it: the PR
+head is re-read (a head that moved is recorded and re-checked), the merge is computed
+without touching any working tree (`git merge-tree --write-tree`), the merged files are
+audited, and the base branch moves by compare-and-swap (or, when it is checked out in a
+clean worktree, by a fast-forward of that worktree). A conflict or a failing audit
+bounces the PR to its author with the files or findings; nothing is merged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from aipass_git.agents.registry import Registry
+from aipass_git.core import clock, config as config_mod, git
+from aipass_git.core.errors import AipassError, RefusedError
+from aipass_git.core.repo import Repo
+from aipass_git.mail.identity import Speaker, resolve
+from aipass_git.mail.postoffice import PostOffice
+from aipass_git.prs import record
+from aipass_git.store.events import EventStore
+
+
+@dataclass
+class Outcome:
+    pr: str
+    result: str  # merged | bounced | skipped
+    detail: str = ""
+    merge_commit: str | None = None
+    conflicts: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+
+
+class MergeQueue:
+    def __init__(self, repo: Repo, *, on_wait: Callable[[dict], None] | None = None) -> None:
+        self.repo = repo
+        self.config = config_mod.load(repo)
+        self.registry = Registry(repo)
+        self.speaker: Speaker = resolve(repo, self.registry, orchestrator=self.config.orchestrator)
+        if not (self.speaker.is_human or self.speaker.name == self.config.orchestrator):
+            raise RefusedError(
+                f"@{self.speaker.name} may not merge: agents never merge their own work",
+                f"open a PR (git aipass pr open); @{self.config.orchestrator} or the human merges it",
+            )
+        self.timeout = float(self.config.timeouts["git_seconds"])
+        self.on_wait = on_wait
+        self.lock_path = repo.runtime_dir / "locks" / "merge.lock"
+        self.holder_path = repo.runtime_dir / "locks" / "merge.holder.json"
+
+    # -- the lock -----------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.lock_path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            holder = self.holder()
+            if self.on_wait:
+                self.on_wait(holder)
+            try:
+                lock.acquire(timeout=float(self.config.timeouts["merge_lock_seconds"]))
+            except Timeout:
+                raise AipassError(
+                    f"the merge lock is held by {holder.get('by', '?')} (pid {holder.get('pid', '?')}, "
+                    f"since {holder.get('since', '?')})",
+                    "wait for that merge to finish, or raise timeouts.merge_lock_seconds",
+                ) from None
+        try:
+            self.holder_path.write_text(json.dumps({"by": self.speaker.display, "pid": os.getpid(), "since": clock.utc_now()}))
+            yield
+        finally:
+            lock.release()
+
+    def holder(self) -> dict:
+        try:
+            return json.loads(self.holder_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    # -- merging ------------------------------------------------------------------------
+
+    def merge_all(self) -> list[Outcome]:
+        """Every open PR, oldest first; each is re-read under the lock, so two queues never
+        merge the same PR twice."""
+        from aipass_git.prs.requests import list_prs
+
+        return [self.merge(pr["id"]) for pr in list_prs(self.repo, "open")]
+
+    def merge(self, raw_id: str) -> Outcome:
+        with EventStore(self.repo) as store, self.locked():
+            pr = record.PRBook(store).get(raw_id)
+            if pr["state"] != "open":
+                return Outcome(pr["id"], "skipped", f"already {pr['state']}")
+            try:
+                self.registry.resolve(pr["agent"])
+            except AipassError as exc:
+                raise RefusedError(f"PR {pr['id'][:12]} is by @{pr['agent']}: {exc.message}",
+                                   "close it (git aipass pr close ID) or hand the branch to an active agent") from None
+            base_ref = f"refs/heads/{pr['base']}"
+            base_old = self._rev(base_ref)
+            if base_old is None:
+                raise RefusedError(f"the base branch {pr['base']!r} does not exist", "create it, or close the PR")
+            worktree = self._checked_out(base_ref)
+            if worktree is not None and self._dirty(worktree):
+                raise RefusedError(f"{pr['base']} is checked out in {worktree} with uncommitted changes",
+                                   "commit or stash them there, then merge again")
+            head = self._rev(f"refs/heads/{pr['branch']}")
+            if head is None:
+                return self._bounce(store, pr, f"the branch {pr['branch']} was deleted after the PR was opened")
+            if head != pr["head"]:
+                store.append(record.ref_for(pr["id"]), record.event(
+                    "updated", self.speaker.author, {"head": head}, summary=f"head moved to {head[:10]}"))
+                pr["head"] = head
+            if self._is_ancestor(head, base_old):
+                return self._merged(store, pr, base_old, "already in the base branch")
+            tree, conflicts = self._merge_tree(base_old, head)
+            if conflicts:
+                return self._bounce(store, pr, "the merge conflicts", conflicts=conflicts)
+            findings = self._audit(tree, base_old)
+            store.append(record.ref_for(pr["id"]), record.event(
+                "audited", self.speaker.author, {"audit": {"errors": len(findings), "at": clock.utc_now()}},
+                summary=f"{len(findings)} errors"))
+            if findings:
+                return self._bounce(store, pr, "the audit of the merged tree failed", findings=findings)
+            message = (f"Merge PR {pr['id'][:12]}: {pr['title']}\n\n"
+                       f"{pr['branch']} by @{pr['agent']}, merged by {self.speaker.display}.\n\n"
+                       f"Aipass-PR: {pr['id']}\nAipass-Agent: {pr['agent']}\n")
+            commit = self._commit_tree(tree, [base_old, head], message)
+            self._move_base(base_ref, base_old, commit, worktree)
+            return self._merged(store, pr, commit, "")
+
+    # -- pieces -------------------------------------------------------------------------
+
+    def _git(self, args: list[str], **kw):
+        return git.run(args, self.repo.root, timeout=self.timeout, **kw)
+
+    def _rev(self, ref: str) -> str | None:
+        proc = self._git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], check=False)
+        return proc.stdout.decode().strip() or None
+
+    def _is_ancestor(self, a: str, b: str) -> bool:
+        return self._git(["merge-base", "--is-ancestor", a, b], check=False).returncode == 0
+
+    def _checked_out(self, ref: str) -> Path | None:
+        out = self._git(["worktree", "list", "--porcelain"]).stdout.decode()
+        path = None
+        for line in out.splitlines():
+            if line.startswith("worktree "):
+                path = Path(line[len("worktree "):])
+            elif line == f"branch {ref}":
+                return path
+        return None
+
+    def _dirty(self, worktree: Path) -> bool:
+        return bool(git.run(["status", "--porcelain", "--untracked-files=no"], worktree, timeout=self.timeout).stdout.strip())
+
+    def _merge_tree(self, base: str, head: str) -> tuple[str, list[str]]:
+        proc = self._git(["merge-tree", "--write-tree", "--name-only", "--no-messages", base, head], check=False)
+        lines = proc.stdout.decode().splitlines()
+        if proc.returncode == 0:
+            return lines[0], []
+        if proc.returncode == 1:
+            return lines[0], sorted({l for l in lines[1:] if l})
+        raise AipassError(f"git merge-tree failed: {proc.stderr.decode().strip()}", "check the branches with git log")
+
+    def _audit(self, tree: str, base: str) -> list[str]:
+        """The audit, on the merged tree: file standards and .aipass validity of what changed."""
+        from aipass_git.audit.engine import Context, run
+        from aipass_git.audit.standards import BUILTIN
+        from aipass_git.hooks.guard import _describe
+
+        changed = git.zsplit(self._git(["diff", "--name-only", "-z", "--no-renames", "--diff-filter=ACMR", base, tree]).stdout)
+        if not changed:
+            return []
+        ctx = Context(self.repo, paths=changed, tree=tree)
+        standards = [s for s in BUILTIN if s.scope == "file" or s.id in ("aipass.archive", "secrets.aipass")]
+        findings = [f for f in run(ctx, standards) if f.severity == "error"]
+        findings += self._validate(tree, changed)
+        return [line.split("\n")[0] for line in _describe(findings)]
+
+    def _validate(self, tree: str, changed: list[str]):
+        from aipass_git.audit import documents
+
+        return documents.validate(changed, lambda rel: self._git(["cat-file", "blob", f"{tree}:{rel}"]).stdout)
+
+    def _commit_tree(self, tree: str, parents: list[str], message: str) -> str:
+        name, email = self.speaker.author.name, self.speaker.author.email
+        env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
+        args = ["commit-tree", tree, *[a for p in parents for a in ("-p", p)], "-F", "-"]
+        return self._git(args, input=message.encode(), env=env).stdout.decode().strip()
+
+    def _move_base(self, ref: str, old: str, new: str, worktree: Path | None) -> None:
+        if worktree is not None:
+            # the base is checked out (and clean): bring that worktree along with it
+            proc = git.run(["merge", "--ff-only", "--quiet", new], worktree, timeout=self.timeout, check=False)
+            if proc.returncode == 0:
+                return
+            raise AipassError(f"{ref} moved while merging (fast-forward refused): {proc.stderr.decode().strip()}",
+                              "merge again: the queue re-reads everything")
+        proc = self._git(["update-ref", "-m", "aipass: merge", ref, new, old], check=False)
+        if proc.returncode != 0:
+            raise AipassError(f"{ref} moved while merging; nothing was merged", "merge again: the queue re-reads everything")
+
+    def _merged(self, store: EventStore, pr: dict, commit: str, note: str) -> Outcome:
+        store.append(record.ref_for(pr["id"]), record.event(
+            "merged", self.speaker.author, {"state": "merged", "merge_commit": commit}, summary=commit[:10]))
+        self._tell(pr, f"merged: {pr['title']}",
+                   f"Your PR {pr['id']} ({pr['branch']}) was merged into {pr['base']} as {commit[:10]}"
+                   + (f" ({note})" if note else "") + ".\nYour desk is brought up to date at its next wake.\n")
+        return Outcome(pr["id"], "merged", note, merge_commit=commit)
+
+    def _bounce(self, store: EventStore, pr: dict, reason: str, *, conflicts: list[str] | None = None,
+                findings: list[str] | None = None) -> Outcome:
+        conflicts, findings = conflicts or [], findings or []
+        store.append(record.ref_for(pr["id"]), record.event(
+            "bounced", self.speaker.author,
+            {"state": "bounced", "reason": reason, "conflicts": conflicts, "findings": findings}, summary=reason))
+        body = [f"Your PR {pr['id']} ({pr['branch']} -> {pr['base']}) was not merged: {reason}.", ""]
+        if conflicts:
+            body += ["Conflicting files:", *(f"  {c}" for c in conflicts), "",
+                     f"Merge {pr['base']} into your desk, resolve them, commit, and run: git aipass pr open"]
+        if findings:
+            body += ["Audit findings:", *(f"  {f}" for f in findings), "", "Fix them, commit, and run: git aipass pr open"]
+        self._tell(pr, f"bounced: {pr['title']}", "\n".join(body) + "\n")
+        return Outcome(pr["id"], "bounced", reason, conflicts=conflicts, findings=findings)
+
+    def _tell(self, pr: dict, subject: str, body: str) -> None:
+        try:
+            with PostOffice(self.repo, env={"AIPASS_AGENT": self.config.orchestrator}) as po:
+                po.send([pr["agent"]], subject[:200], body, kind="pr", meta={"pr": pr["id"]})
+        except AipassError:
+            pass  # the PR record says it all; a retired author simply gets no mail

@@ -1,0 +1,100 @@
+"""Opening, listing, showing and closing PRs (`git aipass pr ...`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aipass_git.agents.registry import Registry
+from aipass_git.core import config as config_mod, git
+from aipass_git.core.errors import RefusedError
+from aipass_git.core.repo import Repo
+from aipass_git.mail.identity import resolve
+from aipass_git.mail.postoffice import PostOffice
+from aipass_git.prs import record
+from aipass_git.store.events import EventStore
+
+
+def open_pr(repo: Repo, *, title: str | None = None, body: str = "") -> tuple[dict[str, Any], str]:
+    """Open a PR for the desk this runs on, or update the open one. Returns (PR, what happened)."""
+    config = config_mod.load(repo)
+    registry = Registry(repo)
+    speaker = resolve(repo, registry, orchestrator=config.orchestrator)
+    branch = git.current_branch(repo.root)
+    if speaker.is_human or branch != f"aipass/{speaker.name}":
+        raise RefusedError(
+            f"pr open runs on an agent's desk (branch aipass/<agent>), not on {branch or 'a detached HEAD'}",
+            "run it from the desk's worktree, where the agent commits its work",
+        )
+    base = config.base_branch
+    if git.run(["rev-parse", "--verify", "--quiet", f"refs/heads/{base}"], repo.root, check=False).returncode:
+        raise RefusedError(f"the base branch {base!r} does not exist", "create it, or fix base_branch in .aipass/config.yaml")
+    head = git.output(["rev-parse", "HEAD"], repo.root)
+    ahead = git.output(["rev-list", "--count", f"refs/heads/{base}..{head}"], repo.root)
+    if ahead == "0":
+        raise RefusedError(f"{branch} has no commits that {base} lacks", "commit your work on the desk first")
+    subjects = git.output(["log", "--format=%s", f"refs/heads/{base}..{head}"], repo.root).splitlines()
+    title = (title or subjects[-1]).strip()[:200]
+    with EventStore(repo) as store:
+        existing = [p for p in record.PRBook(store).all() if p["branch"] == branch and p["state"] in ("open", "bounced")]
+        if existing:
+            pr = existing[0]
+            if pr["head"] == head and pr["state"] == "open":
+                return pr, "unchanged"
+            change = {"head": head, "state": "open", "reason": None, "conflicts": [], "findings": [], "title": title}
+            if body:
+                change["body"] = body
+            store.append(record.ref_for(pr["id"]), record.event("updated", speaker.author, change, summary=head[:10]))
+            pr = {**pr, **change}
+            happened = "updated"
+        else:
+            pr = record.new(agent=speaker.name, branch=branch, base=base, head=head, title=title, body=body)
+            store.append(record.ref_for(pr["id"]), record.event("opened", speaker.author, {}, create=pr))
+            happened = "opened"
+    with PostOffice(repo, env={"AIPASS_AGENT": speaker.name}) as po:
+        po.send([config.orchestrator], f"PR {happened}: {title}"[:200],
+                f"@{speaker.name} {happened} PR {pr['id']} ({branch} -> {base}, head {head[:10]}).\n\n"
+                f"{len(subjects)} commits:\n" + "\n".join(f"  {s}" for s in subjects) +
+                f"\n\nReview: git aipass pr show {pr['id'][:12]}\nMerge:  git aipass pr merge {pr['id'][:12]}\n",
+                kind="pr", meta={"pr": pr["id"]})
+    return pr, happened
+
+
+def list_prs(repo: Repo, state: str = "open") -> list[dict[str, Any]]:
+    with EventStore(repo) as store:
+        prs = record.PRBook(store).all()
+    if state != "all":
+        prs = [p for p in prs if p["state"] == state]
+    return sorted(prs, key=lambda p: p["id"])
+
+
+def show(repo: Repo, raw_id: str) -> dict[str, Any]:
+    """The PR with its commits, files and the memory its branch changes."""
+    from aipass_git.memory import review
+
+    with EventStore(repo) as store:
+        pr = record.PRBook(store).get(raw_id)
+        history = store.history(record.ref_for(pr["id"]))
+    base, head = f"refs/heads/{pr['base']}", pr["head"]
+    span = f"{pr['merge_commit']}^1..{head}" if pr["merge_commit"] else f"{base}..{head}"
+    commits = git.run(["log", "--format=%h %s", span, "--"], repo.root, check=False).stdout.decode().splitlines()
+    files = git.run(["diff", "--name-status", f"{base}...{head}" if not pr["merge_commit"] else f"{pr['merge_commit']}^1", head],
+                    repo.root, check=False).stdout.decode().splitlines()
+    try:
+        memory = review.diff(repo, config_mod.load(repo), f"{base}...{head}")["agents"]
+    except RefusedError:
+        memory = []
+    events = [{"event": h.trailers.get("Aipass-Event"), "by": h.author, "time": h.time, "subject": h.subject} for h in history]
+    return {**pr, "commits": commits, "files": files, "memory": memory, "events": events}
+
+
+def close(repo: Repo, raw_id: str) -> dict[str, Any]:
+    config = config_mod.load(repo)
+    registry = Registry(repo)
+    speaker = resolve(repo, registry, orchestrator=config.orchestrator)
+    with EventStore(repo) as store:
+        pr = record.PRBook(store).get(raw_id)
+        if not (speaker.is_human or speaker.name in (config.orchestrator, pr["agent"])):
+            raise RefusedError(f"@{speaker.name} may not close @{pr['agent']}'s PR", "its author, the orchestrator or the human may")
+        store.append(record.ref_for(pr["id"]), record.event("closed", speaker.author, {"state": "closed"},
+                                                            expect=("open", "bounced")))
+    return {**pr, "state": "closed"}
