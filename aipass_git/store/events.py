@@ -206,29 +206,31 @@ class EventStore:
         with self._locked(refs):
             for attempt in range(MAX_ATTEMPTS):
                 tips = {ref: self.tip(ref) for ref in refs}
-                written = self._fast_import(batch, tips)
+                written, scratch = self._fast_import(batch, tips)
                 if not written:
                     return {}
-                updates = [RefUpdate(ref, new, tips[ref]) for ref, (_, new) in written.items()]
-                updates += [RefUpdate(scratch, None, new) for scratch, new in written.values()]
+                updates = [RefUpdate(ref, new, tips[ref]) for ref, new in written.items()]
+                if scratch:
+                    updates.append(RefUpdate(scratch[0], None, scratch[1]))
                 if self.refs.apply(updates):
-                    return {ref: new for ref, (_, new) in written.items()}
-                for scratch, new in written.values():  # this attempt's scratch refs go too
-                    self.refs.apply([RefUpdate(scratch, None, new)])
+                    return written
+                if scratch:  # this attempt's scratch ref goes too
+                    self.refs.apply([RefUpdate(scratch[0], None, scratch[1])])
                 _backoff(attempt)
         raise _gave_up(", ".join(refs))
 
-    def _fast_import(self, batch: list[tuple[str, Apply]], tips: dict[str, str | None]) -> dict[str, tuple[str, str]]:
-        """Stream the events into `git fast-import`. Returns ref -> (scratch ref, new tip).
-
-        Each ref's chain is built on a scratch branch of its own, so fast-import keeps its
-        tree in memory from one commit to the next; the CAS transaction that follows moves
-        the real refs and deletes the scratch ones.
-        """
+    def _fast_import(self, batch: list[tuple[str, Apply]], tips: dict[str, str | None]
+                     ) -> tuple[dict[str, str], tuple[str, str] | None]:
+        """Stream the events into `git fast-import`. Returns (ref -> new tip, (scratch ref, its
+        value)); the CAS transaction that follows moves the refs and deletes the scratch ref."""
         views = {ref: TreeView(self, self.tree_of(tip) if tip else None) for ref, tip in tips.items()}
-        nonce = f"{random.getrandbits(64):016x}"
-        scratch = {ref: f"refs/aipass-import/{nonce}/{i}" for i, ref in enumerate(sorted(tips))}
+        # One scratch branch for the whole stream: consecutive events of one ref build on
+        # it with their trees kept in memory; where the stream switches refs, a `reset`
+        # and a `from` start the next chain from its parent. (A branch per ref would mean
+        # a hundred refs to create and delete for one `send @all`.)
+        scratch = f"refs/aipass-import/{random.getrandbits(64):016x}"
         heads: dict[str, str] = {}  # ref -> ":mark" of its newest commit in this stream
+        on_scratch: str | None = None  # the ref whose chain the scratch branch holds now
         env = {**os.environ, "AIPASS_TOOL_WRITE": "1"}
         # fast-import allocates and frees a zlib state per object; glibc's default trim
         # threshold hands that memory back to the kernel each time (3x slower here).
@@ -250,12 +252,15 @@ class EventStore:
                 mark += 1
                 message = event.message().encode("utf-8")
                 stamp = event.author.stamp().encode("utf-8")
-                chunk = [
+                parent = heads.get(ref) or tips[ref]
+                chunk = [b"reset %s\n" % scratch.encode()] if on_scratch != ref else []
+                chunk.append(
                     b"commit %s\nmark :%d\nauthor %s\ncommitter %s\ndata %d\n%s\n"
-                    % (scratch[ref].encode(), mark, stamp, stamp, len(message), message)
-                ]
-                if ref not in heads and tips[ref]:
-                    chunk.append(b"from %s\n" % tips[ref].encode())
+                    % (scratch.encode(), mark, stamp, stamp, len(message), message)
+                )
+                if on_scratch != ref and parent:
+                    chunk.append(b"from %s\n" % parent.encode())
+                on_scratch = ref
                 for path, data in views[ref].take_changes():
                     if data is None:
                         chunk.append(b"D %s\n" % path.encode())
@@ -284,9 +289,10 @@ class EventStore:
                 "check the repository with: git fsck",
             )
         if not heads:
-            return {}
+            return {}, None
         marks = out.decode().split()
-        return {ref: (scratch[ref], oid) for ref, oid in zip(heads, marks)}
+        new_tips = dict(zip(heads, marks))
+        return new_tips, (scratch, new_tips[on_scratch]) if on_scratch else None
 
     @contextmanager
     def _locked(self, refs: list[str]) -> Iterator[None]:
