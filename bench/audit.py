@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import demo_repo, p95
+
 
 def timed(argv: list[str], cwd: Path, runs: int, ok=(0, 1)) -> list[float]:
     out = []
@@ -29,11 +31,6 @@ def timed(argv: list[str], cwd: Path, runs: int, ok=(0, 1)) -> list[float]:
     return out
 
 
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
 def show(label: str, values: list[float]) -> None:
     print(f"{label:<58} median {statistics.median(values):8.1f} ms   p95 {p95(values):8.1f} ms")
 
@@ -43,12 +40,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="aipass-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        (tmp / "home").mkdir()
-        os.environ.update({"HOME": str(tmp / "home"), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull})
-        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-        repo = tmp / "demo"
-        subprocess.run(["git", "aipass", "demo", "--dir", str(repo)], check=True, stdout=subprocess.DEVNULL)
+        repo = demo_repo(Path(tmp_name))
         from aipass_git.agents.registry import Registry
         from aipass_git.core.repo import discover
 

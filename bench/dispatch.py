@@ -20,19 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+from common import demo_repo, p95
 
 
 def setup(tmp: Path, agents: int) -> Path:
-    home = tmp / "home"
-    home.mkdir()
-    os.environ.update({"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull})
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    repo = tmp / "demo"
-    subprocess.run(["git", "aipass", "demo", "--dir", str(repo)], check=True, stdout=subprocess.DEVNULL)
+    repo = demo_repo(tmp)
     starts = tmp / "starts.txt"
     config = repo / ".aipass/config.yaml"
     text = config.read_text()

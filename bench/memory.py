@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import demo_repo, p95
+
 SUBJECTS = ["the parser", "the invoice job", "the login page", "the CI runner", "the cache", "the API gateway",
             "the nightly export", "the search index", "the payment webhook", "the mobile client", "the scheduler",
             "the email queue", "the report builder", "the auth token refresh", "the database migration"]
@@ -33,11 +35,6 @@ CAUSES = ["the input has empty lines", "two users edit at once", "the clock jump
 
 def sentence(rng: random.Random) -> str:
     return f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(CAUSES)}; seen {rng.randint(1, 99)} times"
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def du(path: Path) -> int:
@@ -53,12 +50,7 @@ def main() -> None:
     rng = random.Random(5)
 
     with tempfile.TemporaryDirectory(prefix="aipass-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        (tmp / "home").mkdir()
-        os.environ.update({"HOME": str(tmp / "home"), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull})
-        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-        repo_path = tmp / "demo"
-        subprocess.run(["git", "aipass", "demo", "--dir", str(repo_path)], check=True, stdout=subprocess.DEVNULL)
+        repo_path = demo_repo(Path(tmp_name))
 
         from aipass_git.core import config as config_mod, ids
         from aipass_git.core.repo import discover

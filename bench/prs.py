@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import demo_repo
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -24,11 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="aipass-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        (tmp / "home").mkdir()
-        os.environ.update({"HOME": str(tmp / "home"), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull})
-        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-        repo_path = tmp / "demo"
-        subprocess.run(["git", "aipass", "demo", "--dir", str(repo_path)], check=True, stdout=subprocess.DEVNULL)
+        repo_path = demo_repo(tmp)
 
         from aipass_git.agents.registry import Registry
         from aipass_git.core.repo import discover

@@ -1,7 +1,6 @@
 """Each standard fails on a repository made to break it, and passes on a clean one."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest

@@ -1,7 +1,6 @@
 """The command line as users meet it: through git, with help everywhere and clean errors."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,6 @@ from conftest import BIN_DIR, run_git_aipass
 
 from aipass_git import __version__
 from aipass_git.cli.app import app
-from aipass_git.cli import main as main_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import stat
 import sys
@@ -193,7 +192,6 @@ def test_a_busy_agent_queues_and_runs_one_session_at_a_time(drepo: Path, fake_cl
 
 
 def test_a_killed_supervisor_is_recovered_by_the_next_dispatch(drepo: Path, fake_cli: Path, cli):
-    config = drepo / ".aipass/config.yaml"
     plan(fake_cli, "api", "stuck", "ok")
     repo = discover(drepo)
     first = dispatcher.dispatch(repo, "api", "first", "b")

@@ -1,7 +1,6 @@
 """Many real processes on one mailbox; senders killed with SIGKILL at random moments."""
 
 import json
-import os
 import random
 import signal
 import subprocess

@@ -1,7 +1,6 @@
 """Working memory, archive, index and the git drivers, on real repositories."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from conftest import git, make_desk, snapshot
 
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import discover
-from aipass_git.memory import embedding, index, working
+from aipass_git.memory import embedding, index
 
 AS_API = {"AIPASS_AGENT": "api"}
 MEM = ".aipass/agents/api/memory.json"

@@ -1,7 +1,6 @@
 """PRs and the merge queue on real repositories, with real processes for the races."""
 
 import json
-import os
 import random
 import signal
 import subprocess

@@ -12,7 +12,6 @@ import fnmatch
 import re
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from aipass_git.core import git

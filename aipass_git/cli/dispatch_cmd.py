@@ -92,21 +92,10 @@ def event_log(
     offset = runtime.events_path.stat().st_size if runtime.events_path.exists() else 0
     while True:
         time.sleep(0.2)
-        try:
-            with open(runtime.events_path, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-        except FileNotFoundError:
-            continue
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        offset += len(complete)
-        for line in complete.splitlines():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        events, offset = runtime.events_since(offset)
+        for event in events:
             if who is None or event.get("agent") == who:
-                typer.echo(_event_line(event, as_json), nl=True)
+                typer.echo(_event_line(event, as_json))
 
 
 def _event_line(event: dict, as_json: bool) -> str:

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence before a traceback
         if debug:
             traceback.print_exc()
-        _error(f"unexpected {type(exc).__name__}: {exc}", f"run again with --debug and report it")
+        _error(f"unexpected {type(exc).__name__}: {exc}", "run again with --debug and report it")
         return 1
 
 

@@ -70,21 +70,8 @@ def wait(repo: Repo, dispatch_id: str, timeout: float | None = None, poll: float
     deadline = None if timeout is None else time.monotonic() + timeout
     offset = 0
     while True:
-        try:
-            with open(runtime.events_path, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-        except FileNotFoundError:
-            chunk = b""
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        offset += len(complete)
-        import json
-
-        for line in complete.splitlines():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        events, offset = runtime.events_since(offset)
+        for event in events:
             if event.get("event") == "finished" and event.get("dispatch") == dispatch_id:
                 return event
         if deadline is not None and time.monotonic() > deadline:

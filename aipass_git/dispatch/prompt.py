@@ -69,7 +69,7 @@ def assemble(
         "- Commit your work on your branch, then open a PR: git aipass pr open --title \"...\"",
         f"  Never merge it yourself: @{orchestrator} merges after the audit passes.",
         "- Record what you learned for next time: git aipass memory add \"...\"",
-        f"- Ask another agent: git aipass send @agent \"subject\" \"details\"; your inbox: git aipass inbox",
+        "- Ask another agent: git aipass send @agent \"subject\" \"details\"; your inbox: git aipass inbox",
         "",
     ]
     return "\n".join(parts)

@@ -50,6 +50,24 @@ class Runtime:
             os.close(fd)
         return record
 
+    def events_since(self, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """Events appended after byte OFFSET, and the offset to read from next time (a line
+        still being written is left for the next call)."""
+        try:
+            with open(self.events_path, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return [], offset
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        out = []
+        for line in complete.splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out, offset + len(complete)
+
     def events(self) -> list[dict[str, Any]]:
         try:
             text = self.events_path.read_text(encoding="utf-8")

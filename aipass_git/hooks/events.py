@@ -3,7 +3,6 @@ and a wake when a dispatch arrives on a mailbox ref from elsewhere (a fetch)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 

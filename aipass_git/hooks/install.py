@@ -74,7 +74,7 @@ def raise_kept(path: Path, chained: Path) -> None:
 
     raise RefusedError(
         f"{path} exists and {chained.name} is already taken",
-        f"merge the two by hand, then run: git aipass hooks install",
+        "merge the two by hand, then run: git aipass hooks install",
     )
 
 

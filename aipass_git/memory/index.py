@@ -14,7 +14,6 @@ import json
 import shutil
 import sqlite3
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable
 
 from aipass_git.core.canonical import encode, write_atomic

@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 from aipass_git.core import git
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
-from aipass_git.store.objects import TREE_MODE, Ident, ObjectReader, ObjectWriter, commit_tree_and_parents, decode_tree
+from aipass_git.store.objects import Ident, ObjectReader, ObjectWriter, commit_tree_and_parents, decode_tree
 from aipass_git.store.refs import NO_HOOKS, RefTransactions, RefUpdate
 from aipass_git.store.tree_view import TreeView
 

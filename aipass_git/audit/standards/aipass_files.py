@@ -98,7 +98,7 @@ def agent_files(ctx):
         for file in ("passport.json", "memory.json", "README.md"):
             if not (ctx.repo.agents_dir / name / file).is_file():
                 yield Problem(f"{AGENTS_DIR}/{name}/{file}", "is missing",
-                              f"restore it with git checkout, or retire the agent", severity="warning" if file == "README.md" else None)
+                              "restore it with git checkout, or retire the agent", severity="warning" if file == "README.md" else None)
 
 
 @standard("aipass.orchestrator", "the configured orchestrator exists and is active")

@@ -32,7 +32,6 @@ def in_files(ctx):
 
 @standard("secrets.mail", "no credentials in mail bodies on mailbox refs")
 def in_mail(ctx):
-    import json
 
     from aipass_git.core import git
     from aipass_git.mail import mailbox
