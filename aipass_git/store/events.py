@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 from aipass_git.core import git
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
-from aipass_git.store.objects import Ident, ObjectReader, ObjectWriter, commit_tree_and_parents, decode_tree
+from aipass_git.store.objects import TREE_MODE, Ident, ObjectReader, ObjectWriter, commit_tree_and_parents, decode_tree
 from aipass_git.store.refs import NO_HOOKS, RefTransactions, RefUpdate
 from aipass_git.store.tree_view import TreeView
 
@@ -76,7 +76,6 @@ class EventStore:
         self._trees: OrderedDict[str, dict[str, tuple[str, str]]] = OrderedDict()
         # What this process wrote itself need not be read back through git.
         self._commit_trees: dict[str, str] = {}
-        self._known_tips: dict[str, str | None] = {}
 
     def __enter__(self) -> "EventStore":
         return self
@@ -128,19 +127,21 @@ class EventStore:
     def blobs(self, oids: list[str]) -> list[bytes]:
         return [data for _, data in self.reader.read_many(oids)]
 
-    def collect(self, tree: str, *, name: str) -> list[bytes]:
-        """Contents of every blob called NAME anywhere below TREE.
+    def collect(self, tree: str, *, name: str, depth: int = 2) -> list[bytes]:
+        """Contents of every blob called NAME exactly DEPTH folders below TREE.
 
-        One `git ls-tree -r` finds them (git walks the fanned-out trees in C) and one
-        batch reads them: a mailbox of 10,000 messages lists in a few round trips.
+        The folders are read level by level, each level in one pipelined batch, and the
+        blobs are asked for by path inside their folder: a mailbox of 10,000 messages lists
+        in a few round trips, without listing the message files themselves.
         """
-        out = git.run(["ls-tree", "-r", "-z", "--full-tree", tree], self.repo.root).stdout
-        suffix = ("/" + name).encode()
-        oids = []
-        for entry in out.split(b"\0"):
-            if entry.endswith(suffix):
-                oids.append(entry[12 : entry.index(b"\t")].decode())  # "100644 blob <oid>\t<path>"
-        return self.blobs(oids)
+        level = [tree]
+        for _ in range(depth):
+            missing = [t for t in level if t not in self._trees]
+            for oid, (_, data) in zip(missing, self.reader.read_many(missing)):
+                self._remember_tree(oid, decode_tree(data, self.repo.hash_len))
+            level = [oid for t in level for mode, oid in self.tree_entries(t).values() if mode == TREE_MODE]
+        found = self.reader.read_many([f"{t}:{name}" for t in level], missing_ok=True)
+        return [data for item in found if item is not None for data in (item[1],)]
 
     def view(self, ref: str) -> TreeView:
         """A read-only snapshot of REF's current state (empty when the ref does not exist)."""
@@ -174,15 +175,12 @@ class EventStore:
         """Apply one event to REF; returns the new commit, or None when APPLY had nothing to do."""
         with self._locked([ref]):
             for attempt in range(MAX_ATTEMPTS):
-                # The tip this process last wrote is usually still the tip (we hold the
-                # lock); if anyone else moved the ref, the CAS fails and we read it again.
-                tip = self._known_tips[ref] if attempt == 0 and ref in self._known_tips else self.tip(ref)
+                # Read under the lock, never from a cache: another process may have written
+                # since, and a stale tip would only buy a failed CAS and a wasted commit.
+                tip = self.tip(ref)
                 view = TreeView(self, self.tree_of(tip) if tip else None)
                 event = apply(view)
                 if event is None:
-                    if attempt == 0 and ref in self._known_tips:
-                        del self._known_tips[ref]
-                        continue  # decide "nothing to do" on the real tip, not a cached one
                     return None
                 tree = view.flush()
                 commit = self.writer.commit(tree, [tip] if tip else [], event.author, event.author, event.message())
@@ -190,9 +188,7 @@ class EventStore:
                     if len(self._commit_trees) > 10_000:
                         self._commit_trees.clear()
                     self._commit_trees[commit] = tree
-                    self._known_tips[ref] = commit
                     return commit
-                self._known_tips.pop(ref, None)
                 _backoff(attempt)
         raise _gave_up(ref)
 
@@ -304,7 +300,9 @@ class EventStore:
             for ref in sorted(refs):  # one global order: two batches never deadlock
                 lock = FileLock(str(folder / (ref.replace("/", "%") + ".lock")))
                 try:
-                    lock.acquire(timeout=LOCK_TIMEOUT)
+                    # a short poll: filelock has no queue, and its default 50 ms sleep lets the
+                    # writer that just released win again while the others doze
+                    lock.acquire(timeout=LOCK_TIMEOUT, poll_interval=0.002)
                 except Timeout:
                     raise AipassError(
                         f"{ref} has been locked by another writer for {LOCK_TIMEOUT:g} s",

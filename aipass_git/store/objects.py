@@ -203,17 +203,21 @@ class ObjectReader:
     def read(self, oid: str) -> tuple[str, bytes]:
         return self.read_many([oid])[0]
 
-    def read_many(self, oids: list[str], chunk: int = 512) -> list[tuple[str, bytes]]:
-        """Objects in the order asked. Requests go in chunks small enough for the pipe's
-        buffer, so git never blocks on a full stdout while we still write its stdin."""
+    def read_many(self, oids: list[str], chunk: int = 512, *, missing_ok: bool = False) -> list:
+        """Objects in the order asked (None for a missing one when MISSING_OK). Requests go
+        in chunks small enough for the pipe's buffer, so git never blocks on a full stdout
+        while we still write its stdin."""
         proc = self._start()
-        out: list[tuple[str, bytes]] = []
+        out: list = []
         for start in range(0, len(oids), chunk):
             batch = oids[start : start + chunk]
             proc.stdin.write("".join(f"contents {o}\n" for o in batch).encode())
             for oid in batch:
                 parts = self._out.line().split()
                 if len(parts) != 3:
+                    if missing_ok and parts[-1:] == [b"missing"]:
+                        out.append(None)
+                        continue
                     raise AipassError(f"object {oid} is missing from the repository", "check it with: git fsck")
                 data = self._out.exact(int(parts[2]) + 1)  # the object, then a newline
                 out.append((parts[1].decode(), data[:-1]))
