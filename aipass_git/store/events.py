@@ -300,9 +300,7 @@ class EventStore:
             for ref in sorted(refs):  # one global order: two batches never deadlock
                 lock = FileLock(str(folder / (ref.replace("/", "%") + ".lock")))
                 try:
-                    # a short poll: filelock has no queue, and its default 50 ms sleep lets the
-                    # writer that just released win again while the others doze
-                    lock.acquire(timeout=LOCK_TIMEOUT, poll_interval=0.002)
+                    lock.acquire(timeout=LOCK_TIMEOUT)
                 except Timeout:
                     raise AipassError(
                         f"{ref} has been locked by another writer for {LOCK_TIMEOUT:g} s",
