@@ -70,14 +70,18 @@ class Desk:
         from filelock import FileLock
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._add(base)  # desks of different agents are created side by side
+        except AipassError:
+            pass
+        # A desk folder deleted by hand leaves a stale worktree entry: prune, then retry.
+        # One prune at a time, or it removes the half-registered worktree another adds.
         lock_path = self.repo.runtime_dir / "locks" / "desks.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        # One desk is created at a time: `worktree prune` run by one supervisor would
-        # otherwise remove the half-registered worktree another one is adding.
         with FileLock(str(lock_path), timeout=120):
             if self.exists():
                 return DeskReport(self.path)
-            git.run(["worktree", "prune"], self.repo.root, check=False)  # a desk folder deleted by hand
+            git.run(["worktree", "prune"], self.repo.root, check=False)
             return self._add(base)
 
     def _add(self, base: str) -> DeskReport:
