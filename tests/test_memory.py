@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,23 @@ def test_a_merge_reapplies_the_caps(mail_repo: Path, cli):
     assert len(kept) == 3
     archived = [r["entry"]["text"] for r in archive_records(mail_repo)]
     assert sorted(kept + archived) == ["base", "left 1", "left 2", "main 1", "main 2"]
+
+
+def test_with_the_hooks_a_merge_commits_its_archived_overflow(mail_repo: Path, cli):
+    assert cli("hooks", "install", cwd=mail_repo).code == 0
+    set_limit(mail_repo, "memory_entries_per_section", 2)
+    add(cli, mail_repo, "base")
+    git(mail_repo, "checkout", "-qb", "left")
+    add(cli, mail_repo, "left 1")
+    git(mail_repo, "checkout", "-q", "main")
+    add(cli, mail_repo, "main 1")
+    git(mail_repo, "merge", "-q", "--no-edit", "left")
+    deadline = time.monotonic() + 30
+    while git(mail_repo, "status", "--porcelain"):  # committed in the background after the merge
+        assert time.monotonic() < deadline, "the archived overflow was never committed"
+        time.sleep(0.1)
+    assert git(mail_repo, "log", "-1", "--format=%s") == "aipass: archive memory overflow from the merge"
+    assert [r["entry"]["text"] for r in archive_records(mail_repo)] == ["base"]
 
 
 def test_git_diff_shows_entries_as_lines(mail_repo: Path, cli):

@@ -70,8 +70,10 @@ def hook(name: str, args: Optional[List[str]] = typer.Argument(None)) -> None:
         updates = [tuple(l.split()) for l in sys.stdin.read().splitlines() if len(l.split()) == 4]
         _refuse(pre_push(repo, updates), "push")  # type: ignore[arg-type]
     elif name in ("post-merge", "post-checkout"):
-        from aipass_git.hooks.events import archives_changed, refresh_index_in_background
+        from aipass_git.hooks.events import archives_changed, commit_overflow_in_background, refresh_index_in_background
 
+        if name == "post-merge":
+            commit_overflow_in_background(repo)
         old, new = ("ORIG_HEAD", "HEAD") if name == "post-merge" else (args[0] if args else "", args[1] if len(args) > 1 else "")
         if archives_changed(repo, old, new):
             refresh_index_in_background(repo)

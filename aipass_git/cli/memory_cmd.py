@@ -175,6 +175,15 @@ def sync() -> None:
     open_index(discover()).sync()
 
 
+@memory_app.command("commit-overflow", hidden=True)
+def commit_overflow() -> None:
+    """Commit what the merge driver archived (run in the background by the post-merge hook)."""
+    from aipass_git.core.repo import discover
+    from aipass_git.hooks.events import commit_merge_overflow
+
+    commit_merge_overflow(discover())
+
+
 @memory_app.command("textconv", hidden=True)
 def textconv(file: Path = typer.Argument(...)) -> None:
     """git's diff driver for memory.json (installed by init)."""

@@ -17,6 +17,37 @@ def archives_changed(repo: Repo, old: str, new: str) -> bool:
     return any("/archive/" in p or p.endswith("memory.json") for p in git.zsplit(out))
 
 
+def overflow_paths(repo: Repo) -> list[str]:
+    return [p for p in git.status_paths(repo.root, [AGENTS_DIR]) if "/archive/" in p and p.endswith(".jsonl")]
+
+
+def commit_overflow_in_background(repo: Repo) -> None:
+    """post-merge runs while git still holds the merge state, when no commit can be made:
+    a detached process commits the archive lines once the merge has finished."""
+    if overflow_paths(repo):
+        subprocess.Popen(
+            [sys.executable, "-m", "aipass_git", "memory", "commit-overflow"], cwd=repo.root,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+
+
+def commit_merge_overflow(repo: Repo, wait_seconds: float = 30.0) -> str | None:
+    """The memory merge driver archives what a merge pushed over the caps into the work
+    tree (a driver cannot stage); once the merge is over, commit those archive lines."""
+    import time
+
+    from aipass_git.store.worktree_commit import commit_files
+
+    deadline = time.monotonic() + wait_seconds
+    while (repo.git_dir / "MERGE_HEAD").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    changed = overflow_paths(repo)
+    if not changed:
+        return None
+    files = {p: (repo.root / p).read_bytes() for p in changed}
+    return commit_files(repo, files, "aipass: archive memory overflow from the merge\n\nAipass-Event: memory-archive\n")
+
+
 def refresh_index_in_background(repo: Repo) -> None:
     """Sync the memory index in a detached process: the hook returns at once, and the
     hook itself never imports chromadb."""
