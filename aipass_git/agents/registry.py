@@ -13,7 +13,6 @@ from typing import Any
 from aipass_git.agents import passport, templates
 from aipass_git.core import clock, config as config_mod, git, names, schemas
 from aipass_git.core.canonical import encode
-from aipass_git.core.documents import load_json, require_equal
 from aipass_git.core.errors import RefusedError, UnknownAgentError
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.core.validate import List, check_input
@@ -94,12 +93,6 @@ class Registry:
                 f"restore it with: git checkout -- {rel}   (or remove the folder {AGENTS_DIR}/{name})",
             ) from None
         return Agent(name, passport.parse(data, rel, expected_name=name), path.parent)
-
-    def memory(self, agent: Agent) -> dict[str, Any]:
-        rel = agent_files(agent.name)["memory"]
-        doc = load_json((self.repo.root / rel).read_bytes(), rel, schemas.MEMORY)
-        require_equal(doc, "agent", agent.name, rel)
-        return doc
 
     # -- writing ----------------------------------------------------------------------
 

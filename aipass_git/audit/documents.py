@@ -12,7 +12,7 @@ from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AGENTS_DIR, CONFIG_FILE
 
 
-def validate(paths: list[str], read: Callable[[str], bytes]) -> list[Finding]:
+def validate(paths: list[str], read: Callable[[str], bytes | None]) -> list[Finding]:
     """Findings for the config, passports and memory files among PATHS, read by READ."""
     from aipass_git.agents import passport
     from aipass_git.memory import working
@@ -26,6 +26,8 @@ def validate(paths: list[str], read: Callable[[str], bytes]) -> list[Finding]:
         if not (rel == CONFIG_FILE or (is_agent_file and parts[3] in ("passport.json", "memory.json"))):
             continue
         data = read(rel)
+        if data is None:
+            continue
         try:
             if rel == CONFIG_FILE:
                 config_mod.parse(data.decode("utf-8", "replace"), rel)

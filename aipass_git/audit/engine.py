@@ -12,13 +12,12 @@ import fnmatch
 import re
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from aipass_git.core import git
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AIPASS_DIR, Repo
 
-SEVERITIES = ("error", "warning", "note")
 
 
 @dataclass(frozen=True, order=True)
@@ -120,21 +119,33 @@ class Context:
         return sorted(set(self.only_paths))
 
     def read(self, rel: str) -> bytes | None:
+        """A file as the audit sees it: from the merge tree, the index, or the work tree."""
         if self.tree is not None:
-            from aipass_git.store.objects import ObjectReader
-
-            if self._reader is None:
-                self._reader = ObjectReader(self.repo.root)
-            if self._reader.resolve(f"{self.tree}:{rel}") is None:
-                return None
-            return self._reader.read(f"{self.tree}:{rel}")[1]
+            return self.git_object(f"{self.tree}:{rel}")
         if self.staged:
-            proc = git.run(["cat-file", "blob", f":{rel}"], self.repo.root, check=False)
-            return proc.stdout if proc.returncode == 0 else None
+            return self.git_object(f":{rel}")
         try:
             return (self.repo.root / rel).read_bytes()
         except (FileNotFoundError, IsADirectoryError):
             return None
+
+    def git_object(self, spec: str) -> bytes | None:
+        """The blob SPEC names (`:path`, `tree:path`, `rev:path`), or None; through one
+        long-lived cat-file for the whole audit, and read once."""
+        cache = self.__dict__.setdefault("_blobs", {})
+        if spec not in cache:
+            if self._reader is None:
+                from aipass_git.store.objects import ObjectReader
+
+                self._reader = ObjectReader(self.repo.root)
+            [found] = self._reader.read_many([spec], missing_ok=True)
+            cache[spec] = found[1] if found is not None and found[0] == "blob" else None
+        return cache[spec]
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def text(self, rel: str) -> str | None:
         data = self.read(rel)
@@ -165,11 +176,6 @@ def owned_pattern(globs: list[str]) -> "re.Pattern[str]":
     return re.compile("|".join(f"(?:{p})" for p in parts) or r"(?!)")
 
 
-def _glob_dir(path: str, glob: str) -> bool:
-    # `src/api/**` owns everything below src/api, as a reader of the glob expects
-    return glob.endswith("/**") and path.startswith(glob[:-2])
-
-
 @dataclass
 class Report:
     findings: list[Finding]
@@ -182,6 +188,13 @@ class Report:
 
 
 def run(context: Context, standards: list[Standard]) -> list[Finding]:
+    try:
+        return _run(context, standards)
+    finally:
+        context.close()
+
+
+def _run(context: Context, standards: list[Standard]) -> list[Finding]:
     findings: list[Finding] = []
     for std in standards:
         try:
@@ -194,9 +207,3 @@ def run(context: Context, standards: list[Standard]) -> list[Finding]:
                 "fix the standard (or the file it choked on); until then this counts as a failure",
             ))
     return sorted(set(findings))
-
-
-def lines_matching(text: str, predicate: Callable[[str], bool]) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(text.splitlines(), 1):
-        if predicate(line):
-            yield number, line

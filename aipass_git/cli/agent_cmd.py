@@ -69,8 +69,10 @@ def show(
     """Show an agent's passport and the size of its working memory."""
     registry = _registry()
     agent = registry.get(name)
-    memory = registry.memory(agent)
     from aipass_git.core.schemas import MEMORY_SECTIONS
+    from aipass_git.memory import working
+
+    memory = working.load(registry.repo.root, agent.name)
 
     counts = {section: len(memory[section]) for section in MEMORY_SECTIONS}
     if as_json:

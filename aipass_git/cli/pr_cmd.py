@@ -57,7 +57,7 @@ def list_(
         emit_json({"v": 1, "prs": prs})
         return
     if not prs:
-        typer.echo(f"no {state if state != 'all' else ''} PRs".replace("  ", " "))
+        typer.echo("no PRs" if state == "all" else f"no {state} PRs")
         return
     rows = [(p["id"][:12], p["state"], f"@{p['agent']}", p["branch"], p["updated"].replace("T", " ")[:16], p["title"]) for p in prs]
     typer.echo(table(["ID", "STATE", "BY", "BRANCH", "UPDATED (UTC)", "TITLE"], rows))

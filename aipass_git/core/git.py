@@ -54,6 +54,17 @@ def run(
     return proc
 
 
+def finish(proc: subprocess.Popen | None) -> None:
+    """End a long-lived git process by closing its input, and reap it."""
+    if proc is None:
+        return
+    try:
+        proc.stdin.close()
+    except OSError:
+        pass
+    proc.wait()
+
+
 def output(args: list[str], cwd: Path | str, **kwargs) -> str:
     """stdout of `git ARGS` as text without the final newline."""
     return run(args, cwd, **kwargs).stdout.decode("utf-8", "surrogateescape").rstrip("\n")
@@ -98,11 +109,6 @@ def user_ident(root: Path) -> tuple[str, str]:
     ident = proc.stdout.decode("utf-8", "replace").strip()
     name, _, rest = ident.partition(" <")
     return name, rest.split(">", 1)[0]
-
-
-def check_ref_format(ref: str, cwd: Path | str = ".") -> bool:
-    """Whether REF is a well-formed full ref name per git's own rules."""
-    return run(["check-ref-format", ref], cwd, check=False).returncode == 0
 
 
 def list_refs(root: Path, prefix: str) -> list[tuple[str, str]]:

@@ -36,10 +36,6 @@ class Repo:
         return self.common_dir / "objects"
 
     @property
-    def aipass_dir(self) -> Path:
-        return self.root / AIPASS_DIR
-
-    @property
     def config_path(self) -> Path:
         return self.root / CONFIG_FILE
 

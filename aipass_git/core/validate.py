@@ -93,13 +93,6 @@ class Num(Spec):
 
 
 @dataclass
-class Bool(Spec):
-    def check(self, value: Any, path: str) -> None:
-        if not isinstance(value, bool):
-            raise Violation(path, f"expected true or false, got {_show(value)}")
-
-
-@dataclass
 class Const(Spec):
     value: Any
 

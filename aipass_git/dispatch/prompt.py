@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aipass_git.core.repo import Repo
@@ -83,7 +82,3 @@ def _memory(memory: dict[str, Any]) -> str:
             lines.append(f"{section.capitalize()}:")
             lines += [f"- {e['created'][:10]}: {e['text']}" for e in reversed(entries)]
     return "\n".join(lines) if lines else "(empty: this is your first session, or nothing was recorded yet)"
-
-
-def to_json(task: dict[str, Any]) -> str:
-    return json.dumps(task, ensure_ascii=False)

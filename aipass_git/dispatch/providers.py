@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass
 
 from aipass_git.core.config import Config
 from aipass_git.core.errors import RefusedError
@@ -17,12 +16,6 @@ from aipass_git.core.errors import RefusedError
 PLACEHOLDERS = ("prompt", "prompt_file", "model", "workdir", "agent")
 _FIELD = re.compile(r"\{([^{}]*)\}")
 CONFIG_HINT = "fix providers: in .aipass/config.yaml (each provider is an argv list; see its comments)"
-
-
-@dataclass(frozen=True)
-class Invocation:
-    provider: str
-    argv: list[str]
 
 
 def check(config: Config, provider: str, model: str | None) -> list[str]:

@@ -24,6 +24,7 @@ from aipass_git.dispatch import prompt, providers, watchdog
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
+from aipass_git.memory import working
 
 
 LOCK_WAIT_SECONDS = 2.0
@@ -154,7 +155,7 @@ class Supervisor:
         return prompt.assemble(
             passport=passport,
             readme=readme_path.read_text(encoding="utf-8") if readme_path.is_file() else "",
-            memory=registry.memory(agent),
+            memory=working.load(self.repo.root, self.agent),
             related=prompt.related_memories(self.repo, self.agent, f"{task['subject']}\n{task['body']}"),
             unread=unread,
             task=task,

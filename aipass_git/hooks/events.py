@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from aipass_git.core import git
+from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AGENTS_DIR, Repo
 
 
@@ -76,10 +77,9 @@ def wake_on_mail(repo: Repo, lines: list[str]) -> list[str]:
     runtime = Runtime(repo)
     for owner in dict.fromkeys(owners):
         try:
-            if not registry.resolve(owner).active:
-                continue
-        except Exception:  # noqa: BLE001 - not an agent of this clone (yet): nothing to wake
-            continue
+            registry.resolve(owner)
+        except AipassError:
+            continue  # not an active agent of this clone: nothing to wake
         with PostOffice(repo, env={"AIPASS_AGENT": owner}) as po:
             if not pending_dispatches(po, owner):
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from aipass_git.audit import documents
 from aipass_git.audit.engine import Context, Finding, run
 from aipass_git.audit.standards import BUILTIN, aipass_files, hygiene, secrets
 from aipass_git.core import config as config_mod, git
@@ -22,7 +23,7 @@ def acting_agent(repo: Repo) -> str | None:
     return claimed or desk_of(repo)
 
 
-def _describe(findings: list[Finding]) -> list[str]:
+def describe(findings: list[Finding]) -> list[str]:
     return [f"{f.path}{':' + str(f.line) if f.line else ''}: {f.message} [{f.standard}]" + (f"\nhint: {f.hint}" if f.hint else "")
             for f in findings if f.severity == "error"]
 
@@ -38,15 +39,10 @@ def pre_commit(repo: Repo) -> list[str]:
         problems.append(f"@{agent} may commit only on its desk branch aipass/{agent}, not on {branch}{where}"
                         "\nhint: commit on your desk and open a PR: git aipass pr open")
     staged = git.zsplit(git.run(["diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR"], repo.root).stdout)
-    problems += _describe(_validate_staged(repo, staged))
-    problems += _describe(run(Context(repo, paths=staged, staged=True), ON_COMMIT))
+    ctx = Context(repo, paths=staged, staged=True)
+    problems += describe(documents.validate(staged, ctx.read))
+    problems += describe(run(ctx, ON_COMMIT))
     return problems
-
-
-def _validate_staged(repo: Repo, staged: list[str]) -> list[Finding]:
-    from aipass_git.audit import documents
-
-    return documents.validate(staged, lambda rel: git.run(["cat-file", "blob", f":{rel}"], repo.root).stdout)
 
 
 def pre_push(repo: Repo, updates: list[tuple[str, str, str, str]]) -> list[str]:
@@ -66,5 +62,5 @@ def pre_push(repo: Repo, updates: list[tuple[str, str, str, str]]) -> list[str]:
         out = git.run(["log", "--format=", "--name-only", "-z", *span, "--"], repo.root, check=False).stdout
         changed.update(p for p in git.zsplit(out) if (repo.root / p).is_file())
     if changed:
-        problems += _describe(run(Context(repo, paths=sorted(changed)), ON_PUSH))
+        problems += describe(run(Context(repo, paths=sorted(changed)), ON_PUSH))
     return problems

@@ -110,6 +110,14 @@ class MailboxReader:
             return []
         return msg.decode_summary_blobs(self.store.collect(self.store.tree_of(tip), name=INDEX))
 
+    def message_ids(self) -> set[str]:
+        """Ids of the message files in the tip tree (what the index should list)."""
+        tip = self.store.tip(self.ref)
+        if tip is None:
+            return set()
+        return {name[:-5] for folder in self.store.folders(self.store.tree_of(tip))
+                for name in self.store.tree_entries(folder) if name.endswith(".json")}
+
     def summary(self, message_id: str) -> dict[str, Any] | None:
         found = msg.find_summary(self.store.view(self.ref).read(index_path(message_id)) or b"", message_id)
         return found[0] if found else None

@@ -6,7 +6,6 @@ the CLI only parses arguments and prints what these methods return.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from aipass_git.agents.registry import Registry
@@ -19,11 +18,6 @@ from aipass_git.store.events import EventStore, HistoryEntry
 
 ALL = "all"
 BULK_THRESHOLD = 8  # from this many recipients on, one fast-import batch beats single appends
-
-
-@dataclass
-class Sent:
-    messages: list[dict[str, Any]]
 
 
 class PostOffice:

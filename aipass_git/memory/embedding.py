@@ -22,7 +22,6 @@ TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f41157
 TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer.json"
 MAX_TOKENS = 256  # what the model was trained with
 BATCH = 32
-DIMENSIONS = 384
 NAME = "aipass-minilm-l6-v2-int8"  # how chromadb knows the function when it reopens a collection
 
 _encoder: "Encoder | None" = None

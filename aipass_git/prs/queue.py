@@ -176,23 +176,19 @@ class MergeQueue:
 
     def _audit(self, tree: str, base: str) -> list[str]:
         """The audit, on the merged tree: file standards and .aipass validity of what changed."""
+        from aipass_git.audit import documents
         from aipass_git.audit.engine import Context, run
         from aipass_git.audit.standards import BUILTIN
-        from aipass_git.hooks.guard import _describe
+        from aipass_git.hooks.guard import describe
 
         changed = git.zsplit(self._git(["diff", "--name-only", "-z", "--no-renames", "--diff-filter=ACMR", base, tree]).stdout)
         if not changed:
             return []
         ctx = Context(self.repo, paths=changed, tree=tree)
         standards = [s for s in BUILTIN if s.scope == "file" or s.id in ("aipass.archive", "secrets.aipass")]
-        findings = [f for f in run(ctx, standards) if f.severity == "error"]
-        findings += self._validate(tree, changed)
-        return [line.split("\n")[0] for line in _describe(findings)]
-
-    def _validate(self, tree: str, changed: list[str]):
-        from aipass_git.audit import documents
-
-        return documents.validate(changed, lambda rel: self._git(["cat-file", "blob", f"{tree}:{rel}"]).stdout)
+        findings = documents.validate(changed, ctx.read)  # before run(), which closes the reader
+        findings += [f for f in run(ctx, standards) if f.severity == "error"]
+        return [line.split("\n")[0] for line in describe(findings)]
 
     def _commit_tree(self, tree: str, parents: list[str], message: str) -> str:
         name, email = self.speaker.author.name, self.speaker.author.email

@@ -75,10 +75,10 @@ def show(repo: Repo, raw_id: str) -> dict[str, Any]:
         pr = record.PRBook(store).get(raw_id)
         history = store.history(record.ref_for(pr["id"]))
     base, head = f"refs/heads/{pr['base']}", pr["head"]
-    span = f"{pr['merge_commit']}^1..{head}" if pr["merge_commit"] else f"{base}..{head}"
-    commits = git.run(["log", "--format=%h %s", span, "--"], repo.root, check=False).stdout.decode().splitlines()
-    files = git.run(["diff", "--name-status", f"{base}...{head}" if not pr["merge_commit"] else f"{pr['merge_commit']}^1", head],
-                    repo.root, check=False).stdout.decode().splitlines()
+    # once merged, the PR's own changes are those of its merge commit over the old base
+    old = f"{pr['merge_commit']}^1" if pr["merge_commit"] else base
+    commits = git.run(["log", "--format=%h %s", f"{old}..{head}", "--"], repo.root, check=False).stdout.decode().splitlines()
+    files = git.run(["diff", "--name-status", f"{old}...{head}"], repo.root, check=False).stdout.decode().splitlines()
     try:
         memory = review.diff(repo, config_mod.load(repo), f"{base}...{head}")["agents"]
     except RefusedError:

@@ -9,13 +9,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aipass_git.agents.registry import Registry, agent_files
-from aipass_git.core import config as config_mod, git, ids, names, repo as repo_mod
+from aipass_git.core import config as config_mod, git, names, repo as repo_mod
 from aipass_git.core.errors import AipassError
+from aipass_git.memory import working
 from aipass_git.setup.project_init import ATTRIBUTES_BLOCK, ATTRIBUTES_FILE
 
 MIN_GIT = (2, 38)  # `git merge-tree --write-tree`, used to merge PRs without a worktree
 HOOK_MARKER = "aipass-git hook shim"
-REF_KINDS = ("mail", "prs", "plans")
 
 
 @dataclass
@@ -73,7 +73,7 @@ def _agents(repo: repo_mod.Repo, config: config_mod.Config) -> list[Check]:
             if not names.is_valid(name):
                 names.normalize(name)  # raises with the reason
             agent = registry.get(name)
-            registry.memory(agent)
+            working.load(repo.root, agent.name)
             readme = agent_files(name)["readme"]
             if not (repo.root / readme).is_file():
                 checks.append(Check(f"agent {name}", "warn", f"{readme} is missing", "the agent wakes without domain notes; restore or write it"))
@@ -128,22 +128,11 @@ def _hooks(repo: repo_mod.Repo) -> Check:
 
 
 def _refs(repo: repo_mod.Repo) -> Check:
-    bad = []
-    refs = git.list_refs(repo.root, "refs/aipass/")
-    for ref, _ in refs:
-        parts = ref.split("/")
-        if len(parts) != 4 or parts[2] not in REF_KINDS:
-            bad.append(f"{ref} (expected refs/aipass/{{{'|'.join(REF_KINDS)}}}/<name>)")
-        elif parts[2] == "mail" and not (names.is_valid(parts[3]) or parts[3] == "human"):
-            bad.append(f"{ref} (not an agent name)")
-        elif parts[2] in ("prs", "plans") and not ids.is_id(parts[3]):
-            bad.append(f"{ref} (not an aipass id)")
-    if bad:
-        return Check("refs", "error", "malformed: " + "; ".join(bad), "delete them with: git update-ref -d <ref>")
-    leftovers = git.list_refs(repo.root, "refs/aipass-import/")
-    if leftovers:
-        return Check(
-            "refs", "warn", f"{len(leftovers)} leftover batch refs under refs/aipass-import/ (an interrupted bulk send)",
-            "nothing was delivered through them; delete them with: git update-ref -d <ref>",
-        )
-    return Check("refs", "ok", f"{len(refs)} aipass refs well formed")
+    from aipass_git.audit.engine import Context, run
+    from aipass_git.audit.standards import refs
+
+    findings = run(Context(repo), [refs.well_formed, refs.leftover_batches])
+    if not findings:
+        return Check("refs", "ok", f"{len(git.list_refs(repo.root, 'refs/aipass/'))} aipass refs well formed")
+    status = "error" if any(f.severity == "error" for f in findings) else "warn"
+    return Check("refs", status, "; ".join(f"{f.path}: {f.message}" for f in findings), findings[0].hint)

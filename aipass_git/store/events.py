@@ -127,21 +127,26 @@ class EventStore:
     def blobs(self, oids: list[str]) -> list[bytes]:
         return [data for _, data in self.reader.read_many(oids)]
 
-    def collect(self, tree: str, *, name: str, depth: int = 2) -> list[bytes]:
-        """Contents of every blob called NAME exactly DEPTH folders below TREE.
-
-        The folders are read level by level, each level in one pipelined batch, and the
-        blobs are asked for by path inside their folder: a mailbox of 10,000 messages lists
-        in a few round trips, without listing the message files themselves.
-        """
+    def folders(self, tree: str, depth: int = 2, *, load: bool = True) -> list[str]:
+        """The trees exactly DEPTH folders below TREE (loaded too, when LOAD). Each level is
+        read in one pipelined batch: a fanned-out layout costs a few round trips, not a
+        thousand."""
         level = [tree]
-        for _ in range(depth):
+        for step in range(depth + 1):
+            if step == depth and not load:
+                break
             missing = [t for t in level if t not in self._trees]
             for oid, (_, data) in zip(missing, self.reader.read_many(missing)):
                 self._remember_tree(oid, decode_tree(data, self.repo.hash_len))
-            level = [oid for t in level for mode, oid in self.tree_entries(t).values() if mode == TREE_MODE]
-        found = self.reader.read_many([f"{t}:{name}" for t in level], missing_ok=True)
-        return [data for item in found if item is not None for data in (item[1],)]
+            if step < depth:
+                level = [oid for t in level for mode, oid in self.tree_entries(t).values() if mode == TREE_MODE]
+        return level
+
+    def collect(self, tree: str, *, name: str, depth: int = 2) -> list[bytes]:
+        """Contents of every blob called NAME exactly DEPTH folders below TREE, asked for by
+        path inside each folder: a listing never reads the folders' other entries."""
+        found = self.reader.read_many([f"{t}:{name}" for t in self.folders(tree, depth, load=False)], missing_ok=True)
+        return [item[1] for item in found if item is not None]
 
     def view(self, ref: str) -> TreeView:
         """A read-only snapshot of REF's current state (empty when the ref does not exist)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from aipass_git.core import git
 from aipass_git.core.errors import AipassError
 
 TREE_MODE = "40000"
@@ -224,10 +225,5 @@ class ObjectReader:
         return out
 
     def close(self) -> None:
-        if self._proc is not None:
-            try:
-                self._proc.stdin.close()
-            except OSError:
-                pass
-            self._proc.wait()
-            self._proc = None
+        git.finish(self._proc)
+        self._proc = None

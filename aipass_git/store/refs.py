@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from aipass_git.core import git
 from aipass_git.core.errors import AipassError
 
 ZERO = "0" * 40
@@ -73,10 +74,5 @@ class RefTransactions:
         raise AipassError(f"git update-ref failed: {stderr.strip() or 'no output'}", "check the repository with: git fsck")
 
     def close(self) -> None:
-        if self._proc is not None:
-            try:
-                self._proc.stdin.close()
-            except OSError:
-                pass
-            self._proc.wait()
-            self._proc = None
+        git.finish(self._proc)
+        self._proc = None

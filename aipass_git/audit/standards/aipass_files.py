@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aipass_git.audit.engine import Problem, standard
-from aipass_git.core import git, schemas
+from aipass_git.core import schemas
 from aipass_git.core.canonical import dumps
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AGENTS_DIR, CONFIG_FILE
@@ -83,11 +83,10 @@ def archives_append_only(ctx):
     for rel in ctx.aipass_files():
         if "/archive/" not in rel or not rel.endswith(".jsonl"):
             continue
-        old = git.run(["cat-file", "blob", f"{base}:{rel}"], ctx.repo.root, check=False)
-        new = ctx.read(rel)
-        if old.returncode != 0 or new is None:
+        old, new = ctx.git_object(f"{base}:{rel}"), ctx.read(rel)
+        if old is None or new is None:
             continue
-        if not new.startswith(old.stdout):
+        if not new.startswith(old):
             yield Problem(rel, f"lines present at {base} were changed or removed",
                           f"archives are append-only; restore them with: git checkout {base} -- {rel}")
 

@@ -8,11 +8,6 @@ from aipass_git.core import git
 AGENT_EMAIL = "@aipass.invalid"
 
 
-def _log(ctx, rev_range: str) -> list[tuple[str, str, str]]:
-    out = git.run(["log", "--format=%H%x1f%ae%x1f%s", rev_range, "--"], ctx.repo.root, check=False).stdout.decode()
-    return [tuple(line.split("\x1f", 2)) for line in out.splitlines() if line]  # type: ignore[misc]
-
-
 @standard("branches.no-agent-commits-on-base", "no agent identity authored commits on the base branch")
 def agent_commits_on_base(ctx):
     base = ctx.config.base_branch

@@ -10,19 +10,19 @@ KINDS = ("mail", "prs", "plans")
 
 @standard("refs.well-formed", "refs under refs/aipass/ are mail/<agent>, prs/<id> or plans/<id> and point at commits")
 def well_formed(ctx):
-    for ref, oid in git.list_refs(ctx.repo.root, "refs/aipass/"):
-        parts = ref.split("/")
-        if len(parts) != 4 or parts[2] not in KINDS:
-            yield Problem(ref, "not an aipass ref kind", "delete it with: git update-ref -d " + ref)
-        elif parts[2] == "mail" and not (names.is_valid(parts[3]) or parts[3] == "human"):
-            yield Problem(ref, "mailbox of something that is not an agent name", "delete it with: git update-ref -d " + ref)
-        elif parts[2] in ("prs", "plans") and not ids.is_id(parts[3]):
-            yield Problem(ref, "not named by an aipass id", "delete it with: git update-ref -d " + ref)
-    kinds = git.run(["for-each-ref", "--format=%(refname) %(objecttype)", "refs/aipass/"], ctx.repo.root).stdout.decode()
-    for line in kinds.splitlines():
+    listing = git.run(["for-each-ref", "--format=%(refname) %(objecttype)", "refs/aipass/"], ctx.repo.root).stdout.decode()
+    for line in listing.splitlines():
         ref, kind = line.rsplit(" ", 1)
-        if kind != "commit":
-            yield Problem(ref, f"points at a {kind}, not an event commit", "delete it with: git update-ref -d " + ref)
+        parts = ref.split("/")
+        hint = "delete it with: git update-ref -d " + ref
+        if len(parts) != 4 or parts[2] not in KINDS:
+            yield Problem(ref, f"not an aipass ref kind (expected refs/aipass/{{{'|'.join(KINDS)}}}/<name>)", hint)
+        elif parts[2] == "mail" and not (names.is_valid(parts[3]) or parts[3] == "human"):
+            yield Problem(ref, "mailbox of something that is not an agent name", hint)
+        elif parts[2] in ("prs", "plans") and not ids.is_id(parts[3]):
+            yield Problem(ref, "not named by an aipass id", hint)
+        elif kind != "commit":
+            yield Problem(ref, f"points at a {kind}, not an event commit", hint)
 
 
 @standard("refs.mailbox-state", "each mailbox's tip holds every message its index lists, and no other")
@@ -32,9 +32,9 @@ def mailbox_state(ctx):
 
     with EventStore(ctx.repo) as store:
         for ref, _ in git.list_refs(ctx.repo.root, mailbox.NAMESPACE):
-            listing = git.run(["ls-tree", "-r", "--name-only", "-z", ref], ctx.repo.root).stdout
-            files = {p.rsplit("/", 1)[-1][:-5] for p in git.zsplit(listing) if p.endswith(".json")}
-            indexed = {l["id"] for l in mailbox.MailboxReader(store, ref[len(mailbox.NAMESPACE):]).summaries()}
+            reader = mailbox.MailboxReader(store, ref[len(mailbox.NAMESPACE):])
+            files = reader.message_ids()
+            indexed = {l["id"] for l in reader.summaries()}
             for mid in sorted(indexed - files):
                 yield Problem(ref, f"index lists {mid} but its message file is missing", "the ref was written outside aipass; restore it from a clone")
             for mid in sorted(files - indexed):
