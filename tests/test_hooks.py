@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import git, make_desk
-from test_dispatch import drepo, fake_cli  # noqa: F401 - fixtures
+from dispatching import drepo, fake_cli  # noqa: F401 - fixtures
 
 from aipass_git.core.repo import discover
 from aipass_git.dispatch.runtime import Runtime

@@ -32,16 +32,43 @@ class Desk:
         self.repo = repo
         self.config = config
         self.agent = agent
-        self.branch = BRANCH_PREFIX + agent
+        self.branch = self.branch_of(agent)
         root = config.raw.get("desks", {}).get("root")
         base = (repo.root / root) if root else (repo.runtime_dir / "desks")
         self.path = (base / agent).resolve()
+
+    @staticmethod
+    def branch_of(agent: str) -> str:
+        return BRANCH_PREFIX + agent
 
     def exists(self) -> bool:
         return (self.path / ".git").exists()
 
     def head(self) -> str | None:
         return git.head_commit(self.path) if self.exists() else None
+
+    def activity(self) -> tuple:
+        """A cheap sign of work on the desk, polled while an agent runs: it changes when
+        the agent stages files or commits (the worktree's index and HEAD reflog)."""
+        git_dir = self._git_dir()
+        sign = []
+        for name in ("index", "logs/HEAD", "HEAD"):
+            try:
+                st = (git_dir / name).stat()
+                sign.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                sign.append(None)
+        return tuple(sign)
+
+    def _git_dir(self) -> Path:
+        """The worktree's own git dir, named by its `.git` file (`gitdir: ...`)."""
+        dot_git = self.path / ".git"
+        try:
+            text = dot_git.read_text(encoding="utf-8")
+        except (IsADirectoryError, OSError):
+            return dot_git
+        path = Path(text.partition("gitdir:")[2].strip())
+        return path if path.is_absolute() else (self.path / path).resolve()
 
     def ensure(self) -> DeskReport:
         """The desk, created or brought up to date as the rules above say."""

@@ -1,4 +1,4 @@
-"""Dispatch commands: dispatch, status, log."""
+"""Dispatch commands: dispatch, cancel, status, log."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def dispatch(
     subject: str = typer.Argument(..., help="The task, in one line."),
     body: Optional[str] = typer.Argument(None, help="Details (or --file, or standard input)."),
     file: Optional[Path] = FILE,
-    wait: bool = typer.Option(False, "--wait", help="Block until the run ends; exit 0 if it succeeded, 1 if bounced."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="With --wait: give up waiting after this long."),
+    wait: bool = typer.Option(False, "--wait", help="Block until the run ends: exit 0 if it succeeded, 1 if it was bounced, crashed or cancelled."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", min=0, help="With --wait: stop waiting after this long (exit 124; the run goes on)."),
     act_as: Optional[str] = typer.Option(None, "--as", metavar="@AGENT", help="Send as this agent (human and orchestrator only)."),
     as_json: bool = JSON,
 ) -> None:
@@ -34,6 +34,7 @@ def dispatch(
     A busy agent gets the task queued: one session per agent, the queue drained in order.
     A failed run is retried, started fresh once, then bounced to you with the reason.
     `git aipass @agent "task"` is short for this, with the task as subject and body.
+    Stop it with `git aipass cancel @agent [ID]`.
     """
     from aipass_git.core.repo import discover
     from aipass_git.dispatch import dispatcher
@@ -43,7 +44,7 @@ def dispatch(
     result = dispatcher.dispatch(repo, agent, subject, _body(body, file), act_as=act_as)
     message = result.message
     if wait:
-        result.outcome = dispatcher.wait(repo, message["id"], timeout)
+        result.outcome = dispatcher.wait(repo, message["id"], timeout, agent=message["to"])
     if as_json:
         emit_json({"v": 1, "dispatch": message, "state": result.state, "outcome": result.outcome})
     else:
@@ -56,8 +57,36 @@ def dispatch(
 
 
 @app.command()
+def cancel(
+    agent: str = typer.Argument(..., metavar="@AGENT", help="The agent whose dispatch to stop."),
+    dispatch_id: Optional[str] = typer.Argument(None, metavar="[ID]", help="A queued or running dispatch (default: the running one)."),
+    act_as: Optional[str] = typer.Option(None, "--as", metavar="@AGENT", help="Cancel as this agent (human and orchestrator only)."),
+    as_json: bool = JSON,
+) -> None:
+    """Stop the running dispatch of an agent, or take back a queued one.
+
+    A running session is stopped with every process it started; a queued task never
+    starts. Either way the sender is told, and `dispatch --wait` returns "cancelled".
+    Allowed for the dispatch's sender, the human and the orchestrator.
+    """
+    from aipass_git.core.repo import discover
+    from aipass_git.dispatch.cancel import cancel as cancel_dispatch
+
+    done = cancel_dispatch(discover(), agent, dispatch_id, act_as=act_as)
+    if as_json:
+        emit_json({"v": 1, "dispatch": done.dispatch, "running": done.running, "outcome": done.outcome})
+        return
+    how = "stopped while running" if done.running else "taken out of the queue"
+    typer.echo(f"cancelled {done.dispatch['id']} to @{done.dispatch['to']}: {how}; @{done.dispatch['from']} was told")
+
+
+@app.command()
 def status(as_json: bool = JSON) -> None:
-    """What every agent is doing: idle, running, queued (or crashed, cleared by the next dispatch)."""
+    """What every agent is doing: idle, queued, starting, running (attempt N of M), backoff.
+
+    A supervisor that died is noticed here: its processes are killed, its dispatch is
+    retried or bounced, and its queue goes on.
+    """
     from aipass_git.core.repo import discover
     from aipass_git.dispatch.status import agents_status
 
@@ -66,9 +95,19 @@ def status(as_json: bool = JSON) -> None:
         emit_json({"v": 1, "agents": rows})
         return
     typer.echo(table(
-        ["AGENT", "STATE", "PID", "SINCE", "DISPATCH", "QUEUED"],
-        [(r["agent"], r["state"], r["pid"] or "-", r["since"] or "-", r["dispatch"] or "-", r["queued"]) for r in rows],
+        ["AGENT", "STATE", "ATTEMPT", "RUN TIME", "BACKOFF", "QUEUED", "DISPATCH", "SUBJECT"],
+        [(r["agent"], r["state"], f"{r['attempt']}/{r['attempts']}" if r["attempt"] else "-",
+          _seconds(r["run_seconds"]), _seconds(r["backoff_seconds"]), r["queued"], r["dispatch"] or "-",
+          r["subject"] or "-") for r in rows],
     ))
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    minutes, seconds = divmod(int(value), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 @app.command("log")

@@ -28,6 +28,13 @@ def _post_office(act_as: str | None = None):
     return PostOffice(discover(), act_as=act_as)
 
 
+def heal(repo, agents: list[str]) -> None:
+    """Commands that touch agents notice a dead supervisor and restart its queue."""
+    from aipass_git.dispatch.recovery import heal_all
+
+    heal_all(repo, agents)
+
+
 def not_an_option(*words: str | None) -> None:
     """Text may start with '-', but a lone `--word` is a mistyped option, not a message."""
     import re
@@ -120,6 +127,7 @@ def send(
     not_an_option(subject)
     with _post_office(act_as) as po:
         sent = po.send(recipients, subject, _body(body, file))
+        heal(po.repo, [m["to"] for m in sent])
     if as_json:
         emit_json({"v": 1, "messages": sent})
         return
@@ -149,6 +157,7 @@ def inbox(
     with _post_office(act_as) as po:
         owner_name = po.speaker.name if owner is None else po.address_any(owner)
         lines = po.inbox(owner, include_done=include_done, sender=sender, thread=thread)
+        heal(po.repo, [owner_name])
     if as_json:
         emit_json({"v": 1, "owner": owner_name, "messages": lines})
         return

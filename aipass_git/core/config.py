@@ -62,6 +62,8 @@ def parse(text: str, file: str = CONFIG_FILE) -> Config:
     except yaml.YAMLError as exc:
         raise ValidationError(file, None, f"not valid YAML: {exc}", FIX_HINT) from None
     validate(raw, schemas.CONFIG, file, FIX_HINT)
+    for key, value in schemas.TIMEOUT_DEFAULTS.items():
+        raw["timeouts"].setdefault(key, value)
     if raw["default_provider"] not in raw["providers"]:
         raise ValidationError(
             file,

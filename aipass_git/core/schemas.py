@@ -62,8 +62,22 @@ MEMORY = Obj(
 
 PROVIDER = Obj(
     required={"argv": List(Str(max_len=1000))},
-    optional={"model_args": List(Str(max_len=1000)), "description": Str(max_len=300, one_line=True)},
+    optional={
+        "model_args": List(Str(max_len=1000)),
+        "description": Str(max_len=300, one_line=True),
+        # "prompt": the prompt goes to the CLI's standard input (no argv size limit)
+        "stdin": Nullable(Str(choices=("prompt",))),
+        # set for the CLI only, e.g. its API endpoint; never a secret committed by default
+        "env": Map(Str(min_len=0, max_len=4000), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*"),
+    },
 )
+
+# Settings added after format 1 was first written: optional, with these defaults, so a
+# config written by an older aipass-git still loads unchanged.
+TIMEOUT_DEFAULTS = {
+    "stall_seconds": 1800,  # no output and no desk activity for this long: restarted
+    "crash_retries": 1,  # restarts of a dispatch whose supervisor died, before a bounce
+}
 
 CONFIG = Obj(
     required={
@@ -90,7 +104,8 @@ CONFIG = Obj(
                 "rate_limit_backoff_seconds": Num(min=0),
                 "merge_lock_seconds": Num(min=0),
                 "git_seconds": Num(positive=True),
-            }
+            },
+            optional={"stall_seconds": Num(positive=True), "crash_retries": Int(min=0, max=20)},
         ),
         "desks": Obj(required={"root": Nullable(Str(max_len=1000, one_line=True))}),
     },

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import Repo
-from aipass_git.dispatch import providers
+from aipass_git.dispatch import environment, providers, recovery, replies
+from aipass_git.dispatch.launch import start_supervisor
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail.postoffice import PostOffice
+
+TERMINAL = ("ok", "bounced", "crashed", "cancelled")
+HEAL_SECONDS = 1.0  # how often a waiting `dispatch --wait` checks that a supervisor still runs
+
+
+class WaitTimeout(AipassError):
+    """`dispatch --wait --timeout` ran out; the dispatch goes on. An exit code of its own,
+    124 as timeout(1) uses, so scripts tell it from a bounce (1)."""
+
+    exit_code = 124
 
 
 @dataclass
@@ -26,6 +33,8 @@ class Dispatched:
 
 def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None = None) -> Dispatched:
     """Deliver the task, then start a supervisor (which leaves at once if the agent is busy)."""
+    if "\0" in body or "\0" in subject:
+        raise RefusedError("the task holds a NUL byte", "a dispatch is text; remove the NUL byte (nothing was sent)")
     runtime = Runtime(repo)
     with PostOffice(repo, act_as=act_as) as po:
         agent = po.registry.resolve(to)
@@ -34,64 +43,52 @@ def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None
                 f"@{agent.name} cannot dispatch to itself",
                 "an agent does not wake itself; do the work in this session, or send mail instead",
             )
-        template = providers.check(po.config, agent.provider, agent.model)
-        binary = providers.find_binary(template[0], _agent_path())
+        provider = providers.check(po.config, agent.provider, agent.model)
+        refusal = providers.refusal(provider)
+        if refusal is not None:
+            raise refusal
+        binary = providers.find_binary(provider.program, environment.search_path())
         [message] = po.send([agent.name], subject, body, kind="dispatch")
         runtime.log("dispatched", agent.name, dispatch=message["id"], sender=message["from"])
         if binary is None:
-            _bounce_missing(repo, runtime, agent.name, message, template[0])
+            reason = f"the provider program {provider.program!r} is not on PATH"
+            po_agent = PostOffice(repo, env={"AIPASS_AGENT": agent.name})
+            with po_agent:
+                replies.bounce(po_agent, message, reason)
+            runtime.log("finished", agent.name, dispatch=message["id"], result="bounced", reason=reason, exit_code=None)
             raise AipassError(
-                f"@{agent.name}'s provider {agent.provider!r} runs {template[0]!r}, which is not on PATH; "
+                f"@{agent.name}'s provider {agent.provider!r} runs {provider.program!r}, which is not on PATH; "
                 f"the dispatch {message['id']} was bounced",
                 f"install it, or change providers.{agent.provider}.argv in .aipass/config.yaml",
             )
-    runtime.recover(agent.name)
+    recovery.heal(repo, agent.name)
     busy = runtime.is_busy(agent.name)
     start_supervisor(repo, agent.name)
     return Dispatched(message, "queued" if busy else "started")
 
 
-def start_supervisor(repo: Repo, agent: str) -> int:
-    runtime = Runtime(repo)
-    log_path = runtime.state_path(agent).parent / "supervisor.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aipass_git.dispatch.supervisor", str(repo.root), agent],
-            cwd=repo.root, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True,  # detached: the caller may exit, the session goes on
-        )
-    return proc.pid
-
-
-def wait(repo: Repo, dispatch_id: str, timeout: float | None = None, poll: float = 0.1) -> dict[str, Any]:
-    """Block until the supervisor reports the dispatch finished; returns that event."""
+def wait(repo: Repo, dispatch_id: str, timeout: float | None = None, poll: float = 0.1,
+         agent: str | None = None) -> dict[str, Any]:
+    """Block until the dispatch reaches a terminal state (ok, bounced, crashed, cancelled);
+    returns that "finished" event. Meanwhile, a supervisor that died is noticed and its
+    queue restarted, so the wait ends even then."""
     runtime = Runtime(repo)
     deadline = None if timeout is None else time.monotonic() + timeout
+    next_heal = time.monotonic() + HEAL_SECONDS
     offset = 0
     while True:
         events, offset = runtime.events_since(offset)
         for event in events:
             if event.get("event") == "finished" and event.get("dispatch") == dispatch_id:
                 return event
+            if agent is None and event.get("dispatch") == dispatch_id and event.get("agent"):
+                agent = event["agent"]
+        if agent is not None and time.monotonic() >= next_heal:
+            next_heal = time.monotonic() + HEAL_SECONDS
+            recovery.heal_all(repo, [agent], queue=True)
         if deadline is not None and time.monotonic() > deadline:
-            raise AipassError(
+            raise WaitTimeout(
                 f"dispatch {dispatch_id} did not finish within {timeout:g} s",
                 "it goes on in the background; see: git aipass status, git aipass log --follow",
             )
         time.sleep(poll)
-
-
-def _agent_path() -> str:
-    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-
-
-def _bounce_missing(repo: Repo, runtime: Runtime, agent: str, message: dict[str, Any], program: str) -> None:
-    reason = f"the provider program {program!r} is not on PATH"
-    with PostOffice(repo, env={"AIPASS_AGENT": agent}) as po:
-        po.send([message["from"]], f"bounce: {message['subject']}"[:200],
-                f"Your dispatch {message['id']} to @{agent} could not be carried out.\n\nReason: {reason}\n",
-                kind="bounce", thread=message["thread"], in_reply_to=message["id"],
-                meta={"supervisor": True, "reason": reason})
-        po.mark([message["id"]], "done")
-    runtime.log("finished", agent, dispatch=message["id"], result="bounced", reason=reason, exit_code=None)

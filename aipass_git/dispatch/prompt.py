@@ -30,6 +30,7 @@ def assemble(
     desk: str,
     orchestrator: str,
     notes: list[str],
+    program: str | None = None,
 ) -> str:
     name = passport["name"]
     parts = [
@@ -69,8 +70,10 @@ def assemble(
         f"  Never merge it yourself: @{orchestrator} merges after the audit passes.",
         "- Record what you learned for next time: git aipass memory add \"...\"",
         "- Ask another agent: git aipass send @agent \"subject\" \"details\"; your inbox: git aipass inbox",
-        "",
     ]
+    if program:
+        parts += [f"- `git aipass` is the program {program}; call it by that path if `git aipass` is not found."]
+    parts.append("")
     return "\n".join(parts)
 
 

@@ -1,7 +1,8 @@
 """Provider command lines: argument lists from the config, placeholders filled in.
 
 Never a shell string: each placeholder fills exactly one argument, so nothing in a prompt
-or a path can become a shell command.
+or a path can become a shell command. The prompt itself is best given on standard input
+(`stdin: prompt`): one argument may hold at most 128 KiB on Linux, and none a NUL byte.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from dataclasses import dataclass, field
 
 from aipass_git.core.config import Config
 from aipass_git.core.errors import RefusedError
@@ -16,10 +18,26 @@ from aipass_git.core.errors import RefusedError
 PLACEHOLDERS = ("prompt", "prompt_file", "model", "workdir", "agent")
 _FIELD = re.compile(r"\{([^{}]*)\}")
 CONFIG_HINT = "fix providers: in .aipass/config.yaml (each provider is an argv list; see its comments)"
+MAX_ARG_BYTES = 128 * 1024 - 1  # Linux's MAX_ARG_STRLEN, less the terminating NUL
+# Claude Code exits at once when asked to skip permission prompts as root, unless told it
+# runs in a sandbox by this variable: which only the user may decide to set.
+CLAUDE_SANDBOX_ENV = "IS_SANDBOX"
 
 
-def check(config: Config, provider: str, model: str | None) -> list[str]:
-    """The provider's argv template (with model args), refusing unknown names and placeholders."""
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    template: list[str]
+    stdin_prompt: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def program(self) -> str:
+        return self.template[0]
+
+
+def check(config: Config, provider: str, model: str | None) -> Provider:
+    """The provider's settings (argv with model args), refusing unknown names and placeholders."""
     spec = config.providers.get(provider)
     if spec is None:
         raise RefusedError(f"provider {provider!r} is not configured", CONFIG_HINT)
@@ -38,11 +56,24 @@ def check(config: Config, provider: str, model: str | None) -> list[str]:
                     f"provider {provider!r}: unknown placeholder {{{name}}} in {arg!r}",
                     f"placeholders are {', '.join('{' + p + '}' for p in PLACEHOLDERS)}",
                 )
-    return template
+    return Provider(provider, template, spec.get("stdin") == "prompt", dict(spec.get("env") or {}))
 
 
 def render(template: list[str], values: dict[str, str]) -> list[str]:
-    return [_FIELD.sub(lambda m: values[m.group(1)], arg) for arg in template]
+    """The argv with placeholders filled; refuses an argument the kernel would refuse."""
+    argv = [_FIELD.sub(lambda m: values[m.group(1)], arg) for arg in template]
+    for arg in argv:
+        if "\0" in arg:
+            raise RefusedError("an argument of the provider's command line holds a NUL byte",
+                               "give the prompt on standard input: set `stdin: prompt` for the provider")
+        size = len(arg.encode("utf-8", "surrogateescape"))
+        if size > MAX_ARG_BYTES:
+            raise RefusedError(
+                f"an argument of the provider's command line is {size} bytes; one argument may hold "
+                f"at most {MAX_ARG_BYTES} (the prompt is too big for {{prompt}})",
+                "give the prompt on standard input (`stdin: prompt`) or as a file ({prompt_file})",
+            )
+    return argv
 
 
 def find_binary(argv0: str, path: str | None = None) -> str | None:
@@ -50,3 +81,25 @@ def find_binary(argv0: str, path: str | None = None) -> str | None:
     if os.sep in argv0:
         return argv0 if os.access(argv0, os.X_OK) else None
     return shutil.which(argv0, path=path)
+
+
+def refusal(provider: Provider) -> RefusedError | None:
+    """Why this provider cannot run on this machine at all, found before a wake."""
+    if os.name == "posix" and os.geteuid() == 0 and _skips_permissions_as_claude(provider) \
+            and CLAUDE_SANDBOX_ENV not in provider.env and CLAUDE_SANDBOX_ENV not in os.environ:
+        return RefusedError(
+            f"provider {provider.name!r}: Claude Code refuses to skip permission prompts "
+            "(bypassPermissions) when run as root, so every wake would fail",
+            "run aipass-git as a normal user; or choose another --permission-mode in "
+            f"providers.{provider.name}.argv; or, only inside a container or VM that is itself the "
+            f"sandbox, add `env: {{{CLAUDE_SANDBOX_ENV}: \"1\"}}` to providers.{provider.name}",
+        )
+    return None
+
+
+def _skips_permissions_as_claude(provider: Provider) -> bool:
+    argv = provider.template
+    if os.path.basename(argv[0]) != "claude":
+        return False
+    return "--dangerously-skip-permissions" in argv or "bypassPermissions" in argv \
+        or "--permission-mode=bypassPermissions" in argv

@@ -2,15 +2,20 @@
 
     events.jsonl                 the event log: one JSON object per line, appended
     locks/agent-<name>.lock      held by the one supervisor running the agent's session
+    locks/agent-<name>.pick.lock held while a dispatch is taken from the queue or cancelled
     agents/<name>/state.json     what that supervisor is doing (for `git aipass status`)
+    agents/<name>/cancel/<id>    a request to cancel dispatch <id>
+    agents/<name>/crashes.json   how often a supervisor died while running each dispatch
     runs/<name>/<run id>/        prompt, stdout, stderr of each provider start
+
+A state other than "idle" while nobody holds the session lock means its supervisor died:
+the lock is an OS lock and went with the process (see recovery.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +103,15 @@ class Runtime:
         self.lock_path(agent).parent.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.lock_path(agent)))
 
+    def pick_lock(self, agent: str):
+        """Held while the supervisor takes the next dispatch and while one is cancelled,
+        so a queued dispatch is either started or cancelled, never both."""
+        from filelock import FileLock
+
+        path = self.root / "locks" / f"agent-{agent}.pick.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path), timeout=30)
+
     def is_busy(self, agent: str) -> bool:
         """Whether a live supervisor holds the agent's session lock."""
         from filelock import Timeout
@@ -110,21 +124,55 @@ class Runtime:
         lock.release()
         return False
 
-    def recover(self, agent: str) -> bool:
-        """Clear what a crashed supervisor left: its state, and a provider still running.
+    # -- cancel requests ----------------------------------------------------------------
 
-        The session lock itself is an OS lock and died with the process. Returns whether
-        anything was cleared.
-        """
-        state = self.read_state(agent)
-        if state.get("state") != "running" or self.is_busy(agent):
-            return False
-        pgid = state.get("provider_pgid")
-        if pgid:
-            try:
-                os.killpg(int(pgid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        self.write_state(agent, state="idle", since=clock.utc_now(), recovered_from=state.get("pid"))
-        self.log("recovered", agent, stale_pid=state.get("pid"), dispatch=state.get("dispatch"))
-        return True
+    def _cancel_path(self, agent: str, dispatch_id: str) -> Path:
+        return self.root / "agents" / agent / "cancel" / dispatch_id
+
+    def request_cancel(self, agent: str, dispatch_id: str, by: str) -> None:
+        write_atomic(self._cancel_path(agent, dispatch_id), encode({"by": by, "time": clock.utc_now()}))
+
+    def cancel_request(self, agent: str, dispatch_id: str) -> dict[str, Any] | None:
+        """Who asked to cancel DISPATCH_ID, or None: polled by the watchdog, so one stat."""
+        try:
+            return json.loads(self._cancel_path(agent, dispatch_id).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def clear_cancel(self, agent: str, dispatch_id: str) -> None:
+        try:
+            self._cancel_path(agent, dispatch_id).unlink()
+        except FileNotFoundError:
+            pass
+
+    # -- supervisor crashes -------------------------------------------------------------
+
+    def _crashes_path(self, agent: str) -> Path:
+        return self.root / "agents" / agent / "crashes.json"
+
+    def crashes(self, agent: str, dispatch_id: str) -> int:
+        try:
+            counts = json.loads(self._crashes_path(agent).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return 0
+        return int(counts.get(dispatch_id, 0))
+
+    def count_crash(self, agent: str, dispatch_id: str) -> int:
+        """One more crash while running DISPATCH_ID; returns the new count. Called by a
+        recoverer holding the session lock, so the read-modify-write is not raced."""
+        try:
+            counts = json.loads(self._crashes_path(agent).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            counts = {}
+        counts[dispatch_id] = int(counts.get(dispatch_id, 0)) + 1
+        write_atomic(self._crashes_path(agent), encode(counts))
+        return counts[dispatch_id]
+
+    def forget_crashes(self, agent: str, dispatch_id: str) -> None:
+        path = self._crashes_path(agent)
+        try:
+            counts = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return
+        if counts.pop(dispatch_id, None) is not None:
+            write_atomic(path, encode(counts))

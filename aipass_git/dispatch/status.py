@@ -1,11 +1,18 @@
-"""`git aipass status`: what every agent is doing (idle, running, queued)."""
+"""`git aipass status`: what every agent is doing, and how far it has got.
+
+States: idle; queued (dispatches wait, nothing runs yet); starting; running (attempt N
+of M); backoff (waiting before the next attempt, with the time left). A supervisor found
+dead is recovered on the spot (recovery.py), so status never shows a stale "running".
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aipass_git.agents.registry import Registry
 from aipass_git.core.repo import Repo
+from aipass_git.dispatch import recovery
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
 from aipass_git.store.events import EventStore
@@ -13,28 +20,37 @@ from aipass_git.store.events import EventStore
 
 def agents_status(repo: Repo) -> list[dict[str, Any]]:
     runtime = Runtime(repo)
+    agents = [a.name for a in Registry(repo).all()]
+    now = time.time()
     rows = []
     with EventStore(repo) as store:
-        for agent in Registry(repo).all():
-            pending = [
-                l for l in mailbox.MailboxReader(store, agent.name).summaries()
-                if l["kind"] == "dispatch" and l["status"] != "done"
-            ]
-            state = runtime.read_state(agent.name)
-            busy = runtime.is_busy(agent.name)
-            if state.get("state") == "running" and not busy:
-                shown = "crashed"  # cleared by the next dispatch (Runtime.recover)
-            elif busy:
-                shown = "running"
-            else:
-                shown = "queued" if pending else "idle"
+        pending = {name: _pending(store, name) for name in agents}
+        restarted = set(recovery.heal_all(repo, agents, queue=True, waiting={n: bool(p) for n, p in pending.items()}))
+        for name in agents:
+            if name in restarted:
+                pending[name] = _pending(store, name)  # a recovery may have settled some
+            state = runtime.read_state(name)
+            busy = state.get("state", "idle") != "idle" and runtime.is_busy(name)
             current = state.get("dispatch") if busy else None
+            shown = state["state"] if busy else ("queued" if pending[name] else "idle")
+            started_at = state.get("started_at") if busy else None
+            backoff_until = state.get("backoff_until") if busy and shown == "backoff" else None
             rows.append({
-                "agent": agent.name,
+                "agent": name,
                 "state": shown,
                 "pid": state.get("pid") if busy else None,
-                "since": state.get("since"),
+                "since": state.get("started") if busy else state.get("since"),
                 "dispatch": current,
-                "queued": len([p for p in pending if p["id"] != current]),
+                "subject": state.get("subject") if busy else None,
+                "attempt": state.get("attempt") if busy else None,
+                "attempts": state.get("attempts") if busy else None,
+                "run_seconds": round(now - started_at, 1) if started_at else None,
+                "backoff_seconds": round(max(0.0, backoff_until - now), 1) if backoff_until else None,
+                "queued": len([p for p in pending[name] if p["id"] != current]),
+                "restarted": name in restarted,
             })
     return rows
+
+
+def _pending(store: EventStore, agent: str) -> list[dict[str, Any]]:
+    return [l for l in mailbox.MailboxReader(store, agent).summaries() if l["kind"] == "dispatch" and l["status"] != "done"]

@@ -3,8 +3,10 @@
 It takes the agent's session lock (or leaves at once when another supervisor has it),
 then wakes the agent for each undone dispatch in its mailbox, oldest first: desk ready,
 prompt written, provider started and watched, retried, started fresh once, and finally
-either answered (by the agent's reply, or a notice with the outcome) or bounced to the
-sender with the reason. Run as `python -m aipass_git.dispatch.supervisor ROOT AGENT`.
+either answered (by the agent's reply, or a notice with the outcome), cancelled, or
+bounced to the sender with the reason. Nothing a task holds may end the supervisor: a
+wake that fails in any way bounces its dispatch and the queue goes on. Run as
+`python -m aipass_git.dispatch.supervisor ROOT AGENT`.
 """
 
 from __future__ import annotations
@@ -12,36 +14,23 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
+import traceback
 from typing import Any
 
 from aipass_git.agents.desk import Desk
 from aipass_git.agents.registry import Registry
 from aipass_git.core import clock, config as config_mod, git, ids
-from aipass_git.core.errors import AipassError
+from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import Repo, discover
-from aipass_git.dispatch import prompt, providers, watchdog
+from aipass_git.dispatch import environment, prompt, proctree, providers, recovery, replies, watchdog
+from aipass_git.dispatch.recovery import pending_dispatches
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
 from aipass_git.memory import working
 
-
 LOCK_WAIT_SECONDS = 2.0
-
-
-def pending_dispatches(po: PostOffice, agent: str) -> list[dict[str, Any]]:
-    """Undone dispatches in AGENT's mailbox, oldest first."""
-    lines = mailbox.MailboxReader(po.store, agent).summaries()
-    return sorted((l for l in lines if l["kind"] == "dispatch" and l["status"] != "done"), key=lambda l: l["id"])
-
-
-def agent_env(repo: Repo, agent: str, dispatch_id: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k.startswith("GIT_CONFIG")}
-    # the agent's own `git aipass ...` must be this installation, even from an inactive venv
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update({"AIPASS_AGENT": agent, "AIPASS_DISPATCH": dispatch_id, "AIPASS_REPO": str(repo.root)})
-    return env
+CANCEL_POLL_SECONDS = 0.1  # how often a backoff wait looks for a cancel request
 
 
 class Supervisor:
@@ -49,6 +38,7 @@ class Supervisor:
         self.repo = repo
         self.agent = agent
         self.runtime = Runtime(repo)
+        self.current: dict[str, Any] = {}  # state fields of the dispatch being run
 
     def run(self) -> int:
         from filelock import Timeout
@@ -65,13 +55,14 @@ class Supervisor:
             except Timeout:
                 return 0  # the agent's session is running; it drains the queue itself
             try:
+                # the lock may have come free because its holder died: settle its work first
+                recovery.recover_locked(self.repo, self.agent)
                 while wakes < limit:
-                    with PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
-                        queue = pending_dispatches(po, self.agent)
-                    if not queue:
+                    picked = self._next()
+                    if picked is None:
                         break
                     wakes += 1
-                    self.wake(config, queue[0], queued=len(queue) - 1)
+                    self._wake_guarded(config, *picked)
             finally:
                 self.runtime.write_state(self.agent, state="idle", since=clock.utc_now())
                 lock.release()
@@ -85,65 +76,154 @@ class Supervisor:
                 self.runtime.log("queue-limit", self.agent, waiting=len(left), limit=limit)
                 return 0
 
-    def wake(self, config: config_mod.Config, task_line: dict[str, Any], queued: int) -> None:
-        agent, task_id = self.agent, task_line["id"]
+    def _next(self) -> tuple[dict[str, Any], int] | None:
+        """The oldest undone dispatch, marked as started in the state; cancelled ones on
+        the way are answered. Under the pick lock, so a cancel sees either state."""
+        with self.runtime.pick_lock(self.agent), PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
+            queue = pending_dispatches(po, self.agent)
+            box = mailbox.MailboxReader(po.store, self.agent)
+            for i, line in enumerate(queue):
+                task = {**box.message(line["id"]), "status": line["status"]}
+                cancel = self.runtime.cancel_request(self.agent, task["id"])
+                if cancel is not None:
+                    self._cancelled(po, task, cancel["by"], running=False)
+                    continue
+                self.current = {
+                    "pid": os.getpid(), "dispatch": task["id"], "sender": task["from"], "subject": task["subject"],
+                    "started": clock.utc_now(), "started_at": time.time(), "queued": len(queue) - i - 1,
+                }
+                self.runtime.write_state(self.agent, state="starting", **self.current)
+                return task, len(queue) - i - 1
+        return None
+
+    def _wake_guarded(self, config: config_mod.Config, task: dict[str, Any], queued: int) -> None:
+        try:
+            self.wake(config, task, queued)
+        except Exception as exc:  # noqa: BLE001 - one task must never end the session
+            detail = f"{type(exc).__name__}: {exc}"
+            self.runtime.log("wake-failed", self.agent, dispatch=task["id"], error=detail,
+                             traceback=traceback.format_exc(limit=8))
+            try:
+                with PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
+                    replies.bounce(po, task, f"aipass-git failed while running it ({detail})")
+            except Exception as again:  # noqa: BLE001
+                self.runtime.log("answer-failed", self.agent, dispatch=task["id"], error=str(again))
+            self.runtime.log("finished", self.agent, dispatch=task["id"], result="bounced", reason=detail,
+                             exit_code=None)
+
+    def wake(self, config: config_mod.Config, task: dict[str, Any], queued: int) -> None:
+        agent, task_id = self.agent, task["id"]
         started = time.monotonic()
         registry = Registry(self.repo)
-        with PostOffice(self.repo, env={"AIPASS_AGENT": agent}) as po:
-            task = {**mailbox.MailboxReader(po.store, agent).message(task_id), "status": task_line["status"]}
         self.runtime.log("wake", agent, dispatch=task_id, sender=task["from"], queued=queued)
         try:
             passport = registry.resolve(agent).passport
-            template = providers.check(config, passport["provider"], passport["model"])
+            provider = providers.check(config, passport["provider"], passport["model"])
+            refusal = providers.refusal(provider)
+            if refusal is not None:
+                raise refusal
             desk = Desk(self.repo, config, agent)
             report = desk.ensure()
         except AipassError as exc:
-            self._bounce(task, f"the wake could not start: {exc.message}", None, "", None, started)
+            reason = f"the wake could not start: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+            self._bounce(task, reason, None, started)
             return
         if report.note:
             self.runtime.log("desk", agent, dispatch=task_id, note=report.note, dirty=report.dirty)
         head_before = desk.head()
         timeouts = config.timeouts
         notes = [report.note] if report.note else []
+        crashes = self.runtime.crashes(agent, task_id)
+        if crashes:
+            notes.append(f"a supervisor died while running this task before ({crashes} time{'s' if crashes > 1 else ''}); "
+                         "your desk may hold its partial work")
+        plan = [False] * (1 + int(timeouts["retries"])) + [True]  # True: the fresh start
         attempts: list[watchdog.Attempt] = []
-        run_dir = None
-        for fresh in (False, True):
+        for number, fresh in enumerate(plan, 1):
+            if attempts and not self._backoff(timeouts, attempts[-1], number - 2, task_id, len(plan)):
+                break  # cancelled while waiting
+            said = []
             if fresh:
-                notes.append(
-                    f"this is a fresh start after {len(attempts)} failed attempts "
-                    f"(last: {attempts[-1].reason}, exit {attempts[-1].exit_code})"
-                )
-            text = self._prompt(config, registry, passport, task, desk, notes)
-            tries = 1 if fresh else 1 + int(timeouts["retries"])
-            for n in range(tries):
-                run_dir = self.runtime.runs_dir(agent) / ids.new_id()
-                run_dir.mkdir(parents=True)
-                (run_dir / "prompt.md").write_text(text, encoding="utf-8")
-                values = {"prompt": text, "prompt_file": str(run_dir / "prompt.md"), "model": passport["model"] or "",
-                          "workdir": str(desk.path), "agent": agent}
-                argv = providers.render(template, values)
-                self.runtime.log("start", agent, dispatch=task_id, run=str(run_dir), argv0=argv[0], fresh=fresh, attempt=len(attempts) + 1)
-                attempt = watchdog.run_once(
-                    argv, cwd=desk.path, env=agent_env(self.repo, agent, task_id), run_dir=run_dir,
-                    startup_seconds=timeouts["startup_seconds"], run_seconds=timeouts["run_seconds"],
-                    progress=desk.head, on_start=lambda pid: self._running(task_id, pid, run_dir),
-                )
-                attempts.append(attempt)
-                self.runtime.log("exit", agent, dispatch=task_id, reason=attempt.reason, exit_code=attempt.exit_code,
-                                 rate_limited=attempt.rate_limited, seconds=round(attempt.duration, 3))
-                if attempt.ok or attempt.reason == "missing-binary":
-                    break
-                if n + 1 < tries or not fresh:
-                    self._backoff(timeouts, attempt, n)
-            if attempts[-1].ok or attempts[-1].reason == "missing-binary":
+                said.append(f"this is a fresh start after {len(attempts)} failed attempts "
+                            f"(last: {attempts[-1].reason}, exit {attempts[-1].exit_code})")
+            elif attempts:
+                said.append(f"this is attempt {number} of {len(plan)}; the last one ended: {attempts[-1].reason}; "
+                            "your desk may hold its partial work")
+            attempt = self._attempt(config, registry, passport, provider, task, desk, notes + said, number, len(plan))
+            attempts.append(attempt)
+            if attempt.ok or attempt.final:
                 break
-        last = attempts[-1]
-        if not last.ok:
-            reason = self._reason(last, len(attempts))
+        cancel = self.runtime.cancel_request(agent, task_id)
+        last = attempts[-1] if attempts else None
+        if cancel is not None:
+            self._record_session(config, desk, task, f"cancelled by @{cancel['by']}", started)
+            with PostOffice(self.repo, env={"AIPASS_AGENT": agent}) as po:
+                self._cancelled(po, task, cancel["by"], running=True, started=started)
+        elif last is not None and not last.ok:
+            reason = self._reason(last, len(attempts), timeouts)
             self._record_session(config, desk, task, f"bounced: {reason}", started)
-            self._bounce(task, reason, last.exit_code, last.stderr_tail, run_dir, started)
-            return
-        self._finish(config, task, desk, head_before, last, run_dir, started)
+            self._bounce(task, reason, last, started)
+        elif last is not None:
+            self._finish(config, task, desk, head_before, last, started)
+        self.runtime.forget_crashes(agent, task_id)
+
+    # -- one attempt ----------------------------------------------------------------------
+
+    def _attempt(self, config, registry, passport, provider: providers.Provider, task, desk: Desk,
+                 notes: list[str], number: int, total: int) -> watchdog.Attempt:
+        agent, task_id = self.agent, task["id"]
+        run_id = ids.new_id()
+        run_dir = self.runtime.runs_dir(agent) / run_id
+        run_dir.mkdir(parents=True)
+        prompt_path = run_dir / "prompt.md"
+        text = self._prompt(config, registry, passport, task, desk, notes)
+        prompt_path.write_text(text, encoding="utf-8")
+        values = {"prompt": text, "prompt_file": str(prompt_path), "model": passport["model"] or "",
+                  "workdir": str(desk.path), "agent": agent}
+        attempt_state = {**self.current, "attempt": number, "attempts": total, "run": run_id, "run_dir": str(run_dir)}
+        self.runtime.write_state(agent, state="starting", **attempt_state)
+        try:
+            argv = providers.render(provider.template, values)
+        except RefusedError as exc:
+            attempt = watchdog.Attempt(False, "start-failed", None, f"{exc.message}; {exc.hint}", 0.0)
+        else:
+            env = environment.provider_env(desk=desk.path, repo_root=self.repo.root, agent=agent,
+                                           dispatch_id=task_id, extra=provider.env)
+            self.runtime.log("start", agent, dispatch=task_id, run=str(run_dir), argv0=argv[0],
+                             fresh=number == total, attempt=number, attempts=total)
+
+            def running(pid: int) -> None:
+                self.runtime.write_state(agent, state="running", provider_pid=pid,
+                                         provider_start=proctree.start_time(pid), attempt_started_at=time.time(),
+                                         **attempt_state)
+
+            timeouts = config.timeouts
+            attempt = watchdog.run_once(
+                argv, cwd=desk.path, env=env, run_dir=run_dir, run_id=run_id,
+                limits=watchdog.Limits(timeouts["startup_seconds"], timeouts["stall_seconds"], timeouts["run_seconds"]),
+                stdin=prompt_path if provider.stdin_prompt else None, activity=desk.activity, on_start=running,
+                cancelled=lambda: self.runtime.cancel_request(agent, task_id) is not None,
+            )
+        self.runtime.log("exit", agent, dispatch=task_id, reason=attempt.reason, exit_code=attempt.exit_code,
+                         rate_limited=attempt.rate_limited, seconds=round(attempt.duration, 3),
+                         killed=attempt.leftovers, attempt=number)
+        self.current["run_dir"] = str(run_dir)
+        return attempt
+
+    def _backoff(self, timeouts, attempt: watchdog.Attempt, n: int, task_id: str, total: int) -> bool:
+        """Wait before the next start; False when the dispatch was cancelled meanwhile."""
+        seconds = timeouts["rate_limit_backoff_seconds"] if attempt.rate_limited else timeouts["retry_backoff_seconds"] * 2**n
+        if seconds <= 0:
+            return self.runtime.cancel_request(self.agent, task_id) is None
+        self.runtime.log("backoff", self.agent, dispatch=task_id, seconds=seconds, rate_limited=attempt.rate_limited)
+        self.runtime.write_state(self.agent, state="backoff", attempt=n + 1, attempts=total,
+                                 backoff_until=time.time() + seconds, rate_limited=attempt.rate_limited, **self.current)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.runtime.cancel_request(self.agent, task_id) is not None:
+                return False
+            time.sleep(min(CANCEL_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        return self.runtime.cancel_request(self.agent, task_id) is None
 
     # -- pieces -------------------------------------------------------------------------
 
@@ -162,52 +242,51 @@ class Supervisor:
             desk=str(desk.path),
             orchestrator=config.orchestrator,
             notes=notes,
+            program=environment.program(),
         )
-
-    def _running(self, task_id: str, pid: int, run_dir: Path) -> None:
-        self.runtime.write_state(
-            self.agent, state="running", pid=os.getpid(), provider_pid=pid, provider_pgid=pid,
-            since=clock.utc_now(), dispatch=task_id, run=str(run_dir),
-        )
-
-    def _backoff(self, timeouts, attempt: watchdog.Attempt, n: int) -> None:
-        seconds = timeouts["rate_limit_backoff_seconds"] if attempt.rate_limited else timeouts["retry_backoff_seconds"] * 2**n
-        if seconds > 0:
-            self.runtime.log("backoff", self.agent, seconds=seconds, rate_limited=attempt.rate_limited)
-            time.sleep(seconds)
 
     @staticmethod
-    def _reason(attempt: watchdog.Attempt, count: int) -> str:
+    def _reason(attempt: watchdog.Attempt, count: int, timeouts) -> str:
         what = {
-            "startup-timeout": "the provider showed no output or progress before the start-up timeout",
-            "run-timeout": "the session ran past the run timeout and was stopped",
+            "startup-timeout": f"the provider showed no output or progress within {timeouts['startup_seconds']:g} s of starting",
+            "stall-timeout": f"the provider showed no output or desk activity for {timeouts['stall_seconds']:g} s",
+            "run-timeout": f"the session ran past the run timeout ({timeouts['run_seconds']:g} s) and was stopped",
             "missing-binary": "the provider's program could not be started",
+            "start-failed": f"the provider could not be started: {attempt.stderr_tail}",
             "error-result": "the provider reported an error in its result",
+            "turn-limit": "the provider stopped at its turn limit before finishing",
             "exit": f"the provider exited with code {attempt.exit_code}",
         }[attempt.reason]
-        tries = "" if attempt.reason == "missing-binary" else f" ({count} starts, the last a fresh one)"
+        tries = "" if attempt.final else f" ({count} starts, the last a fresh one)"
         return what + tries + (" - it reported a rate limit" if attempt.rate_limited else "")
 
-    def _bounce(self, task, reason: str, exit_code, stderr_tail: str, run_dir, started: float) -> None:
-        body = "\n".join([
-            f"Your dispatch {task['id']} to @{self.agent} could not be carried out.",
-            "",
-            f"Reason: {reason}",
-            f"Exit code: {exit_code if exit_code is not None else '-'}",
-            f"Log: {run_dir if run_dir else '-'}",
-            "",
-            "Last lines of stderr:",
-            stderr_tail.strip() or "(none)",
-        ])
-        self._answer(task, f"bounce: {task['subject']}", body, "bounce", {"reason": reason, "exit_code": exit_code})
+    def _bounce(self, task, reason: str, attempt: watchdog.Attempt | None, started: float) -> None:
+        with PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
+            self._guard(task, replies.bounce, po, task, reason,
+                        exit_code=attempt.exit_code if attempt else None,
+                        said=attempt.outcome.text if attempt else "",
+                        stderr=attempt.stderr_tail if attempt and attempt.reason != "start-failed" else "",
+                        log=self.current.get("run_dir"))
         self.runtime.log("finished", self.agent, dispatch=task["id"], result="bounced", reason=reason,
-                         exit_code=exit_code, seconds=round(time.monotonic() - started, 3))
+                         exit_code=attempt.exit_code if attempt else None, seconds=round(time.monotonic() - started, 3))
+
+    def _cancelled(self, po: PostOffice, task, by: str, *, running: bool, started: float | None = None) -> None:
+        self._guard(task, replies.cancelled, po, task, by=by, running=running, branch=Desk.branch_of(self.agent))
+        self.runtime.clear_cancel(self.agent, task["id"])
+        self.runtime.log("finished", self.agent, dispatch=task["id"], result="cancelled", reason=f"cancelled by @{by}",
+                         running=running, exit_code=None,
+                         seconds=round(time.monotonic() - started, 3) if started is not None else 0)
+
+    def _guard(self, task, how, *args, **kwargs) -> None:
+        """Answer the sender; a failure is logged, never fatal to the queue."""
+        try:
+            how(*args, **kwargs)
+        except AipassError as exc:
+            self.runtime.log("answer-failed", self.agent, dispatch=task["id"], error=exc.message)
 
     def _record_session(self, config, desk: Desk, task, outcome: str, started: float, commits: int = 0) -> None:
         """A session entry in the agent's memory, committed on its desk branch, so the
         agent's PR carries it. A failure here is logged, never fatal to the run."""
-        from aipass_git.memory import working
-
         text = (f"dispatch {task['id']} from @{task['from']}: {task['subject']} -> {outcome}; "
                 f"{time.monotonic() - started:.1f} s; {commits} commit{'s' if commits != 1 else ''}")
         try:
@@ -216,7 +295,7 @@ class Supervisor:
         except (AipassError, OSError) as exc:
             self.runtime.log("session-not-recorded", self.agent, dispatch=task["id"], error=str(exc))
 
-    def _finish(self, config, task, desk: Desk, head_before, attempt: watchdog.Attempt, run_dir, started: float) -> None:
+    def _finish(self, config, task, desk: Desk, head_before, attempt: watchdog.Attempt, started: float) -> None:
         head_after = desk.head()
         commits = []
         if head_after and head_after != head_before:
@@ -226,41 +305,26 @@ class Supervisor:
         seconds = round(time.monotonic() - started, 3)
         with PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
             line = mailbox.MailboxReader(po.store, self.agent).summary(task["id"])
-        replied = line is not None and line["status"] == "done"
-        if not replied:
-            body = "\n".join([
-                f"@{self.agent} finished {task['id']} without a reply.",
-                "",
-                f"Exit code: {attempt.exit_code}",
-                f"Duration: {seconds:.1f} s",
-                f"Commits on aipass/{self.agent}: {len(commits)}",
-                *(f"  {c}" for c in commits),
-                f"Log: {run_dir}",
-            ])
-            self._answer(task, f"done: {task['subject']}", body, "notice",
-                         {"exit_code": attempt.exit_code, "commits": len(commits)})
+            replied = line is not None and line["status"] == "done"
+            if not replied:
+                self._guard(task, replies.notice, po, task, exit_code=attempt.exit_code, seconds=seconds,
+                            branch=desk.branch, commits=commits, said=attempt.outcome.text,
+                            log=self.current.get("run_dir"))
         self.runtime.log("finished", self.agent, dispatch=task["id"], result="ok", replied=replied,
                          exit_code=attempt.exit_code, commits=len(commits), seconds=seconds)
-
-    def _answer(self, task, subject: str, body: str, kind: str, meta: dict) -> None:
-        """Mail the sender (bounce or notice) and close the dispatch; a failure is logged, not fatal."""
-        with PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
-            try:
-                po.send([task["from"]], subject[:200], body, kind=kind, thread=task["thread"],
-                        in_reply_to=task["id"], meta={"supervisor": True, **meta})
-            except AipassError as exc:
-                self.runtime.log("answer-failed", self.agent, dispatch=task["id"], error=exc.message)
-            po.mark([task["id"]], "done")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     root, agent = args
+    # orphaned tool processes of an attempt stay ours to find and kill (proctree.py)
+    proctree.become_subreaper()
+    repo = discover(root)
     try:
-        return Supervisor(discover(root), agent).run()
+        return Supervisor(repo, agent).run()
     except AipassError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
-        Runtime(discover(root)).log("supervisor-failed", agent, error=exc.message)
+        Runtime(repo).log("supervisor-failed", agent, error=exc.message)
         return 1
 
 

@@ -61,9 +61,8 @@ def refresh_index_in_background(repo: Repo) -> None:
 def wake_on_mail(repo: Repo, lines: list[str]) -> list[str]:
     """Start supervisors for agents whose mailbox received undone dispatches. Returns them."""
     from aipass_git.agents.registry import Registry
-    from aipass_git.dispatch.dispatcher import start_supervisor
+    from aipass_git.dispatch import recovery
     from aipass_git.dispatch.runtime import Runtime
-    from aipass_git.dispatch.supervisor import pending_dispatches
     from aipass_git.mail import mailbox
     from aipass_git.mail.postoffice import PostOffice
 
@@ -81,10 +80,9 @@ def wake_on_mail(repo: Repo, lines: list[str]) -> list[str]:
         except AipassError:
             continue  # not an active agent of this clone: nothing to wake
         with PostOffice(repo, env={"AIPASS_AGENT": owner}) as po:
-            if not pending_dispatches(po, owner):
+            if not recovery.pending_dispatches(po, owner):
                 continue
         runtime.log("fetched-dispatch", owner)
-        runtime.recover(owner)
-        start_supervisor(repo, owner)
+        recovery.heal(repo, owner, queue=True, waiting=True)
         woken.append(owner)
     return woken

@@ -114,7 +114,7 @@ class PostOffice:
     def mark(self, ids: list[str], status: str) -> list[dict[str, Any]]:
         """Move messages of the speaker's mailbox forward to STATUS; returns their summaries."""
         box = mailbox.MailboxReader(self.store, self.speaker.name)
-        found = [self._find(box, raw) for raw in ids]
+        found = [self.find(box, raw) for raw in ids]
         trailers = {"Aipass-Sent-By": self.speaker.real} if self.speaker.real else None
         for line in found:
             self.store.append(box.ref, mailbox.mark(box.owner, line["id"], status, self.speaker.author, trailers))
@@ -124,7 +124,7 @@ class PostOffice:
     def read(self, raw_id: str) -> dict[str, Any]:
         """The full message, marked read."""
         box = mailbox.MailboxReader(self.store, self.speaker.name)
-        line = self._find(box, raw_id)
+        line = self.find(box, raw_id)
         full = box.message(line["id"])
         self.mark([line["id"]], "read")
         return {**full, "status": msg.later_status(line["status"], "read")}
@@ -132,7 +132,7 @@ class PostOffice:
     def reply(self, raw_id: str, body: str) -> dict[str, Any]:
         """Answer a message of the speaker's mailbox: to its sender, same thread; the original is done."""
         box = mailbox.MailboxReader(self.store, self.speaker.name)
-        original = self._find(box, raw_id)
+        original = self.find(box, raw_id)
         sender = original["from"]
         if sender != msg.HUMAN:
             self.registry.resolve(sender)  # a retired sender cannot be answered
@@ -187,7 +187,7 @@ class PostOffice:
 
     # -- ids ----------------------------------------------------------------------------
 
-    def _find(self, box: mailbox.MailboxReader, raw_id: str) -> dict[str, Any]:
+    def find(self, box: mailbox.MailboxReader, raw_id: str) -> dict[str, Any]:
         prefix = _clean_id(raw_id)
         if len(prefix) == 26:
             line = box.summary(prefix)
