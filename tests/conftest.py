@@ -39,7 +39,9 @@ def isolated_git(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "LC_ALL": "C.UTF-8",
     }
     for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
-                "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "AIPASS_AGENT", "AIPASS_DEBUG"):
+                "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "AIPASS_AGENT", "AIPASS_DEBUG", "AIPASS_BIN",
+                # Claude Code's sandbox switch: a test that needs it sets it itself
+                "IS_SANDBOX"):
         os.environ.pop(var, None)
     os.environ.update(env)
     return env

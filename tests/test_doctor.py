@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 from conftest import git, snapshot
@@ -8,7 +9,8 @@ def checks_of(result) -> dict[str, dict]:
     return {c["name"]: c for c in json.loads(result.out)["checks"]}
 
 
-def test_a_fresh_setup_is_healthy(aipass_repo: Path, cli):
+def test_a_fresh_setup_is_healthy(aipass_repo: Path, cli, monkeypatch):
+    monkeypatch.setenv("IS_SANDBOX", "1")  # as root, Claude (the default provider) needs it
     before = snapshot(aipass_repo)
     result = cli("doctor", "--json", cwd=aipass_repo)
     assert result.code == 0, result.out
@@ -78,3 +80,23 @@ def test_doctor_finds_hooks_where_git_looks_for_them(aipass_repo: Path, cli):
     git(aipass_repo, "config", "core.hooksPath", "custom-hooks")
     check = checks_of(cli("doctor", "--json", cwd=aipass_repo))["hooks"]
     assert check["status"] == "ok" and "pre-commit" in check["detail"]
+
+
+def test_providers_that_cannot_run_here_are_named_with_their_agents(aipass_repo: Path, cli, monkeypatch):
+    created = cli("agent", "new", "api", "--role", "r", "--provider", "codex", cwd=aipass_repo)
+    assert created.code == 0 and "warning: provider 'codex' runs 'codex', which is not on PATH" in created.err
+    config = aipass_repo / ".aipass/config.yaml"
+    text = config.read_text().replace("argv: [codex, exec, --json,", 'argv: [codex, exec, "{prompt}", --output-format, json,')
+    config.write_text(text)
+    if os.geteuid() != 0:
+        monkeypatch.setattr(os, "geteuid", lambda: 0)  # judge the root rule as root
+    result = cli("doctor", "--json", cwd=aipass_repo)
+    assert result.code == 1
+    found = [c for c in json.loads(result.out)["checks"] if c["name"].startswith("provider ")]
+    claude = [c for c in found if c["name"] == "provider claude"]
+    assert any(c["status"] == "error" and "bypassPermissions" in c["detail"] and "@devpulse" in c["detail"] for c in claude)
+    codex = [c for c in found if c["name"] == "provider codex"]
+    details = " ".join(c["detail"] for c in codex)
+    assert "not on PATH (used by @api)" in details
+    assert "passes the prompt as an argument" in details and "only when it exits" in details
+    assert {c["status"] for c in codex} == {"warn"}

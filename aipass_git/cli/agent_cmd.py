@@ -37,11 +37,18 @@ def new(
     as_json: bool = JSON,
 ) -> None:
     """Create an agent: passport, working memory and README, committed in one commit."""
-    agent, commit = _registry().create(name, role=role, provider=provider, model=model, owns=owns, template=template)
+    from aipass_git.core import config as config_mod
+    from aipass_git.dispatch import providers
+
+    registry = _registry()
+    agent, commit = registry.create(name, role=role, provider=provider, model=model, owns=owns, template=template)
     if as_json:
         emit_json({"agent": agent.passport, "commit": commit})
     else:
         typer.echo(f"created agent {agent.name} ({agent.provider}) in .aipass/agents/{agent.name}/ ({short(commit)})")
+    # the agent exists either way; say now what would make its first dispatch bounce
+    for _, what, hint in providers.problems(config_mod.load(registry.repo), agent.provider):
+        typer.echo(f"warning: {what}\nhint: {hint}", err=True)
 
 
 @agent_app.command("list")

@@ -103,3 +103,31 @@ def _skips_permissions_as_claude(provider: Provider) -> bool:
         return False
     return "--dangerously-skip-permissions" in argv or "bypassPermissions" in argv \
         or "--permission-mode=bypassPermissions" in argv
+
+
+def problems(config: Config, name: str) -> list[tuple[str, str, str]]:
+    """What would go wrong when provider NAME wakes an agent here: (warn|error, what, hint).
+    For `doctor`, and for `agent new` to warn at once. An agent nobody can wake yet is a
+    warning; a rule that refuses every wake on this machine is an error."""
+    from aipass_git.dispatch.environment import search_path
+
+    try:
+        provider = check(config, name, None)
+    except RefusedError as exc:
+        return [("warn", exc.message, exc.hint or CONFIG_HINT)]
+    found: list[tuple[str, str, str]] = []
+    refused = refusal(provider)
+    if refused is not None:
+        found.append(("error", refused.message, refused.hint or ""))
+    if find_binary(provider.program, search_path()) is None:
+        found.append(("warn", f"provider {name!r} runs {provider.program!r}, which is not on PATH",
+                      f"install it, or change providers.{name}.argv; until then dispatches bounce"))
+    if any("{prompt}" in arg for arg in provider.template):
+        found.append(("warn", f"provider {name!r} passes the prompt as an argument: a prompt over 128 KiB cannot start",
+                      f"set `stdin: prompt` for providers.{name} and drop \"{{prompt}}\" from its argv"))
+    argv = provider.template
+    if "--output-format" in argv and argv[argv.index("--output-format") + 1:][:1] == ["json"]:
+        found.append(("warn", f"provider {name!r} prints its JSON only when it exits, so a session longer than "
+                              "timeouts.startup_seconds is stopped as a failed start",
+                      f"use --output-format stream-json in providers.{name}.argv (claude also needs --verbose)"))
+    return found

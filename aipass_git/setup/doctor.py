@@ -42,6 +42,7 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
         return checks + [Check("config", "error", exc.message, exc.hint)]
     checks.append(Check("config", "ok", f"{repo_mod.CONFIG_FILE} valid (orchestrator {config.orchestrator})"))
     checks.extend(_agents(repo, config))
+    checks.extend(_providers(repo, config))
     checks.append(_attributes(repo))
     checks.append(_drivers(repo))
     checks.append(_hooks(repo))
@@ -91,6 +92,27 @@ def _agents(repo: repo_mod.Repo, config: config_mod.Config) -> list[Check]:
         except AipassError:
             pass  # already reported above
     checks.insert(0, Check("passports", "ok" if valid == len(folders) else "error", f"{valid} of {len(folders)} agents valid"))
+    return checks
+
+
+def _providers(repo: repo_mod.Repo, config: config_mod.Config) -> list[Check]:
+    """The providers that active agents use: can each start here, and run long sessions?"""
+    from aipass_git.dispatch import providers
+
+    users: dict[str, list[str]] = {}
+    try:
+        agents = Registry(repo).all()
+    except AipassError:
+        return []  # a broken passport is reported by the agents check
+    for agent in agents:
+        users.setdefault(agent.provider, []).append(f"@{agent.name}")
+    checks = []
+    for name, agents in sorted(users.items()):
+        found = providers.problems(config, name)
+        for status, what, hint in found:
+            checks.append(Check(f"provider {name}", status, f"{what} (used by {', '.join(agents)})", hint))
+        if not found:
+            checks.append(Check(f"provider {name}", "ok", f"{config.providers[name]['argv'][0]} found (used by {', '.join(agents)})"))
     return checks
 
 
