@@ -2,12 +2,13 @@
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 from conftest import git, make_desk
-from dispatching import calls, drepo, events, fake_cli, mailbox, plan, run_dispatch  # noqa: F401 - fixtures
+from dispatching import (  # noqa: F401 - fixtures
+    calls, drepo, events, fake_cli, mailbox, plan, run_dispatch, state_is, wait_for,
+)
 
 from aipass_git.core.repo import discover
 from aipass_git.dispatch import dispatcher
@@ -112,12 +113,13 @@ def test_the_agents_reply_reaches_the_sender_without_a_notice(drepo: Path, fake_
 
 
 def test_a_busy_agent_queues_and_runs_one_session_at_a_time(drepo: Path, fake_cli: Path):
-    plan(fake_cli, "api", "busy")
+    plan(fake_cli, "api", "gated")
     repo = discover(drepo)
     first = dispatcher.dispatch(repo, "api", "one", "b")
-    time.sleep(0.5)  # the first session has started
+    wait_for(lambda: state_is(drepo, "api", "running"), "the first session to start")
     later = [dispatcher.dispatch(repo, "api", name, "b") for name in ("two", "three")]
     assert first.state == "started" and [l.state for l in later] == ["queued", "queued"]
+    (fake_cli / "release-api").touch()  # the first session may end now
     for sent in (first, *later):
         assert dispatcher.wait(repo, sent.message["id"], timeout=60)["result"] == "ok"
     runs = sorted(calls(fake_cli), key=lambda c: c["start"])

@@ -30,9 +30,13 @@ def _post_office(act_as: str | None = None):
 
 def heal(repo, agents: list[str]) -> None:
     """Commands that touch agents notice a dead supervisor and restart its queue."""
-    from aipass_git.dispatch.recovery import heal_all
+    from aipass_git.dispatch.runtime import Runtime
 
-    heal_all(repo, agents)
+    busy = Runtime(repo).not_idle(agents)
+    if busy:  # only then is recovery's code worth importing
+        from aipass_git.dispatch.recovery import heal_all
+
+        heal_all(repo, busy)
 
 
 def not_an_option(*words: str | None) -> None:

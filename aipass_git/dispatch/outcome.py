@@ -124,9 +124,8 @@ def _events(text: str) -> list[dict[str, Any]]:
                 events.append(doc)
     if events:
         return events
-    start = text.rfind("\n{")
-    start = 0 if text.startswith("{") and start < 0 else start + 1
-    if start < 0 or not text[start:].strip():
+    start = text.rfind("\n{") + 1  # 0 when there is none: then the text itself must start so
+    if not text.startswith("{", start):
         return []
     try:
         doc = json.loads(text[start:])

@@ -94,6 +94,10 @@ class Runtime:
         except (FileNotFoundError, json.JSONDecodeError):
             return {"state": "idle"}
 
+    def not_idle(self, agents: list[str]) -> list[str]:
+        """Those of AGENTS whose state says a session runs (or ran, if it died)."""
+        return [a for a in agents if self.read_state(a).get("state", "idle") != "idle"]
+
     def write_state(self, agent: str, **state: Any) -> None:
         write_atomic(self.state_path(agent), encode(state))
 

@@ -7,13 +7,14 @@ $FAKE_CLI_DIR/calls.jsonl, then acts per the next word of $FAKE_CLI_DIR/plan-<ag
   ok      print a JSON result and exit 0        reply   answer the dispatch, then ok
   commit  commit a file on the desk, then ok    crash   write to stderr, exit 3
   ratelimit  say "rate limit exceeded (429)", exit 1
-  hang    print nothing and sleep               busy    print, sleep 1.5 s, then ok
+  hang    print nothing and sleep
   stuck   print, then sleep for an hour         error   print {"is_error": true}, exit 0
   said    print a result with final words       turns   print claude's max-turns result
   stall   print one line, then sleep silently   apierror  claude's API error on stdout, exit 1
   tool-ok     start a tool process in its own session (it sleeps), then ok
   tool-stuck  start such a tool process, print, then sleep for an hour
   reply-stuck answer the dispatch, print, then sleep for an hour
+  gated   print, then wait for the file $FAKE_CLI_DIR/release-<agent>, then ok
 Pids of tool processes go to $FAKE_CLI_DIR/tools-<agent>, a stuck CLI's to stuck-<agent>.pid.
 """
 import json
@@ -97,10 +98,6 @@ elif mode == "said":
     finish(0, {"type": "result", "subtype": "success", "is_error": False, "result": "I fixed the parser; tests pass."})
 elif mode == "turns":
     finish(0, {"type": "result", "subtype": "error_max_turns", "is_error": False, "num_turns": 3})
-elif mode == "busy":
-    print("working", flush=True)
-    time.sleep(1.5)
-    finish(0, OK)
 elif mode == "stall":
     print("working", flush=True)
     time.sleep(3600)
@@ -115,5 +112,10 @@ elif mode == "reply-stuck":
     stay()
 elif mode == "stuck":
     stay()
+elif mode == "gated":
+    print("working", flush=True)
+    while not (root / f"release-{agent}").exists():
+        time.sleep(0.01)
+    finish(0, OK)
 elif mode == "hang":
     time.sleep(3600)
