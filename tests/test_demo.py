@@ -5,7 +5,8 @@ from pathlib import Path
 from conftest import git, run_git_aipass
 
 
-def test_demo_builds_a_repository_with_three_agents(tmp_path: Path, cli):
+def test_demo_builds_a_repository_with_three_agents(tmp_path: Path, cli, monkeypatch):
+    monkeypatch.setenv("IS_SANDBOX", "1")  # as root, the orchestrator's Claude provider needs it
     target = tmp_path / "demo"
     result = cli("demo", "--dir", str(target), cwd=tmp_path)
     assert result.code == 0, result.err
