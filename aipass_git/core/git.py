@@ -98,17 +98,26 @@ def current_branch(root: Path) -> str | None:
     return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
 
+def ident(root: Path, role: str = "AUTHOR", env: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """(name, email) git would record as a commit's ROLE (AUTHOR or COMMITTER), or None
+    when git does not know who that is."""
+    proc = run(["var", f"GIT_{role}_IDENT"], root, env=env, check=False)
+    if proc.returncode != 0:
+        return None
+    text = proc.stdout.decode("utf-8", "replace").strip()  # "Name <email> 1700000000 +0000"
+    name, _, rest = text.partition(" <")
+    return name, rest.split(">", 1)[0]
+
+
 def user_ident(root: Path) -> tuple[str, str]:
     """git's user (name, email) as a commit would record it."""
-    proc = run(["var", "GIT_AUTHOR_IDENT"], root, check=False)
-    if proc.returncode != 0:
+    found = ident(root)
+    if found is None:
         raise AipassError(
             "git does not know who you are (user.name / user.email are not set)",
             'run: git config --global user.name "Your Name" && git config --global user.email you@example.com',
         )
-    ident = proc.stdout.decode("utf-8", "replace").strip()
-    name, _, rest = ident.partition(" <")
-    return name, rest.split(">", 1)[0]
+    return found
 
 
 def list_refs(root: Path, prefix: str) -> list[tuple[str, str]]:

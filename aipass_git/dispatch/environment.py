@@ -2,9 +2,10 @@
 
 The agent's commits are authored as the agent (the identity its mail uses), so
 `git log --author=<agent>` tells its work from the human's. The committer stays the
-machine's git identity, or becomes the agent when git has none. Only the variables that
-would point git at another repository are removed; the rest of the caller's environment,
-identity and config variables included, passes through.
+machine's git identity, or becomes the agent when git has none; either way it is given
+in GIT_COMMITTER_* because a CLI may hide git's config from its tools (Gemini CLI runs
+them with GIT_CONFIG_GLOBAL=/dev/null). Only the variables that would point git at
+another repository are removed; the rest of the caller's environment passes through.
 """
 
 from __future__ import annotations
@@ -64,12 +65,8 @@ def provider_env(*, desk: Path, repo_root: Path, agent: str, dispatch_id: str,
     env.update({AGENT_ENV: agent, "AIPASS_DISPATCH": dispatch_id, "AIPASS_REPO": str(repo_root)})
     author = agent_ident(agent)
     env["GIT_AUTHOR_NAME"], env["GIT_AUTHOR_EMAIL"] = author.name, author.email
-    if not _has_committer(desk, env):
-        env["GIT_COMMITTER_NAME"], env["GIT_COMMITTER_EMAIL"] = author.name, author.email
+    committer = git.ident(desk, "COMMITTER", env) or (author.name, author.email)
+    env["GIT_COMMITTER_NAME"], env["GIT_COMMITTER_EMAIL"] = committer
     env.update(extra or {})
     return env
 
-
-def _has_committer(desk: Path, env: dict[str, str]) -> bool:
-    """Whether git would accept a commit's committer in DESK with ENV (config or variables)."""
-    return git.run(["var", "GIT_COMMITTER_IDENT"], desk, env=env, check=False).returncode == 0

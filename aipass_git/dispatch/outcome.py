@@ -45,7 +45,11 @@ class Outcome:
 
 def read(stdout: Path) -> Outcome:
     """The outcome recorded in a provider's stdout log (an empty Outcome if none)."""
-    text = _tail(stdout)
+    return parse(_tail(stdout))
+
+
+def parse(text: str) -> Outcome:
+    """The outcome in the text a provider printed on stdout."""
     events = _events(text)
     outcome = Outcome()
     answer: list[str] = []
@@ -73,6 +77,8 @@ def _fold(event: dict[str, Any], outcome: Outcome, answer: list[str]) -> None:
         else:  # gemini stream-json
             outcome.is_error = event.get("status") not in (None, "success")
             outcome.text = _error_text(event.get("error")) if outcome.is_error else "".join(answer)
+    elif kind in ("tool_use", "tool_result"):  # gemini: the final answer comes after the last tool
+        answer.clear()
     elif kind == "message" and event.get("role") == "assistant":
         piece = _text(event.get("content"))
         if not event.get("delta"):
