@@ -150,7 +150,7 @@ def main() -> None:
     from aipass_git.dispatch import dispatcher
     from aipass_git.dispatch.runtime import Runtime
 
-    with tempfile.TemporaryDirectory(prefix="aipass-bench-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="aipass-bench-", ignore_cleanup_errors=True) as tmp_name:
         tmp = Path(tmp_name)
         repo_path = setup(tmp, 30)
         repo = discover(repo_path)

@@ -79,12 +79,21 @@ def load(repo: Repo) -> Config:
     return read(repo.config_path, repo.rel(repo.config_path))
 
 
+_PARSED: dict[tuple[str, str], Config] = {}
+
+
 def read(path: Path, file: str) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ValidationError(file, None, "is not UTF-8 text", FIX_HINT) from None
-    return parse(text, file)
+    # a long-lived process (a supervisor) reads the file again for every step; parsing the
+    # YAML is what costs, so the same text is parsed once
+    key = (file, text)
+    if key not in _PARSED:
+        _PARSED.clear()  # one config per process in practice; never a growing cache
+        _PARSED[key] = parse(text, file)
+    return _PARSED[key]
 
 
 def render_default(orchestrator: str, base_branch: str) -> str:

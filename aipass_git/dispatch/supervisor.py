@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 from typing import Any
 
 from aipass_git.agents.desk import Desk
@@ -100,6 +99,8 @@ class Supervisor:
         try:
             self.wake(config, task, queued)
         except Exception as exc:  # noqa: BLE001 - one task must never end the session
+            import traceback
+
             detail = f"{type(exc).__name__}: {exc}"
             self.runtime.log("wake-failed", self.agent, dispatch=task["id"], error=detail,
                              traceback=traceback.format_exc(limit=8))
