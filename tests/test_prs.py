@@ -73,7 +73,7 @@ def test_merge_moves_the_base_brings_its_worktree_and_tells_the_author(mail_repo
     mail = json.loads(cli("inbox", "@api", "--json", cwd=mail_repo).out)["messages"]
     assert any(m["subject"].startswith("merged:") for m in mail)
     events = [e["event"] for e in json.loads(cli("pr", "show", pr["id"], "--json", cwd=mail_repo).out)["pr"]["events"]]
-    assert events == ["merged", "audited", "opened"]
+    assert events == ["told", "merged", "audited", "opened"]
     # the desk is brought up to date before the agent's next wake
     from aipass_git.agents.desk import Desk
     from aipass_git.core import config as config_mod
@@ -119,7 +119,7 @@ def test_a_head_that_moved_after_opening_is_rechecked(mail_repo: Path, cli):
     assert cli("pr", "merge", pr["id"], cwd=mail_repo).code == 0
     assert git(mail_repo, "rev-parse", "main^2") == moved
     events = [e["event"] for e in json.loads(cli("pr", "show", pr["id"], "--json", cwd=mail_repo).out)["pr"]["events"]]
-    assert events == ["merged", "audited", "updated", "opened"]
+    assert events == ["told", "merged", "audited", "updated", "opened"]
 
 
 def test_agents_may_not_merge(mail_repo: Path, cli):

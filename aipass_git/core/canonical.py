@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +62,35 @@ def encode(doc: Any) -> bytes:
     return dumps(doc).encode("utf-8")
 
 
+TEMP_SUFFIX = ".aipass-tmp"
+
+
+def temp_owner(name: str) -> int | None:
+    """The pid that wrote the temporary file NAME (see write_atomic), or None if not one."""
+    if not name.endswith(TEMP_SUFFIX):
+        return None
+    parts = name.split(".")
+    return int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write DATA to PATH so that readers see the old file or the new one, never a part."""
+    """Write DATA to PATH so that readers see the old file or the new one, never a part.
+
+    The data goes to `.<name>.<pid>.<random>.aipass-tmp` beside it, is synced, then
+    renamed over PATH; a process killed first leaves only that temporary file, which no
+    reader opens and `git aipass doctor --fix` removes once its pid is gone.
+    """
+    from aipass_git.core import faults
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        faults.point("temp-written")
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -40,7 +40,10 @@ def work(desk: Path, agent: str, dispatch_id: str) -> dict:
     )
     rel = str(note.relative_to(desk))
     _run("git", "add", "--", rel, cwd=desk)
-    _run("git", "commit", "--quiet", "-m", f"{agent}: {task['subject']}"[:200], "-m", f"Aipass-Dispatch: {task['id']}", "--", rel, cwd=desk)
+    # a retried attempt finds the note committed by the one before: nothing to commit then
+    if subprocess.run(["git", "diff", "--cached", "--quiet", "--", rel], cwd=desk).returncode != 0:
+        _run("git", "commit", "--quiet", "-m", f"{agent}: {task['subject']}"[:200], "-m",
+             f"Aipass-Dispatch: {task['id']}", "--", rel, cwd=desk)
     commit = _run("git", "rev-parse", "--short", "HEAD", cwd=desk).strip()
     _run("git", "aipass", "memory", "add", f"@{task['from']} asked: {task['subject']} - answered with a note in notes/{agent}/.", cwd=desk)
     pr = json.loads(_run("git", "aipass", "pr", "open", "--title", task["subject"][:200], "--json", cwd=desk))["pr"]

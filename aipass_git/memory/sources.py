@@ -50,6 +50,10 @@ def entries_of(rel: str, path: Path) -> Iterator[Entry]:
             for e in doc[section]:
                 yield Entry(f"{rel}#{e['id']}", agent, section, e["created"], rel, e["text"])
     else:
+        seen: set[str] = set()
         for record in working.read_archive(data, rel):
             e = record["entry"]
+            if e["id"] in seen:
+                continue  # a line written twice (the audit reports it): one entry in the index
+            seen.add(e["id"])
             yield Entry(f"{rel}#{e['id']}", agent, record.get("section", "?"), e.get("created", ""), rel, e.get("text", ""))

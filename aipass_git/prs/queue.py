@@ -4,9 +4,15 @@ Every merge happens under one repo-wide lock in the git common dir, shared by al
 worktrees; its holder (who, pid, since) is recorded for whoever waits. Inside it: the PR
 head is re-read (a head that moved is recorded and re-checked), the merge is computed
 without touching any working tree (`git merge-tree --write-tree`), the merged files are
-audited, and the base branch moves by compare-and-swap (or, when it is checked out in a
-clean worktree, by a fast-forward of that worktree). A conflict or a failing audit
-bounces the PR to its author with the files or findings; nothing is merged.
+audited, and the base branch moves by compare-and-swap; when it is checked out in a
+clean worktree, that worktree's index and files are brought along (`read-tree -m -u`).
+A conflict or a failing audit bounces the PR to its author with the files or findings;
+nothing is merged.
+
+A kill at any step leaves nothing that needs a person: the move of the base and the
+worktree's catch-up are journalled and finished by the next merge, and the author's
+notice is part of the PR's record (`told: false` until sent), so whichever run next
+sees it unsent sends it, once.
 """
 
 from __future__ import annotations
@@ -19,13 +25,19 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from aipass_git.agents.registry import Registry
-from aipass_git.core import clock, config as config_mod, git
+from aipass_git.core import clock, config as config_mod, faults, git
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import Repo
+from aipass_git.mail import mailbox
 from aipass_git.mail.identity import Speaker, resolve
 from aipass_git.mail.postoffice import PostOffice
 from aipass_git.prs import record
+from aipass_git.store import locks
 from aipass_git.store.events import EventStore
+from aipass_git.store.journal import Entry, Journal
+from aipass_git.store.refs import move
+
+JOURNAL_KIND = "merge"
 
 
 @dataclass
@@ -95,10 +107,13 @@ class MergeQueue:
         merge the same PR twice."""
         from aipass_git.prs.requests import list_prs
 
+        with EventStore(self.repo) as store, self.locked():
+            self.recover(store)  # a merge a crash interrupted may close a PR of the list
         return [self.merge(pr["id"]) for pr in list_prs(self.repo, "open")]
 
     def merge(self, raw_id: str) -> Outcome:
         with EventStore(self.repo) as store, self.locked():
+            self.recover(store)
             pr = record.PRBook(store).get(raw_id)
             if pr["state"] != "open":
                 return Outcome(pr["id"], "skipped", f"already {pr['state']}")
@@ -137,8 +152,52 @@ class MergeQueue:
                        f"{pr['branch']} by @{pr['agent']}, merged by {self.speaker.display}.\n\n"
                        f"Aipass-PR: {pr['id']}\nAipass-Agent: {pr['agent']}\n")
             commit = self._commit_tree(tree, [base_old, head], message)
-            self._move_base(base_ref, base_old, commit, worktree)
-            return self._merged(store, pr, commit, "")
+            doc = {"pr": pr["id"], "ref": base_ref, "old": base_old, "new": commit,
+                   "worktree": str(worktree) if worktree else None}
+            with Journal(self.repo).record(JOURNAL_KIND, doc):
+                if not move(self.repo.root, base_ref, commit, base_old, f"aipass: merge PR {pr['id'][:12]}"):
+                    raise AipassError(f"{base_ref} moved while merging; nothing was merged",
+                                      "merge again: the queue re-reads everything")
+                faults.point("base-moved")
+                if worktree is not None:
+                    self._bring_along(worktree, base_old, commit)
+                outcome = self._merged(store, pr, commit, "")
+            self.tell_pending(store)
+            return outcome
+
+    def recover(self, store: EventStore) -> int:
+        """Finish merges a crash interrupted, and send notices no run has sent yet.
+        Called under the merge lock; returns how many merges were finished."""
+        done = 0
+        for entry in Journal(self.repo).orphans(JOURNAL_KIND):
+            self._finish(store, entry)
+            done += 1
+        self.tell_pending(store)
+        return done
+
+    def _finish(self, store: EventStore, entry: Entry) -> None:
+        doc = entry.doc
+        tip = self._rev(doc.get("ref", ""))
+        if tip and doc.get("new") and tip != doc.get("old") and self._is_ancestor(doc["new"], tip):
+            worktree = doc.get("worktree")
+            if worktree and Path(worktree).is_dir() and git.head_commit(Path(worktree)) == doc["new"]:
+                self._bring_along(Path(worktree), doc["old"], doc["new"], after_crash=True)
+            pr = record.PRBook(store).get(doc["pr"])
+            if pr["state"] == "open":
+                self._merged(store, pr, doc["new"], "")
+        entry.close()
+
+    def _bring_along(self, worktree: Path, old: str, new: str, *, after_crash: bool = False) -> None:
+        """Move the index and files of the worktree where the base is checked out from OLD to
+        NEW (the branch itself has moved already). After a crash midway, files may be half
+        updated: the paths that changed are then taken from NEW."""
+        proc = locks.run_git(["read-tree", "-m", "-u", old, new], worktree, timeout=self.timeout)
+        if proc.returncode != 0 and after_crash:
+            proc = locks.run_git(["read-tree", "--reset", "-u", new], worktree, timeout=self.timeout)
+        if proc.returncode != 0:
+            said = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise AipassError(f"merged, but {worktree} could not be brought along: {said[-1] if said else 'no output'}",
+                              f"bring it along by hand, keeping your changes: git -C {worktree} reset --keep {new[:12]}")
 
     # -- pieces -------------------------------------------------------------------------
 
@@ -196,44 +255,54 @@ class MergeQueue:
         args = ["commit-tree", tree, *[a for p in parents for a in ("-p", p)], "-F", "-"]
         return self._git(args, input=message.encode(), env=env).stdout.decode().strip()
 
-    def _move_base(self, ref: str, old: str, new: str, worktree: Path | None) -> None:
-        if worktree is not None:
-            # the base is checked out (and clean): bring that worktree along with it
-            proc = git.run(["merge", "--ff-only", "--quiet", new], worktree, timeout=self.timeout, check=False)
-            if proc.returncode == 0:
-                return
-            raise AipassError(f"{ref} moved while merging (fast-forward refused): {proc.stderr.decode().strip()}",
-                              "merge again: the queue re-reads everything")
-        proc = self._git(["update-ref", "-m", "aipass: merge", ref, new, old], check=False)
-        if proc.returncode != 0:
-            raise AipassError(f"{ref} moved while merging; nothing was merged", "merge again: the queue re-reads everything")
-
     def _merged(self, store: EventStore, pr: dict, commit: str, note: str) -> Outcome:
+        notice = {"subject": f"merged: {pr['title']}"[:200],
+                  "body": f"Your PR {pr['id']} ({pr['branch']}) was merged into {pr['base']} as {commit[:10]}"
+                          + (f" ({note})" if note else "") + ".\nYour desk is brought up to date at its next wake.\n"}
         store.append(record.ref_for(pr["id"]), record.event(
-            "merged", self.speaker.author, {"state": "merged", "merge_commit": commit}, summary=commit[:10]))
-        self._tell(pr, f"merged: {pr['title']}",
-                   f"Your PR {pr['id']} ({pr['branch']}) was merged into {pr['base']} as {commit[:10]}"
-                   + (f" ({note})" if note else "") + ".\nYour desk is brought up to date at its next wake.\n")
+            "merged", self.speaker.author, {"state": "merged", "merge_commit": commit, "told": False, "notice": notice},
+            summary=commit[:10]))
+        faults.point("merge-recorded")
         return Outcome(pr["id"], "merged", note, merge_commit=commit)
 
     def _bounce(self, store: EventStore, pr: dict, reason: str, *, conflicts: list[str] | None = None,
                 findings: list[str] | None = None) -> Outcome:
         conflicts, findings = conflicts or [], findings or []
-        store.append(record.ref_for(pr["id"]), record.event(
-            "bounced", self.speaker.author,
-            {"state": "bounced", "reason": reason, "conflicts": conflicts, "findings": findings}, summary=reason))
         body = [f"Your PR {pr['id']} ({pr['branch']} -> {pr['base']}) was not merged: {reason}.", ""]
         if conflicts:
             body += ["Conflicting files:", *(f"  {c}" for c in conflicts), "",
                      f"Merge {pr['base']} into your desk, resolve them, commit, and run: git aipass pr open"]
         if findings:
             body += ["Audit findings:", *(f"  {f}" for f in findings), "", "Fix them, commit, and run: git aipass pr open"]
-        self._tell(pr, f"bounced: {pr['title']}", "\n".join(body) + "\n")
+        notice = {"subject": f"bounced: {pr['title']}"[:200], "body": "\n".join(body) + "\n"}
+        store.append(record.ref_for(pr["id"]), record.event(
+            "bounced", self.speaker.author,
+            {"state": "bounced", "reason": reason, "conflicts": conflicts, "findings": findings,
+             "told": False, "notice": notice}, summary=reason))
+        self.tell_pending(store)
         return Outcome(pr["id"], "bounced", reason, conflicts=conflicts, findings=findings)
 
-    def _tell(self, pr: dict, subject: str, body: str) -> None:
-        try:
-            with PostOffice(self.repo, env={"AIPASS_AGENT": self.config.orchestrator}) as po:
-                po.send([pr["agent"]], subject[:200], body, kind="pr", meta={"pr": pr["id"]})
-        except AipassError:
-            pass  # the PR record says it all; a retired author simply gets no mail
+    def tell_pending(self, store: EventStore) -> int:
+        """Send each PR author the notice its record holds unsent; returns how many. A notice
+        already in the author's mailbox (sent just before a crash) is not sent twice."""
+        pending = [pr for pr in record.PRBook(store).all() if pr.get("told") is False]
+        if not pending:
+            return 0
+        with PostOffice(self.repo, env={"AIPASS_AGENT": self.config.orchestrator}) as po:
+            for pr in pending:
+                if not self._already_told(po, pr):
+                    try:
+                        po.send([pr["agent"]], pr["notice"]["subject"], pr["notice"]["body"], kind="pr",
+                                meta={"pr": pr["id"], "state": pr["state"]})
+                    except AipassError:
+                        pass  # a retired author gets no mail; the record says it all
+                faults.point("pr-told")
+                store.append(record.ref_for(pr["id"]), record.event("told", self.speaker.author, {"told": True}))
+        return len(pending)
+
+    @staticmethod
+    def _already_told(po: PostOffice, pr: dict) -> bool:
+        box = mailbox.MailboxReader(po.store, pr["agent"])
+        lines = [l for l in box.summaries() if l["kind"] == "pr" and l["subject"] == pr["notice"]["subject"]]
+        return any(m["meta"].get("pr") == pr["id"] and m["meta"].get("state") == pr["state"]
+                   for m in box.messages([l["id"] for l in lines]))

@@ -1,8 +1,8 @@
 """A PR record: the event ref `refs/aipass/prs/<id>`, its tip tree holding `pr.json`.
 
-Events: opened, updated, audited, merged, bounced, closed. `pr.json` is the state after
-the last one, so reading a PR never walks history; `git log refs/aipass/prs/<id>` reads
-as its story.
+Events: opened, updated, audited, merged, bounced, told (the author was sent the notice
+the merged or bounced event holds), closed. `pr.json` is the state after the last one,
+so reading a PR never walks history; `git log refs/aipass/prs/<id>` reads as its story.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def new(*, agent: str, branch: str, base: str, head: str, title: str, body: str)
         "v": 1, "id": ids.new_id(), "agent": agent, "branch": branch, "base": base, "head": head,
         "title": title, "body": body, "state": "open", "created": now, "updated": now,
         "merge_commit": None, "audit": None, "reason": None, "conflicts": [], "findings": [],
+        "told": None, "notice": None,
     }
 
 

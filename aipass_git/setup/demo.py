@@ -35,8 +35,6 @@ LOCAL_GIT_CONFIG = {
     "user.name": "Demo Human",
     "user.email": "human@demo.invalid",
     "commit.gpgsign": "false",
-    # a global core.hooksPath of the user's must not run their hooks in the demo
-    "core.hooksPath": ".git/hooks",
 }
 
 
@@ -62,6 +60,9 @@ def run(dest: Path | None = None) -> DemoResult:
     git.run(["init", "--quiet", "--initial-branch=main", str(path)], path)
     for key, value in LOCAL_GIT_CONFIG.items():
         git.run(["config", key, value], path)
+    # A global core.hooksPath of the user's must not run their hooks in the demo. Absolute:
+    # a relative one is read from each worktree's top, where the desks have no hooks.
+    git.run(["config", "core.hooksPath", str(path / ".git" / "hooks")], path)
     for rel, text in SEED_FILES.items():
         (path / rel).parent.mkdir(parents=True, exist_ok=True)
         (path / rel).write_text(text, encoding="utf-8")

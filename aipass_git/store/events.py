@@ -8,6 +8,12 @@ event is never lost and never applied to a stale state.
 
 Writers of one ref first take a per-ref file lock: it only spares them the retries (30
 writers on one ref otherwise retry several times per event); correctness rests on the CAS.
+
+A batch moves many refs in one transaction, which git does not make atomic across a
+crash (it renames one lock after another). So a batch is journalled (journal.py) and
+runs with every single writer held off (the exclusive side of a gate single writers
+pass shared): a batch a crash interrupted is rolled forward by the next writer, before
+anyone else writes to its refs, and its scratch ref is removed.
 """
 
 from __future__ import annotations
@@ -25,11 +31,17 @@ from aipass_git.core import git
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
 from aipass_git.store.objects import TREE_MODE, Ident, ObjectReader, ObjectWriter, commit_tree_and_parents, decode_tree
+from aipass_git.core import faults
+from aipass_git.store import locks
+from aipass_git.store.journal import Entry, Journal
 from aipass_git.store.refs import NO_HOOKS, RefTransactions, RefUpdate
 from aipass_git.store.tree_view import TreeView
 
 MAX_ATTEMPTS = 50
 LOCK_TIMEOUT = 120.0
+# A ref whose git lock a live writer keeps: give up after this many waits of
+# locks.STALE_SECONDS, naming the lock, rather than after every attempt.
+LOCKED_ATTEMPTS = 4
 
 
 @dataclass
@@ -73,6 +85,8 @@ class EventStore:
         self.reader = ObjectReader(repo.root)
         self.writer = ObjectWriter(repo.objects_dir, repo.hash_name)
         self.refs = RefTransactions(repo.root, "0" * (2 * repo.hash_len))
+        self.journal = Journal(repo)
+        self.gate = locks.Gate(repo.runtime_dir / "locks" / "refs.gate")
         self._trees: OrderedDict[str, dict[str, tuple[str, str]]] = OrderedDict()
         # What this process wrote itself need not be read back through git.
         self._commit_trees: dict[str, str] = {}
@@ -179,6 +193,7 @@ class EventStore:
     def append(self, ref: str, apply: Apply) -> str | None:
         """Apply one event to REF; returns the new commit, or None when APPLY had nothing to do."""
         with self._locked([ref]):
+            blocked = 0
             for attempt in range(MAX_ATTEMPTS):
                 # Read under the lock, never from a cache: another process may have written
                 # since, and a stale tip would only buy a failed CAS and a wasted commit.
@@ -194,6 +209,7 @@ class EventStore:
                         self._commit_trees.clear()
                     self._commit_trees[commit] = tree
                     return commit
+                blocked = self._still_blocked(blocked)
                 _backoff(attempt)
         raise _gave_up(ref)
 
@@ -201,35 +217,76 @@ class EventStore:
         """Apply many events, in order, to one or more refs in one transaction.
 
         Every event is still its own commit; `git fast-import` writes them all into one
-        pack, and one CAS transaction moves every ref or none. Returns ref -> new tip.
+        pack, and one CAS transaction moves every ref or none (a crash included: see the
+        module's docstring). Returns ref -> new tip.
         """
         refs = sorted({ref for ref, _ in batch})
-        with self._locked(refs):
+        with self.gate.exclusive():
+            self.recover()
             for attempt in range(MAX_ATTEMPTS):
                 tips = {ref: self.tip(ref) for ref in refs}
-                written, scratch = self._fast_import(batch, tips)
-                if not written:
-                    return {}
-                updates = [RefUpdate(ref, new, tips[ref]) for ref, new in written.items()]
-                if scratch:
-                    updates.append(RefUpdate(scratch[0], None, scratch[1]))
-                if self.refs.apply(updates):
-                    return written
-                if scratch:  # this attempt's scratch ref goes too
-                    self.refs.apply([RefUpdate(scratch[0], None, scratch[1])])
+                scratch = f"refs/aipass-import/{os.getpid()}-{random.getrandbits(48):012x}"
+                with self.journal.record("batch", {"phase": "importing", "scratch": scratch}) as entry:
+                    written, scratch_tip = self._fast_import(batch, tips, scratch)
+                    if not written:
+                        return {}
+                    updates = [RefUpdate(ref, new, tips[ref]) for ref, new in written.items()]
+                    updates.append(RefUpdate(scratch, None, scratch_tip))
+                    entry.update(phase="committing", updates=[[u.ref, u.new, u.old] for u in updates])
+                    faults.point("batch-journalled")
+                    if self.refs.apply(updates):
+                        faults.point("batch-applied")
+                        return written
+                    blocked = self.refs.blocked_by
+                    self.refs.apply([RefUpdate(scratch, None, scratch_tip)])  # this attempt's scratch goes
+                if blocked is not None and attempt + 1 >= LOCKED_ATTEMPTS:
+                    raise _locked_error(blocked)
                 _backoff(attempt)
         raise _gave_up(", ".join(refs))
 
-    def _fast_import(self, batch: list[tuple[str, Apply]], tips: dict[str, str | None]
-                     ) -> tuple[dict[str, str], tuple[str, str] | None]:
-        """Stream the events into `git fast-import`. Returns (ref -> new tip, (scratch ref, its
-        value)); the CAS transaction that follows moves the refs and deletes the scratch ref."""
+    def recover(self) -> int:
+        """Finish the batches whose writers died; returns how many. The caller holds the
+        gate exclusively, so no other writer runs meanwhile."""
+        done = 0
+        for entry in self.journal.orphans("batch"):
+            self._finish_batch(entry)
+            done += 1
+        return done
+
+    def _finish_batch(self, entry: Entry) -> None:
+        doc = entry.doc
+        if doc.get("phase") == "committing":
+            pending, moved = [], []
+            for ref, new, old in doc.get("updates", []):
+                tip = self.tip(ref)
+                if new is None:  # the scratch ref: goes whatever it holds
+                    if tip is not None:
+                        pending.append(RefUpdate(ref, None, tip))
+                elif tip == old:
+                    pending.append(RefUpdate(ref, new, old))
+                elif tip != new:
+                    moved.append(ref)  # written by something outside aipass since the crash
+            if pending and not self.refs.apply(pending):
+                raise AipassError(f"could not finish an interrupted batch ({entry.path.name}): its refs moved",
+                                  "run: git aipass doctor")
+            if moved:
+                entry.path.replace(entry.path.with_suffix(".failed"))
+        else:  # died before its transaction: the refs never moved; only the scratch ref may exist
+            scratch = doc.get("scratch")
+            tip = self.tip(scratch) if scratch else None
+            if tip is not None:
+                self.refs.apply([RefUpdate(scratch, None, tip)])
+        entry.close()
+
+    def _fast_import(self, batch: list[tuple[str, Apply]], tips: dict[str, str | None], scratch: str
+                     ) -> tuple[dict[str, str], str | None]:
+        """Stream the events into `git fast-import`. Returns (ref -> new tip, the scratch
+        ref's value); the CAS transaction that follows moves the refs and deletes the scratch ref."""
         views = {ref: TreeView(self, self.tree_of(tip) if tip else None) for ref, tip in tips.items()}
         # One scratch branch for the whole stream: consecutive events of one ref build on
         # it with their trees kept in memory; where the stream switches refs, a `reset`
         # and a `from` start the next chain from its parent. (A branch per ref would mean
         # a hundred refs to create and delete for one `send @all`.)
-        scratch = f"refs/aipass-import/{random.getrandbits(64):016x}"
         heads: dict[str, str] = {}  # ref -> ":mark" of its newest commit in this stream
         on_scratch: str | None = None  # the ref whose chain the scratch branch holds now
         env = {**os.environ, "AIPASS_TOOL_WRITE": "1"}
@@ -293,31 +350,50 @@ class EventStore:
             return {}, None
         marks = out.decode().split()
         new_tips = dict(zip(heads, marks))
-        return new_tips, (scratch, new_tips[on_scratch]) if on_scratch else None
+        faults.point("batch-imported")
+        return new_tips, new_tips[on_scratch] if on_scratch else None
+
+    def _still_blocked(self, blocked: int) -> int:
+        """Count consecutive failures on a lock that a live writer holds; give up, naming
+        the lock, once they are too many."""
+        lock = self.refs.blocked_by
+        blocked = blocked + 1 if lock is not None else 0
+        if lock is not None and blocked >= LOCKED_ATTEMPTS:
+            raise _locked_error(lock)
+        return blocked
 
     @contextmanager
     def _locked(self, refs: list[str]) -> Iterator[None]:
-        from filelock import FileLock, Timeout  # deferred: readers never pay for it
-
         folder = self.repo.runtime_dir / "locks" / "refs"
-        folder.mkdir(parents=True, exist_ok=True)
-        with ExitStack() as stack:
-            for ref in sorted(refs):  # one global order: two batches never deadlock
-                lock = FileLock(str(folder / (ref.replace("/", "%") + ".lock")))
-                try:
-                    lock.acquire(timeout=LOCK_TIMEOUT)
-                except Timeout:
-                    raise AipassError(
-                        f"{ref} has been locked by another writer for {LOCK_TIMEOUT:g} s",
-                        "another aipass process is stuck; stop it and retry",
-                    ) from None
-                stack.callback(lock.release)
-            yield
+        while True:
+            with ExitStack() as stack:
+                stack.enter_context(self.gate.shared())
+                # No batch runs while the gate is held shared: a record now is a dead one's.
+                if not self.journal.has_records() or not self._has_orphans():
+                    for ref in sorted(refs):  # one global order: two writers never deadlock
+                        held = locks.Held(folder / (ref.replace("/", "%") + ".lock"), f"aipass writer of {ref}")
+                        stack.enter_context(held.acquired(LOCK_TIMEOUT, "another aipass process is stuck; stop it and retry"))
+                    yield
+                    return
+            with self.gate.exclusive():
+                self.recover()
+
+    def _has_orphans(self) -> bool:
+        for entry in self.journal.orphans("batch"):
+            entry.release()
+            return True
+        return False
 
 
 def _backoff(attempt: int) -> None:
     # jitter, so that writers who lost the same race do not collide again in lockstep
     time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+
+
+def _locked_error(lock) -> AipassError:
+    return AipassError(f"a ref is locked: {locks.describe(lock)}",
+                       "another git process is writing it; if none is, remove that file "
+                       "(git aipass doctor --fix does it for you)")
 
 
 def _gave_up(what: str) -> AipassError:

@@ -2,7 +2,8 @@
 
 Each call is one transaction (`start` / `prepare` / `commit`): every ref in it moves only
 if it still holds the expected old value, and all of them move or none does. git exits
-when a transaction fails; the next call starts a fresh process.
+when a transaction fails; the next call starts a fresh process. A transaction that fails
+on a stale `.lock` left by a killed writer removes it (locks.py) and runs again.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from aipass_git.core import git
+from aipass_git.core import faults, git
 from aipass_git.core.errors import AipassError
+from aipass_git.store import locks
 
 ZERO = "0" * 40
 # Marks ref updates made by aipass itself: the reference-transaction hook wakes agents for
@@ -36,6 +38,7 @@ class RefTransactions:
         self.root = root
         self.zero = zero
         self._proc: subprocess.Popen | None = None
+        self.blocked_by: Path | None = None  # after a failed apply: a lock a live writer holds
 
     def _start(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
@@ -46,33 +49,67 @@ class RefTransactions:
         return self._proc
 
     def apply(self, updates: list[RefUpdate]) -> bool:
-        """True when every update was applied; False when any ref had moved (nothing applied)."""
+        """True when every update was applied; False when any ref had moved or is locked by
+        a live writer (nothing applied then)."""
+        self.blocked_by = None
+        for _ in range(3):  # each retry follows the removal of one stale lock
+            applied, lock = self._transaction(updates)
+            if applied or lock is None:
+                return applied
+            if not locks.clear_stale(lock):
+                self.blocked_by = lock
+                return False
+        return False
+
+    def _transaction(self, updates: list[RefUpdate]) -> tuple[bool, Path | None]:
         proc = self._start()
         lines = ["start"]
         for u in updates:
             old = u.old or self.zero
             lines.append(f"delete {u.ref} {old}" if u.new is None else f"update {u.ref} {u.new} {old}")
-        lines += ["prepare", "commit", ""]
         try:
-            proc.stdin.write("\n".join(lines).encode())
+            proc.stdin.write(("\n".join([*lines, "prepare", ""])).encode())
+            proc.stdin.flush()
+            if [proc.stdout.readline() for _ in range(2)] != [b"start: ok\n", b"prepare: ok\n"]:
+                return self._failed(proc)
+            faults.point("refs-locked")  # every ref of the transaction is locked by git now
+            proc.stdin.write(b"commit\n")
             proc.stdin.flush()
         except BrokenPipeError:
             return self._failed(proc)
-        replies = [proc.stdout.readline() for _ in range(3)]
-        if replies == [b"start: ok\n", b"prepare: ok\n", b"commit: ok\n"]:
-            return True
+        if proc.stdout.readline() == b"commit: ok\n":
+            return True, None
         return self._failed(proc)
 
-    def _failed(self, proc: subprocess.Popen) -> bool:
+    def _failed(self, proc: subprocess.Popen) -> tuple[bool, Path | None]:
         proc.stdin.close()
         proc.wait()
         stderr = proc.stderr.read().decode("utf-8", "replace")
         self._proc = None
-        if "but expected" in stderr or "already exists" in stderr or "unable to resolve reference" in stderr \
-                or "cannot lock ref" in stderr:
-            return False
+        if "but expected" in stderr or "already exists" in stderr or "unable to resolve reference" in stderr:
+            return False, None
+        if "cannot lock ref" in stderr:
+            return False, locks.locked_path(stderr)
         raise AipassError(f"git update-ref failed: {stderr.strip() or 'no output'}", "check the repository with: git fsck")
 
     def close(self) -> None:
         git.finish(self._proc)
         self._proc = None
+
+
+def move(root: Path, ref: str, new: str, old: str | None, message: str, *, zero: str = ZERO) -> bool:
+    """One compare-and-swap of REF with a reflog MESSAGE (user-visible branches keep their
+    reflog); False when REF no longer holds OLD. A stale lock is removed, as above."""
+    proc = locks.run_git(["update-ref", "-m", message, ref, new, old or zero], root, env=TOOL_WRITE)
+    if proc.returncode == 0:
+        return True
+    stderr = proc.stderr.decode("utf-8", "replace")
+    if "but expected" in stderr or "unable to resolve" in stderr or "already exists" in stderr:
+        return False
+    lock = locks.locked_path(stderr)
+    if lock is not None:
+        raise AipassError(f"{ref} is locked: {locks.describe(lock)}",
+                          "another git command is writing it; retry when it is done")
+    said = stderr.strip().splitlines()
+    raise AipassError(f"git update-ref {ref} failed: {said[-1] if said else 'no output'}",
+                      "check the repository with: git fsck")

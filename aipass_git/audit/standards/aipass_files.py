@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from aipass_git.audit.engine import Problem, standard
 from aipass_git.core import schemas
 from aipass_git.core.canonical import dumps
@@ -72,9 +74,16 @@ def archives_valid(ctx):
             if data is None:
                 continue
             try:
-                working.read_archive(data, rel)
+                records = working.read_archive(data, rel)
             except AipassError as exc:
                 yield Problem(rel, exc.message, exc.hint or "")
+                continue
+            counts = Counter(r["entry"]["id"] for r in records)
+            for entry_id, n in sorted(counts.items()):
+                if n > 1:
+                    yield Problem(rel, f"entry {entry_id} is archived {n} times (a write was repeated); "
+                                       "memory search counts it once",
+                                  "harmless; archives are append-only, so the extra line stays", severity="warning")
 
 
 @standard("aipass.archive-append-only", "archives only grow: no line is rewritten or removed")
