@@ -37,7 +37,7 @@ def setup(tmp: Path, agents: int) -> Path:
     end = text.index("\n", start)
     # the provider records when it started, then stays up a moment so it can be observed
     argv = f'    argv: [sh, -c, "echo $AIPASS_DISPATCH $(date +%s.%N) >> {starts}; sleep 1"]'
-    record = f"echo $AIPASS_DISPATCH $(date +%s.%N)"
+    record = "echo $AIPASS_DISPATCH $(date +%s.%N)"
     extra = (
         f'\n  quick:\n    argv: [sh, -c, "{record} >> {ends}"]'
         # a tool in a session of its own (as Claude's Bash tool runs), then a long session

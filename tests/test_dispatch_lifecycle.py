@@ -8,17 +8,17 @@ written its pid), never after a guessed sleep.
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import git
+from conftest import BIN_DIR, git
 from dispatching import (  # noqa: F401 - fixtures
     alive, answers, calls, configure, drepo, events, fake_cli, mailbox, pids, plan, run_dispatch, state_is, wait_for,
 )
 
 from aipass_git.core.repo import discover
 from aipass_git.dispatch import dispatcher
-from aipass_git.dispatch.runtime import Runtime
 
 
 def running_with_pid(repo: Path, record: Path, agent: str) -> dict:
@@ -295,3 +295,20 @@ def test_as_root_claude_without_its_sandbox_variable_is_refused_at_once(drepo: P
     assert cli("dispatch", "@docs", "task", "b", cwd=drepo).code == 0  # codex has no such rule
     monkeypatch.setenv("IS_SANDBOX", "1")  # the user's own choice, in their environment
     assert cli("dispatch", "@api", "task", "b", "--wait", cwd=drepo).code == 0
+
+
+def test_a_supervisor_killed_inside_a_state_write_is_recovered(drepo: Path, fake_cli: Path, cli):
+    from aipass_git.setup import leftovers
+
+    plan(fake_cli, "api", "ok")
+    proc = subprocess.run([str(BIN_DIR / "git-aipass"), "dispatch", "@api", "task", "b", "--json"], cwd=drepo,
+                          capture_output=True, text=True, env={**os.environ, "AIPASS_FAULT": "temp-written"})
+    assert proc.returncode == 0, proc.stderr  # the dispatch itself writes no state file
+    sent = json.loads(proc.stdout)["dispatch"]
+    # its supervisor died at its first state write, leaving the temporary file behind
+    runtime_agents = Path(git(drepo, "rev-parse", "--path-format=absolute", "--git-common-dir")) / "aipass/agents/api"
+    wait_for(lambda: list(runtime_agents.glob("*.aipass-tmp")), "the killed supervisor's temporary file")
+    outcome = dispatcher.wait(discover(drepo), sent["id"], timeout=60, agent="api")
+    assert outcome["result"] == "ok"
+    assert not list(runtime_agents.glob("*.aipass-tmp"))  # the next write of the state removed it
+    assert [l for l in leftovers.find(discover(drepo)) if l.kind != "archive-duplicate"] == []

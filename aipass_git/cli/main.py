@@ -18,7 +18,7 @@ from aipass_git.cli import (  # noqa: F401  (importing a module registers its co
     agent_cmd, audit_cmd, dispatch_cmd, hooks_cmd, mail_cmd, memory_cmd, pr_cmd, setup_cmd,
 )
 from aipass_git.cli.app import ARGV, app, show_help_without_command
-from aipass_git.core.errors import AipassError
+from aipass_git.core.errors import AipassError, from_os_error
 
 PROG = "git aipass"
 
@@ -103,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         # `git aipass agent list | head`: the reader left; not an error of ours.
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a full disk, a read-only object store, a file size limit
+        if debug:
+            traceback.print_exc()
+        error = from_os_error(exc)
+        _error(error.message, error.hint)
+        return error.exit_code
     except Exception as exc:  # noqa: BLE001 - the last line of defence before a traceback
         if debug:
             traceback.print_exc()

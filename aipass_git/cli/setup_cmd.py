@@ -52,18 +52,30 @@ def init(
 
 
 @app.command()
-def doctor(as_json: bool = JSON) -> None:
-    """Check git, config, passports, hooks and refs; change nothing.
+def doctor(
+    fix: bool = typer.Option(False, "--fix", help="First repair what killed processes left behind (stale locks, "
+                             "interrupted writes, temporary files, dead sessions), then check."),
+    as_json: bool = JSON,
+) -> None:
+    """Check git, config, passports, providers, hooks, refs and leftovers of crashes.
 
-    Exit 1 when any check is an error; warnings alone exit 0.
+    Without --fix it changes nothing. Exit 1 when any check is an error; warnings alone exit 0.
     """
     from aipass_git.setup.doctor import examine
 
+    repaired = []
+    if fix:
+        from aipass_git.core.repo import discover
+        from aipass_git.setup import leftovers
+
+        repaired = leftovers.fix(discover())
     checks = examine()
     failed = any(c.status == "error" for c in checks)
     if as_json:
-        emit_json({"ok": not failed, "checks": [c.as_dict() for c in checks]})
+        emit_json({"ok": not failed, "fixed": repaired, "checks": [c.as_dict() for c in checks]})
     else:
+        for line in repaired:
+            typer.echo(f"fixed: {line}")
         typer.echo(table(["CHECK", "STATUS", "DETAIL"], [(c.name, c.status, c.detail) for c in checks], max_width=90))
         for c in checks:
             if c.status != "ok" and c.hint:

@@ -78,7 +78,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 
     The data goes to `.<name>.<pid>.<random>.aipass-tmp` beside it, is synced, then
     renamed over PATH; a process killed first leaves only that temporary file, which no
-    reader opens and `git aipass doctor --fix` removes once its pid is gone.
+    reader opens and the next write of PATH removes once its pid is gone.
     """
     from aipass_git.core import faults
 
@@ -92,9 +92,35 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         faults.point("temp-written")
         os.replace(tmp, path)
+        _clear_stale_temps(path)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+
+
+def _clear_stale_temps(path: Path) -> None:
+    prefix = f".{path.name}."
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(TEMP_SUFFIX)]
+    except OSError:
+        return
+    for name in names:
+        owner = temp_owner(name)
+        if owner is not None and not pid_alive(owner):
+            try:
+                os.unlink(path.parent / name)
+            except OSError:
+                pass
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True

@@ -65,10 +65,39 @@ class GitError(AipassError):
     def __init__(self, args: list[str], returncode: int, stderr: str, hint: str | None = None) -> None:
         detail = stderr.strip().splitlines()
         last = detail[-1] if detail else "no output"
-        super().__init__(
-            f"git {' '.join(args[:3])}{' ...' if len(args) > 3 else ''} failed (exit {returncode}): {last}",
-            hint,
-        )
+        command = f"git {' '.join(args[:3])}{' ...' if len(args) > 3 else ''}"
+        if returncode < 0:
+            what, fix = signal_cause(-returncode)
+            super().__init__(f"{command} was stopped by {what}", hint or fix)
+        else:
+            super().__init__(f"{command} failed (exit {returncode}): {last}", hint)
         self.args_ = args
         self.returncode = returncode
         self.stderr = stderr
+
+
+def signal_cause(number: int) -> tuple[str, str]:
+    """(what a signal that stopped git means, what to do) for an error message."""
+    import signal
+
+    if number == signal.SIGXFSZ:
+        return ("the file size limit (ulimit -f)", "raise the limit (ulimit -f unlimited) and run the command again")
+    name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else f"signal {number}"
+    return (name, "run the command again; if it keeps failing, check the repository with: git fsck")
+
+
+def from_os_error(exc: OSError) -> AipassError:
+    """An operating-system failure while reading or writing, said in words with a fix."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    causes = {
+        errno.ENOSPC: ("the disk is full", "free some space, then run the command again"),
+        errno.EDQUOT: ("the disk quota is used up", "free some space, then run the command again"),
+        errno.EFBIG: ("a file size limit (ulimit -f) was reached", "raise the limit (ulimit -f unlimited) and retry"),
+        errno.EROFS: ("the file system is read-only", "run the command where the repository can be written"),
+        errno.EACCES: ("permission was denied", "check who owns the repository's files (and .git/objects)"),
+        errno.EPERM: ("the operation is not permitted", "check who owns the repository's files (and .git/objects)"),
+    }
+    what, fix = causes.get(exc.errno, (exc.strerror or "the operating system refused", "check the path and retry"))
+    return AipassError(f"{what}{where}", fix)

@@ -47,6 +47,7 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
     checks.append(_drivers(repo))
     checks.append(_hooks(repo))
     checks.append(_refs(repo))
+    checks.extend(_leftovers(repo))
     return checks
 
 
@@ -147,6 +148,16 @@ def _hooks(repo: repo_mod.Repo) -> Check:
         "hooks", "warn", f"no aipass hooks in {hooks_dir}",
         "without them, mail fetched from a remote wakes no agent and commits are not audited",
     )
+
+
+def _leftovers(repo: repo_mod.Repo) -> list[Check]:
+    from aipass_git.setup import leftovers
+
+    found = leftovers.find(repo)
+    if not found:
+        return [Check("leftovers", "ok", "no stale locks, interrupted writes or temporary files")]
+    return [Check(f"leftover {item.kind}", "warn", f"{item.where}: {item.detail}",
+                  "run: git aipass doctor --fix" if item.fixable else None) for item in found]
 
 
 def _refs(repo: repo_mod.Repo) -> Check:

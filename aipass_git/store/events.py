@@ -204,6 +204,7 @@ class EventStore:
                     return None
                 tree = view.flush()
                 commit = self.writer.commit(tree, [tip] if tip else [], event.author, event.author, event.message())
+                faults.point("event-written")
                 if self.refs.apply([RefUpdate(ref, commit, tip)]):
                     if len(self._commit_trees) > 10_000:
                         self._commit_trees.clear()

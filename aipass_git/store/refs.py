@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aipass_git.core import faults, git
-from aipass_git.core.errors import AipassError
+from aipass_git.core.errors import AipassError, GitError, signal_cause
 from aipass_git.store import locks
 
 ZERO = "0" * 40
@@ -52,7 +52,7 @@ class RefTransactions:
         """True when every update was applied; False when any ref had moved or is locked by
         a live writer (nothing applied then)."""
         self.blocked_by = None
-        for _ in range(3):  # each retry follows the removal of one stale lock
+        for _ in range(len(updates) + 2):  # each retry follows the removal of one stale lock
             applied, lock = self._transaction(updates)
             if applied or lock is None:
                 return applied
@@ -86,10 +86,12 @@ class RefTransactions:
         proc.wait()
         stderr = proc.stderr.read().decode("utf-8", "replace")
         self._proc = None
-        if "but expected" in stderr or "already exists" in stderr or "unable to resolve reference" in stderr:
+        lock = locks.locked_path(stderr)  # a ref's lock, or packed-refs.lock
+        if lock is not None:
+            return False, lock
+        if "but expected" in stderr or "already exists" in stderr or "unable to resolve reference" in stderr \
+                or "cannot lock ref" in stderr:
             return False, None
-        if "cannot lock ref" in stderr:
-            return False, locks.locked_path(stderr)
         raise AipassError(f"git update-ref failed: {stderr.strip() or 'no output'}", "check the repository with: git fsck")
 
     def close(self) -> None:
@@ -100,10 +102,16 @@ class RefTransactions:
 def move(root: Path, ref: str, new: str, old: str | None, message: str, *, zero: str = ZERO) -> bool:
     """One compare-and-swap of REF with a reflog MESSAGE (user-visible branches keep their
     reflog); False when REF no longer holds OLD. A stale lock is removed, as above."""
-    proc = locks.run_git(["update-ref", "-m", message, ref, new, old or zero], root, env=TOOL_WRITE)
+    args = ["update-ref", "-m", message, ref, new, old or zero]
+    proc = locks.run_git(args, root, env=TOOL_WRITE)
     if proc.returncode == 0:
         return True
     stderr = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode < 0:
+        # git was stopped (a file size limit, a kill) holding the ref's locks: they are stale
+        for lock in _ref_locks(root, ref):
+            locks.clear_stale(lock)
+        raise GitError(args, proc.returncode, stderr, "nothing was changed; " + signal_cause(-proc.returncode)[1])
     if "but expected" in stderr or "unable to resolve" in stderr or "already exists" in stderr:
         return False
     lock = locks.locked_path(stderr)
@@ -113,3 +121,10 @@ def move(root: Path, ref: str, new: str, old: str | None, message: str, *, zero:
     said = stderr.strip().splitlines()
     raise AipassError(f"git update-ref {ref} failed: {said[-1] if said else 'no output'}",
                       "check the repository with: git fsck")
+
+
+def _ref_locks(root: Path, ref: str) -> list[Path]:
+    """The lock files `update-ref REF` takes: REF's own, and HEAD's when HEAD points at it."""
+    out = git.output(["rev-parse", "--path-format=absolute", "--git-path", f"{ref}.lock", "--git-path", "HEAD.lock"],
+                     root, check=False)
+    return [Path(line) for line in out.splitlines() if line]

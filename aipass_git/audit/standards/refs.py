@@ -44,8 +44,9 @@ def mailbox_state(ctx):
 @standard("refs.leftover-batches", "no scratch refs of interrupted bulk sends remain", severity="warning")
 def leftover_batches(ctx):
     for ref, _ in git.list_refs(ctx.repo.root, "refs/aipass-import/"):
-        yield Problem(ref, "scratch ref of an interrupted bulk send (nothing was delivered through it)",
-                      "delete it with: git update-ref -d " + ref)
+        yield Problem(ref, "scratch ref of a bulk send that is running or was killed; the next send finishes "
+                           "a killed one (delivering it to every recipient) and removes this ref",
+                      "or run: git aipass doctor --fix")
 
 
 STANDARDS = [well_formed, mailbox_state, leftover_batches]
