@@ -1,9 +1,9 @@
 """Chaos: kill aipass-git's write paths at random moments and at every named fault point,
 and count the kills that left anything a person would have to repair.
 
-    python bench/chaos.py [--kills 100]
+    python bench/chaos.py [--kills 100] [--paths send,broadcast,memory,merge]
 
-Write paths: a send to one mailbox, a broadcast (`send @all`), `memory add` (commits on
+Write paths: a send to one mailbox, a broadcast (`send @all` to four agents), `memory add` (commits on
 the checked-out branch, with the caps archiving), and the merge queue into a checked-out
 base. Each is killed --kills times at a random moment (the process alone, or its whole
 group with its git children, alternately), and once at each of its fault points
@@ -232,6 +232,7 @@ def stale_lock_next_send(repo: Path, runs: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=100, help="random kills per write path")
+    parser.add_argument("--paths", default="send,broadcast,memory,merge", help="which write paths, comma-separated")
     args = parser.parse_args()
     rng = random.Random(20261201)
     with tempfile.TemporaryDirectory(prefix="aipass-chaos-", ignore_cleanup_errors=True) as tmp_name:
@@ -250,6 +251,8 @@ def main() -> None:
         print(f"{'write path':<12}{'random kills':>14}{'fault points':>14}{'failures':>10}")
         all_failures = []
         for name, trial in paths.items():
+            if name not in args.paths.split(","):
+                continue
             t0 = time.time()
             trials, failures = run_path(name, trial, args.kills, rng)
             all_failures += failures

@@ -130,6 +130,16 @@ def test_a_broadcast_is_delivered_to_all_or_none(mail_repo: Path, fault: str):
     assert again.returncode == 0, again.stderr
 
 
+@pytest.mark.parametrize("fault", ["batch-journalled", "refs-locked:1:group", "batch-applied"])
+def test_a_send_to_a_few_is_delivered_to_all_or_none_too(mail_repo: Path, fault: str):
+    killed(aipass(mail_repo, "send", "@api", "@docs", "@quality", "to three", "b", fault=fault))
+    assert aipass(mail_repo, "send", "@human", "next", "b").returncode == 0
+    counts = {name: [m["subject"] for m in inbox(mail_repo, name)].count("to three") for name in ("api", "docs", "quality")}
+    assert set(counts.values()) == {1}, counts
+    sound(mail_repo)
+    no_leftovers(mail_repo)
+
+
 # -- memory, passports: commits on the checked-out branch --------------------------------------
 
 

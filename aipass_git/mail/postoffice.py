@@ -17,7 +17,6 @@ from aipass_git.mail.identity import Speaker, resolve
 from aipass_git.store.events import EventStore, HistoryEntry
 
 ALL = "all"
-BULK_THRESHOLD = 8  # from this many recipients on, one fast-import batch beats single appends
 
 
 class PostOffice:
@@ -104,7 +103,7 @@ class PostOffice:
             for owner in owners
         ]
         events = [(mailbox.ref_for(m["to"]), mailbox.deliver(m, self.speaker.author, trailers)) for m in messages]
-        if len(events) >= BULK_THRESHOLD:
+        if len(events) > 1:  # every recipient gets it, or none does (one journalled transaction)
             self.store.append_many(events)
         else:
             for ref, apply in events:

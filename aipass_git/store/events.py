@@ -39,6 +39,9 @@ from aipass_git.store.tree_view import TreeView
 
 MAX_ATTEMPTS = 50
 LOCK_TIMEOUT = 120.0
+# From this many events on, a batch streams through one `git fast-import` (its start
+# costs more than writing a few commits in-process).
+STREAM_THRESHOLD = 8
 # A ref whose git lock a live writer keeps: give up after this many waits of
 # locks.STALE_SECONDS, naming the lock, rather than after every attempt.
 LOCKED_ATTEMPTS = 4
@@ -217,9 +220,10 @@ class EventStore:
     def append_many(self, batch: list[tuple[str, Apply]]) -> dict[str, str]:
         """Apply many events, in order, to one or more refs in one transaction.
 
-        Every event is still its own commit; `git fast-import` writes them all into one
-        pack, and one CAS transaction moves every ref or none (a crash included: see the
-        module's docstring). Returns ref -> new tip.
+        Every event is still its own commit. A small batch writes them in-process; a large
+        one streams them into `git fast-import`, which writes one pack. One CAS
+        transaction then moves every ref or none (a crash included: see the module's
+        docstring). Returns ref -> new tip.
         """
         refs = sorted({ref for ref, _ in batch})
         with self.gate.exclusive():
@@ -228,22 +232,43 @@ class EventStore:
                 tips = {ref: self.tip(ref) for ref in refs}
                 scratch = f"refs/aipass-import/{os.getpid()}-{random.getrandbits(48):012x}"
                 with self.journal.record("batch", {"phase": "importing", "scratch": scratch}) as entry:
-                    written, scratch_tip = self._fast_import(batch, tips, scratch)
+                    if len(batch) < STREAM_THRESHOLD:
+                        written, scratch_tip = self._write_in_process(batch, tips), None
+                    else:
+                        written, scratch_tip = self._fast_import(batch, tips, scratch)
                     if not written:
                         return {}
                     updates = [RefUpdate(ref, new, tips[ref]) for ref, new in written.items()]
-                    updates.append(RefUpdate(scratch, None, scratch_tip))
+                    if scratch_tip:
+                        updates.append(RefUpdate(scratch, None, scratch_tip))
                     entry.update(phase="committing", updates=[[u.ref, u.new, u.old] for u in updates])
                     faults.point("batch-journalled")
                     if self.refs.apply(updates):
                         faults.point("batch-applied")
                         return written
                     blocked = self.refs.blocked_by
-                    self.refs.apply([RefUpdate(scratch, None, scratch_tip)])  # this attempt's scratch goes
+                    if scratch_tip:  # this attempt's scratch ref goes
+                        self.refs.apply([RefUpdate(scratch, None, scratch_tip)])
                 if blocked is not None and attempt + 1 >= LOCKED_ATTEMPTS:
                     raise _locked_error(blocked)
                 _backoff(attempt)
         raise _gave_up(", ".join(refs))
+
+    def _write_in_process(self, batch: list[tuple[str, Apply]], tips: dict[str, str | None]) -> dict[str, str]:
+        """The batch's commits as loose objects, as `append` writes one; ref -> new tip."""
+        heads = dict(tips)
+        written: dict[str, str] = {}
+        for ref, apply in batch:
+            head = heads[ref]
+            view = TreeView(self, self.tree_of(head) if head else None)
+            event = apply(view)
+            if event is None:
+                continue
+            tree = view.flush()
+            commit = self.writer.commit(tree, [head] if head else [], event.author, event.author, event.message())
+            self._commit_trees[commit] = tree
+            heads[ref] = written[ref] = commit
+        return written
 
     def recover(self) -> int:
         """Finish the batches whose writers died; returns how many. The caller holds the
