@@ -124,7 +124,7 @@ def test_a_dispatch_fetched_from_another_clone_wakes_the_agent(drepo: Path, fake
     # the other clone sends the dispatch as mail only: nothing there wakes anyone
     from aipass_git.mail.postoffice import PostOffice
 
-    with PostOffice(discover(other), env={}) as po:
+    with PostOffice(discover(other)) as po:
         [task] = po.send(["@api"], "from afar", "please", kind="dispatch")
     git(drepo, "fetch", "-q", str(other), "refs/aipass/mail/*:refs/aipass/mail/*")
     runtime = Runtime(discover(drepo))

@@ -18,6 +18,16 @@ from aipass_git.core.repo import Repo
 BRANCH_PREFIX = "aipass/"
 
 
+def branch_for(agent: str) -> str:
+    """The desk branch of AGENT: `aipass/<agent>`."""
+    return BRANCH_PREFIX + agent
+
+
+def agent_of(branch: str) -> str | None:
+    """The agent whose desk branch BRANCH is (a short branch name), or None."""
+    return branch[len(BRANCH_PREFIX):] or None if branch.startswith(BRANCH_PREFIX) else None
+
+
 @dataclass
 class DeskReport:
     path: Path
@@ -32,14 +42,10 @@ class Desk:
         self.repo = repo
         self.config = config
         self.agent = agent
-        self.branch = self.branch_of(agent)
+        self.branch = branch_for(agent)
         root = config.raw.get("desks", {}).get("root")
         base = (repo.root / root) if root else (repo.runtime_dir / "desks")
         self.path = (base / agent).resolve()
-
-    @staticmethod
-    def branch_of(agent: str) -> str:
-        return BRANCH_PREFIX + agent
 
     def exists(self) -> bool:
         return (self.path / ".git").exists()
@@ -73,7 +79,7 @@ class Desk:
     def ensure(self) -> DeskReport:
         """The desk, created or brought up to date as the rules above say."""
         base = self.config.base_branch
-        if not git.run(["rev-parse", "--verify", "--quiet", f"refs/heads/{base}^{{commit}}"], self.repo.root, check=False).stdout:
+        if git.resolve_commit(self.repo.root, f"refs/heads/{base}") is None:
             raise RefusedError(
                 f"the base branch {base!r} does not exist or has no commits",
                 "commit something on it first, or set base_branch in .aipass/config.yaml",
@@ -81,14 +87,14 @@ class Desk:
         if not self.exists():
             return self._create(base)
         report = DeskReport(self.path)
-        if git.run(["status", "--porcelain", "--untracked-files=normal"], self.path).stdout.strip():
+        if git.is_dirty(self.path, untracked=True):
             report.dirty = True
             report.note = f"the desk has uncommitted changes; it was not brought up to date with {base}"
             return report
-        merged = git.run(["merge-base", "--is-ancestor", self.branch, base], self.path, check=False).returncode == 0
-        behind = git.output(["rev-parse", self.branch], self.path) != git.output(["rev-parse", base], self.path)
+        merged = git.is_ancestor(self.path, self.branch, base)
+        behind = git.resolve_commit(self.path, self.branch) != git.resolve_commit(self.path, base)
         if merged and behind:
-            git.run(["merge", "--ff-only", "--quiet", base], self.path, hint="the desk could not fast-forward")
+            git.fast_forward(self.path, base)
             report.updated = True
             report.note = f"the desk was brought up to date with {base}"
         return report
@@ -108,15 +114,13 @@ class Desk:
         with FileLock(str(lock_path), timeout=120):
             if self.exists():
                 return DeskReport(self.path)
-            git.run(["worktree", "prune"], self.repo.root, check=False)
+            git.prune_worktrees(self.repo.root)
             return self._add(base)
 
     def _add(self, base: str) -> DeskReport:
-        has_branch = git.run(["rev-parse", "--verify", "--quiet", f"refs/heads/{self.branch}"], self.repo.root, check=False).returncode == 0
-        args = ["worktree", "add", "--quiet", str(self.path)]
-        args += [self.branch] if has_branch else ["-b", self.branch, base]
+        has_branch = git.resolve_commit(self.repo.root, f"refs/heads/{self.branch}") is not None
         try:
-            git.run(args, self.repo.root)
+            git.add_worktree(self.repo.root, self.path, self.branch, start=None if has_branch else base)
         except AipassError as exc:
             raise AipassError(f"could not create the desk of @{self.agent} at {self.path}: {exc.message}",
                               "check `git worktree list`; remove a stale entry with `git worktree prune`") from None

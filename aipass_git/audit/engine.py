@@ -108,8 +108,7 @@ class Context:
     @cached_property
     def tracked(self) -> list[str]:
         """Files of the work tree git knows or would add: tracked, plus new ones not ignored."""
-        out = git.run(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], self.repo.root).stdout
-        return sorted(set(git.zsplit(out)))
+        return sorted(set(git.tracked_files(self.repo.root, untracked=True)))
 
     @cached_property
     def files(self) -> list[str]:
@@ -207,3 +206,10 @@ def _run(context: Context, standards: list[Standard]) -> list[Finding]:
                 "fix the standard (or the file it choked on); until then this counts as a failure",
             ))
     return sorted(set(findings))
+
+
+def describe(findings: list[Finding]) -> list[str]:
+    """The errors among FINDINGS as lines for a person: `path:line: message [standard]` and
+    a hint line (what the hooks print and the merge queue records)."""
+    return [f"{f.path}{':' + str(f.line) if f.line else ''}: {f.message} [{f.standard}]" + (f"\nhint: {f.hint}" if f.hint else "")
+            for f in findings if f.severity == "error"]

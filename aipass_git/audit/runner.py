@@ -1,14 +1,15 @@
-"""`git aipass audit`: choose the files, load the standards, run, apply the bypasses."""
+"""`git aipass audit`: choose the files and the standards, run, apply the bypasses; and
+the audit the merge queue runs on a merged tree."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-from aipass_git.audit import bypass
-from aipass_git.audit.engine import Context, Finding, Report, Standard, run
+from aipass_git.audit import bypass, documents
+from aipass_git.audit.engine import Context, Finding, Report, Standard, describe, run
 from aipass_git.audit.standards import BUILTIN
-from aipass_git.core import git
+from aipass_git.core import config as config_mod, git
 from aipass_git.core.repo import AIPASS_DIR, Repo
 
 PROJECT_STANDARDS = f"{AIPASS_DIR}/standards"
@@ -37,18 +38,23 @@ def project_standards(repo: Repo) -> tuple[list[Standard], list[Finding]]:
 
 def changed_files(repo: Repo, base: str) -> list[str]:
     """Files that differ between BASE's merge base with HEAD and the work tree, plus new ones."""
-    merge_base = git.run(["merge-base", base, "HEAD"], repo.root, check=False).stdout.decode().strip() or base
-    diff = git.run(["diff", "--name-only", "-z", "--no-renames", merge_base], repo.root).stdout
-    new = git.run(["ls-files", "--others", "--exclude-standard", "-z"], repo.root).stdout
-    return sorted({p for p in git.zsplit(diff) + git.zsplit(new) if (repo.root / p).is_file()})
+    merge_base = git.merge_base(repo.root, base, "HEAD") or base
+    changed = git.changed_files(repo.root, merge_base) + git.untracked_files(repo.root)
+    return sorted({p for p in changed if (repo.root / p).is_file()})
+
+
+def select(only: list[str] | None) -> list[Standard] | None:
+    """The built-in standards whose id starts with one of ONLY (`--only aipass.`); all when None."""
+    return None if not only else [s for s in BUILTIN if any(s.id.startswith(p) for p in only)]
 
 
 def audit(repo: Repo, *, paths: list[str] | None = None, agent: str | None = None, changed: str | None = None,
           staged: bool = False, standards: list[Standard] | None = None) -> Report:
+    """CHANGED: only files changed since that base ("" for the configured base branch)."""
     base = None
     if changed is not None:
-        base = changed
-        paths = changed_files(repo, changed)
+        base = changed or config_mod.load(repo).base_branch
+        paths = changed_files(repo, base)
     elif paths is not None:
         paths = _expand(repo, paths)
     ctx = Context(repo, paths=paths, agent=agent, staged=staged, base=base)
@@ -61,6 +67,19 @@ def audit(repo: Repo, *, paths: list[str] | None = None, agent: str | None = Non
     return Report(kept, chosen, suppressed)
 
 
+def audit_merge(repo: Repo, tree: str, base: str) -> list[str]:
+    """Errors of the merged TREE against BASE, one line each: the file standards and the
+    .aipass documents' validity, on what the merge changes (the merge queue's gate)."""
+    changed = git.changed_files(repo.root, base, tree, only="ACMR")
+    if not changed:
+        return []
+    ctx = Context(repo, paths=changed, tree=tree)
+    standards = [s for s in BUILTIN if s.scope == "file" or s.id in ("aipass.archive", "secrets.aipass")]
+    findings = documents.validate(changed, ctx.read)  # before run(), which closes the reader
+    findings += [f for f in run(ctx, standards) if f.severity == "error"]
+    return [line.split("\n")[0] for line in describe(findings)]
+
+
 def for_changed(standards: list[Standard], changed: list[str]) -> list[Standard]:
     """`--changed` reviews files: the file standards, and the .aipass ones when .aipass
     changed. Refs and branch rules belong to the full audit and the push hook."""
@@ -71,5 +90,4 @@ def for_changed(standards: list[Standard], changed: list[str]) -> list[Standard]
 def _expand(repo: Repo, paths: list[str]) -> list[str]:
     """Given paths (files or folders, relative to the cwd) as tracked files under them."""
     cwd = Path.cwd()
-    out = git.zsplit(git.run(["ls-files", "-z", "--", *[str((cwd / p).resolve()) for p in paths]], repo.root).stdout)
-    return sorted(out)
+    return sorted(git.tracked_files(repo.root, [str((cwd / p).resolve()) for p in paths]))

@@ -122,7 +122,9 @@ def event_log(
     from aipass_git.dispatch.runtime import Runtime
 
     runtime = Runtime(discover())
-    who = agent[1:] if agent and agent.startswith("@") else agent
+    from aipass_git.core.names import strip_at
+
+    who = strip_at(agent) if agent else None
     events = [e for e in runtime.events() if who is None or e.get("agent") == who]
     for event in events[-limit:] if limit else events:
         typer.echo(_event_line(event, as_json))

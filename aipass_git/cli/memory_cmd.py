@@ -10,6 +10,7 @@ import typer
 
 from aipass_git.cli.app import app, group
 from aipass_git.cli.output import emit_json, short
+from aipass_git.core.schemas import MEMORY_SHOWN
 
 memory_app = group("memory", "Agents' working memory, its archive, and search by meaning.")
 app.add_typer(memory_app, name="memory")
@@ -19,30 +20,11 @@ JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
 TEXT_ARGS = {"ignore_unknown_options": True}
 
 
-def _context(act_as: str | None = None):
-    from aipass_git.agents.registry import Registry
-    from aipass_git.core import config as config_mod
+def _session():
+    from aipass_git.agents.session import Session
     from aipass_git.core.repo import discover
-    from aipass_git.mail.identity import resolve
 
-    repo = discover()
-    config = config_mod.load(repo)
-    registry = Registry(repo)
-    speaker = resolve(repo, registry, orchestrator=config.orchestrator)
-    return repo, config, registry, speaker
-
-
-def _whose(registry, speaker, raw: str | None, config, *, writing: bool) -> str:
-    from aipass_git.core.errors import RefusedError
-
-    if raw is None:
-        if speaker.is_human:
-            raise RefusedError("you are the human here: say whose memory", "add --agent @name (or name the agent)")
-        return speaker.name
-    agent = registry.get(raw)
-    if writing and agent.name != speaker.name and not (speaker.is_human or speaker.name == config.orchestrator):
-        raise RefusedError(f"@{speaker.name} may not write @{agent.name}'s memory", "agents record their own memory")
-    return agent.name
+    return Session.open(discover())
 
 
 @memory_app.command("add", context_settings=TEXT_ARGS)
@@ -53,26 +35,20 @@ def add(
     as_json: bool = JSON,
 ) -> None:
     """Record an entry in working memory and commit it on the current branch (your desk)."""
-    from aipass_git.core import secrets
-    from aipass_git.core.errors import RefusedError
-    from aipass_git.memory import working
+    from aipass_git.memory import verbs
 
-    if kind not in ("learning", "observation"):
-        raise RefusedError(f"--kind: {kind!r} is not learning or observation", "sessions are recorded by the supervisor")
-    repo, config, registry, speaker = _context()
-    owner = _whose(registry, speaker, agent, config, writing=True)
-    found = secrets.find(text)
-    entry, commit, archived = working.record(repo, config, owner, kind, text, message_by=speaker.name)
-    if found:
+    added = verbs.add(_session(), text, kind=kind, agent=agent)
+    if added.secrets:
         sys.stderr.write(
-            f"warning: the entry looks like it contains a secret ({', '.join(found)}); it is now in git history.\n"
+            f"warning: the entry looks like it contains a secret ({', '.join(added.secrets)}); it is now in git history.\n"
             "hint: rotate that credential, and keep secrets out of memory\n"
         )
     if as_json:
-        emit_json({"agent": owner, "entry": entry, "commit": commit, "archived": archived, "secrets": found})
+        emit_json({"agent": added.agent, "entry": added.entry, "commit": added.commit, "archived": added.archived,
+                   "secrets": added.secrets})
     else:
-        extra = f"; {archived} older entries archived" if archived else ""
-        typer.echo(f"@{owner} {kind} {entry['id'][:12]} recorded ({short(commit)}){extra}")
+        extra = f"; {added.archived} older entries archived" if added.archived else ""
+        typer.echo(f"@{added.agent} {kind} {added.entry['id'][:12]} recorded ({short(added.commit)}){extra}")
 
 
 @memory_app.command("show")
@@ -82,25 +58,14 @@ def show(
     as_json: bool = JSON,
 ) -> None:
     """Show an agent's working memory, newest entries first."""
-    from aipass_git.core import git
-    from aipass_git.core.errors import RefusedError
-    from aipass_git.memory import working
+    from aipass_git.memory import verbs
 
-    repo, config, registry, speaker = _context()
-    owner = _whose(registry, speaker, agent, config, writing=False)
-    if at is None:
-        doc = working.load(repo.root, owner)
-    else:
-        rel = working.memory_rel(owner)
-        proc = git.run(["show", f"{at}:{rel}"], repo.root, check=False)
-        if proc.returncode != 0:
-            raise RefusedError(f"no {rel} at {at!r}", "give a branch, tag or commit where the agent exists")
-        doc = working.parse(proc.stdout, f"{rel} at {at}", owner)
+    owner, doc = verbs.show(_session(), agent, at=at)
     if as_json:
         emit_json(doc)
         return
     typer.echo(f"memory of @{owner}" + (f" at {at}" if at else ""))
-    for section in ("learnings", "observations", "sessions"):
+    for section in MEMORY_SHOWN:
         entries = doc[section]
         typer.echo(f"\n{section} ({len(entries)})")
         for e in reversed(entries):
@@ -116,20 +81,17 @@ def search(
     as_json: bool = JSON,
 ) -> None:
     """Find memory entries by meaning (keyword search without the memory extra)."""
-    from aipass_git.memory import index
+    from aipass_git.memory import index, verbs
     from aipass_git.memory.search import search as run_search
 
-    repo, config, registry, speaker = _context()
-    if everyone or (agent is None and speaker.is_human):
-        agents = None
-    else:
-        agents = [_whose(registry, speaker, agent, config, writing=False)]
+    session = _session()
+    agents = verbs.scope(session, agent, everyone)
     if not index.vector_available():
         sys.stderr.write(
             "note: search by meaning needs the memory extra: pip install 'aipass-git[memory]'; using keyword search\n"
         )
     with _progress("indexing memory") as progress:
-        hits, backend = run_search(repo, query, agents, k, progress)
+        hits, backend = run_search(session.repo, query, agents, k, progress)
     if as_json:
         emit_json({"v": 1, "backend": backend, "query": query, "hits": [h.as_dict() for h in hits]})
         return

@@ -108,7 +108,7 @@ def merge(
         raise RefusedError("give one PR id, or --all", "see: git aipass pr list")
 
     def waiting(holder: dict) -> None:
-        sys.stderr.write(f"waiting for the merge lock held by {holder.get('by', '?')} "
+        sys.stderr.write(f"waiting for the merge lock held by {holder.get('what', '?')} "
                          f"(pid {holder.get('pid', '?')}, since {holder.get('since', '?')})\n")
 
     queue = MergeQueue(_repo(), on_wait=waiting)

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from aipass_git.core import faults, pids
+
 
 _scalar = json.JSONEncoder(ensure_ascii=False).encode  # the C encoder: no indent, no sorting needed
 
@@ -80,8 +82,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     renamed over PATH; a process killed first leaves only that temporary file, which no
     reader opens and the next write of PATH removes once its pid is gone.
     """
-    from aipass_git.core import faults
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -109,18 +109,8 @@ def _clear_stale_temps(path: Path) -> None:
         return
     for name in names:
         owner = temp_owner(name)
-        if owner is not None and not pid_alive(owner):
+        if owner is not None and not pids.alive(owner):
             try:
                 os.unlink(path.parent / name)
             except OSError:
                 pass
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process: alive
-    return True

@@ -10,7 +10,7 @@ import os
 import re
 import time
 
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 ID_PATTERN = re.compile(r"[0-9a-hjkmnp-tv-z]{26}\Z")
 
 
@@ -19,7 +19,7 @@ def new_id(now_ms: int | None = None) -> str:
     value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
     chars = []
     for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
+        chars.append(ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(chars))
 
@@ -32,5 +32,5 @@ def timestamp_ms(ident: str) -> int:
     """The creation time (ms since the epoch) an id carries."""
     value = 0
     for ch in ident[:10]:
-        value = value * 32 + _ALPHABET.index(ch)
+        value = value * 32 + ALPHABET.index(ch)
     return value

@@ -7,6 +7,7 @@ import re
 from aipass_git.core.errors import InvalidNameError
 
 MAX_LENGTH = 32
+HUMAN = "human"  # the mailbox and speaker name of the person at the keyboard
 _NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
 # Words with a meaning of their own in addresses (@all, @human), in refs and branches
@@ -26,9 +27,14 @@ RULES_HINT = (
 )
 
 
+def strip_at(raw: str) -> str:
+    """`@quality` -> `quality`: the `@` spelling is accepted wherever a name is."""
+    return raw[1:] if raw.startswith("@") else raw
+
+
 def normalize(raw: str) -> str:
     """The agent name RAW refers to (`@quality` -> `quality`); refuses anything invalid."""
-    name = raw[1:] if raw.startswith("@") else raw
+    name = strip_at(raw)
     shown = repr(raw) if len(raw) <= 40 else repr(raw[:40] + "...")
     if not name:
         raise InvalidNameError("agent name is empty", RULES_HINT)

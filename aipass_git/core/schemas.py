@@ -55,7 +55,8 @@ MEMORY_ENTRY = Obj(
         "paths": List(Str(max_len=500, one_line=True), max_items=100),
     },
 )
-MEMORY_SECTIONS = ("sessions", "learnings", "observations")
+MEMORY_SECTIONS = ("sessions", "learnings", "observations")  # as stored
+MEMORY_SHOWN = ("learnings", "observations", "sessions")  # as people and prompts read them
 MEMORY = Obj(
     required={"v": Const(FORMAT_VERSION), "agent": NAME, **{s: List(MEMORY_ENTRY) for s in MEMORY_SECTIONS}},
 )

@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aipass_git.agents.desk import Desk
+from aipass_git.agents import desk, policy
+from aipass_git.agents.session import Session
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch import recovery, replies
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
-from aipass_git.mail.message import HUMAN
 from aipass_git.mail.postoffice import PostOffice
 
 STOP_SECONDS = 10.0  # a supervisor polls every 50 ms; a kill takes milliseconds
@@ -45,15 +45,11 @@ def cancel(repo: Repo, agent_name: str, dispatch_id: str | None = None, *, act_a
             box = mailbox.MailboxReader(po.store, agent)
             line = _target(po, box, agent, dispatch_id, running_id)
             task = {**box.message(line["id"]), "status": line["status"]}
-            if speaker not in (task["from"], HUMAN, po.config.orchestrator):
-                raise RefusedError(
-                    f"@{speaker} may not cancel {task['id']}: it was sent by @{task['from']}",
-                    f"ask @{task['from']}, the human or the orchestrator @{po.config.orchestrator}",
-                )
+            policy.require_may_cancel(speaker, task["from"], task["id"], po.config.orchestrator)
             runtime.request_cancel(agent, task["id"], speaker)
             if task["id"] != running_id:
-                with PostOffice(repo, env={"AIPASS_AGENT": agent}) as as_agent:
-                    replies.cancelled(as_agent, task, by=speaker, running=False, branch=Desk.branch_of(agent))
+                with PostOffice(Session.of_agent(repo, agent)) as as_agent:
+                    replies.cancelled(as_agent, task, by=speaker, running=False, branch=desk.branch_for(agent))
                 runtime.clear_cancel(agent, task["id"])
                 event = runtime.log("finished", agent, dispatch=task["id"], result="cancelled",
                                     reason=f"cancelled by @{speaker}", running=False, exit_code=None)

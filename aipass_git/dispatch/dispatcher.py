@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from aipass_git.agents import policy
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch import environment, providers, recovery, replies
@@ -38,11 +39,7 @@ def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None
     runtime = Runtime(repo)
     with PostOffice(repo, act_as=act_as) as po:
         agent = po.registry.resolve(to)
-        if po.speaker.name == agent.name:
-            raise RefusedError(
-                f"@{agent.name} cannot dispatch to itself",
-                "an agent does not wake itself; do the work in this session, or send mail instead",
-            )
+        policy.require_may_dispatch(po.speaker.name, agent.name)
         provider = providers.check(po.config, agent.provider, agent.model)
         refusal = providers.refusal(provider)
         if refusal is not None:
@@ -52,8 +49,7 @@ def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None
         runtime.log("dispatched", agent.name, dispatch=message["id"], sender=message["from"])
         if binary is None:
             reason = f"the provider program {provider.program!r} is not on PATH"
-            po_agent = PostOffice(repo, env={"AIPASS_AGENT": agent.name})
-            with po_agent:
+            with PostOffice(po.session.as_agent(agent.name)) as po_agent:
                 replies.bounce(po_agent, message, reason)
             runtime.log("finished", agent.name, dispatch=message["id"], result="bounced", reason=reason, exit_code=None)
             raise AipassError(

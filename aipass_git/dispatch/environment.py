@@ -11,16 +11,13 @@ another repository are removed; the rest of the caller's environment passes thro
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import sysconfig
 from pathlib import Path
 
 from aipass_git.core import git
-from aipass_git.mail.identity import AGENT_ENV, agent_ident
+from aipass_git.core.program import ENV as PROGRAM_ENV, program
+from aipass_git.agents.identity import AGENT_ENV, agent_ident
 
-PROGRAM = "git-aipass"
-PROGRAM_ENV = "AIPASS_BIN"  # the absolute path of the git-aipass that dispatched
 # set by git for hooks and by users; each would make the agent's git act on another
 # repository, work tree or index than its desk
 REPO_POINTERS = (
@@ -28,20 +25,6 @@ REPO_POINTERS = (
     "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_PREFIX", "GIT_QUARANTINE_PATH", "GIT_SHALLOW_FILE",
     "GIT_GRAFT_FILE", "GIT_REPLACE_REF_BASE", "GIT_INTERNAL_SUPER_PREFIX",
 )
-
-
-def program() -> str | None:
-    """The absolute path of this installation's `git-aipass`, or None when none is found."""
-    given = os.environ.get(PROGRAM_ENV)
-    if given and os.access(given, os.X_OK):
-        return given
-    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if argv0 is not None and argv0.name == PROGRAM and os.access(argv0, os.X_OK):
-        return str(argv0.resolve())
-    beside = Path(sysconfig.get_path("scripts")) / PROGRAM  # a venv's bin/, or the user scheme's
-    if os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which(PROGRAM)
 
 
 def search_path(base: str | None = None) -> str:

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 from aipass_git.core.repo import Repo
-from aipass_git.dispatch.environment import PROGRAM_ENV, REPO_POINTERS, program
+from aipass_git.core.program import ENV as PROGRAM_ENV, program
+from aipass_git.dispatch.environment import REPO_POINTERS
 from aipass_git.dispatch.runtime import Runtime
 
 

@@ -21,6 +21,8 @@ import signal
 import sys
 import time
 
+from aipass_git.core import pids
+
 RUN_ENV = "AIPASS_RUN"
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -48,21 +50,6 @@ def die_with_parent() -> None:
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _stat(pid: int) -> tuple[int, str, int] | None:
-    """(parent pid, state letter, start time in clock ticks) of PID, or None when gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    # the command name may hold spaces and parentheses: the fields start after the last ')'
-    fields = data[data.rfind(b")") + 2:].split()
-    try:
-        return int(fields[1]), fields[0].decode(), int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
 def _pids() -> list[int]:
     try:
         return [int(name) for name in os.listdir("/proc") if name.isdigit()]
@@ -70,17 +57,11 @@ def _pids() -> list[int]:
         return []
 
 
-def start_time(pid: int) -> int | None:
-    """PID's start time (clock ticks since boot): with the pid, it names one process."""
-    stat = _stat(pid)
-    return stat[2] if stat else None
-
-
 def descendants(root: int) -> set[int]:
     """Every live process below ROOT in the process tree."""
     children: dict[int, list[int]] = {}
     for pid in _pids():
-        stat = _stat(pid)
+        stat = pids.stat(pid)
         if stat and stat[1] != "Z":
             children.setdefault(stat[0], []).append(pid)
     found: set[int] = set()
@@ -107,18 +88,10 @@ def marked(run_id: str) -> set[int]:
         except OSError:
             continue  # gone, or another user's: not ours to kill
         if needle in env.split(b"\0"):
-            stat = _stat(pid)
+            stat = pids.stat(pid)
             if stat and stat[1] != "Z":
                 found.add(pid)
     return found
-
-
-def alive(pid: int, started: int | None = None) -> bool:
-    """Whether PID runs (not a zombie) and, given STARTED, is still the same process."""
-    stat = _stat(pid)
-    if stat is None or stat[1] == "Z":
-        return False
-    return started is None or stat[2] == started
 
 
 def kill_run(run_id: str, *, group: int | None = None, own_tree: bool = False) -> set[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aipass_git.core import schemas
 from aipass_git.core.repo import Repo
 
 MAX_MEMORY_ENTRIES = 15  # per section, newest first
@@ -79,7 +80,7 @@ def assemble(
 
 def _memory(memory: dict[str, Any]) -> str:
     lines = []
-    for section in ("learnings", "observations", "sessions"):
+    for section in schemas.MEMORY_SHOWN:
         entries = memory.get(section, [])[-MAX_MEMORY_ENTRIES:]
         if entries:
             lines.append(f"{section.capitalize()}:")

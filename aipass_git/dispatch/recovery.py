@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aipass_git.agents.desk import BRANCH_PREFIX
-from aipass_git.core import clock, config as config_mod
+from aipass_git.agents import desk
+from aipass_git.agents.session import Session
+from aipass_git.core import clock, config as config_mod, pids
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch import proctree, replies
@@ -27,13 +28,14 @@ from aipass_git.dispatch.launch import start_supervisor
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
+from aipass_git.store.events import EventStore
 
 IDLE = "idle"
 
 
-def pending_dispatches(po: PostOffice, agent: str) -> list[dict[str, Any]]:
+def pending_dispatches(store: EventStore, agent: str) -> list[dict[str, Any]]:
     """Undone dispatches in AGENT's mailbox, oldest first."""
-    lines = mailbox.MailboxReader(po.store, agent).summaries()
+    lines = mailbox.MailboxReader(store, agent).summaries()
     return sorted((l for l in lines if l["kind"] == "dispatch" and l["status"] != "done"), key=lambda l: l["id"])
 
 
@@ -57,8 +59,8 @@ def heal(repo: Repo, agent: str, *, queue: bool = False, waiting: bool | None = 
         if not (crashed or queue):
             return False
         if crashed or waiting is None:
-            with PostOffice(repo, env={"AIPASS_AGENT": agent}) as po:
-                waiting = bool(pending_dispatches(po, agent))
+            with EventStore(repo) as store:
+                waiting = bool(pending_dispatches(store, agent))
     finally:
         lock.release()
     if waiting:
@@ -95,7 +97,7 @@ def _recover(repo: Repo, runtime: Runtime, agent: str, state: dict[str, Any]) ->
     run = state.get("run")
     killed = proctree.kill_run(run) if run else set()
     pid, started = state.get("provider_pid"), state.get("provider_start")
-    if pid and proctree.alive(int(pid), started):
+    if pid and pids.alive(int(pid), started):
         killed |= proctree.kill_run(run or "-", group=int(pid))
     dispatch_id = state.get("dispatch")
     runtime.log("recovered", agent, stale_pid=state.get("pid"), dispatch=dispatch_id, state=state.get("state"),
@@ -108,7 +110,7 @@ def _recover(repo: Repo, runtime: Runtime, agent: str, state: dict[str, Any]) ->
 def _settle(repo: Repo, runtime: Runtime, agent: str, dispatch_id: str, state: dict[str, Any]) -> None:
     """Decide what becomes of the dispatch the dead supervisor was running."""
     config = config_mod.load(repo)
-    with PostOffice(repo, env={"AIPASS_AGENT": agent}) as po:
+    with PostOffice(Session.of_agent(repo, agent)) as po:
         box = mailbox.MailboxReader(po.store, agent)
         line = box.summary(dispatch_id)
         if line is None:
@@ -128,7 +130,7 @@ def _settle(repo: Repo, runtime: Runtime, agent: str, dispatch_id: str, state: d
         if cancel is not None:
             result, reason = "cancelled", f"cancelled by @{cancel['by']}"
             _answer(runtime, agent, dispatch_id, replies.cancelled, po, task, by=cancel["by"], running=True,
-                    branch=BRANCH_PREFIX + agent)
+                    branch=desk.branch_for(agent))
         else:
             crashes = runtime.count_crash(agent, dispatch_id)
             allowed = int(config.timeouts["crash_retries"])

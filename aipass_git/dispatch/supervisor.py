@@ -16,16 +16,20 @@ import sys
 import time
 from typing import Any
 
+from aipass_git.agents import desk as desk_mod
 from aipass_git.agents.desk import Desk
+from aipass_git.agents.session import Session
 from aipass_git.agents.registry import Registry
-from aipass_git.core import clock, config as config_mod, git, ids
+from aipass_git.core import clock, config as config_mod, git, ids, pids
 from aipass_git.core.errors import AipassError, RefusedError
+from aipass_git.core.program import program
 from aipass_git.core.repo import Repo, discover
 from aipass_git.dispatch import environment, prompt, proctree, providers, recovery, replies, watchdog
 from aipass_git.dispatch.recovery import pending_dispatches
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
+from aipass_git.store.events import EventStore
 from aipass_git.memory import working
 
 LOCK_WAIT_SECONDS = 2.0
@@ -38,6 +42,15 @@ class Supervisor:
         self.agent = agent
         self.runtime = Runtime(repo)
         self.current: dict[str, Any] = {}  # state fields of the dispatch being run
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """The agent's session, made when first needed: a retired agent's queue still
+        starts, and each of its dispatches is bounced with the reason."""
+        if self._session is None:
+            self._session = Session.of_agent(self.repo, self.agent)
+        return self._session
 
     def run(self) -> int:
         from filelock import Timeout
@@ -67,8 +80,8 @@ class Supervisor:
                 lock.release()
             # A dispatch delivered while the lock was being released found it taken and
             # left; look once more so that it is never stranded.
-            with PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
-                left = pending_dispatches(po, self.agent)
+            with EventStore(self.repo) as store:
+                left = pending_dispatches(store, self.agent)
             if not left:
                 return 0
             if wakes >= limit:
@@ -78,8 +91,8 @@ class Supervisor:
     def _next(self) -> tuple[dict[str, Any], int] | None:
         """The oldest undone dispatch, marked as started in the state; cancelled ones on
         the way are answered. Under the pick lock, so a cancel sees either state."""
-        with self.runtime.pick_lock(self.agent), PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
-            queue = pending_dispatches(po, self.agent)
+        with self.runtime.pick_lock(self.agent), PostOffice(self.session) as po:
+            queue = pending_dispatches(po.store, self.agent)
             box = mailbox.MailboxReader(po.store, self.agent)
             for i, line in enumerate(queue):
                 task = {**box.message(line["id"]), "status": line["status"]}
@@ -105,7 +118,7 @@ class Supervisor:
             self.runtime.log("wake-failed", self.agent, dispatch=task["id"], error=detail,
                              traceback=traceback.format_exc(limit=8))
             try:
-                with PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
+                with PostOffice(self.session) as po:
                     replies.bounce(po, task, f"aipass-git failed while running it ({detail})")
             except Exception as again:  # noqa: BLE001
                 self.runtime.log("answer-failed", self.agent, dispatch=task["id"], error=str(again))
@@ -158,7 +171,7 @@ class Supervisor:
         last = attempts[-1] if attempts else None
         if cancel is not None:
             self._record_session(config, desk, task, f"cancelled by @{cancel['by']}", started)
-            with PostOffice(self.repo, env={"AIPASS_AGENT": agent}) as po:
+            with PostOffice(self.session) as po:
                 self._cancelled(po, task, cancel["by"], running=True, started=started)
         elif last is not None and not last.ok:
             reason = self._reason(last, len(attempts), timeouts)
@@ -195,7 +208,7 @@ class Supervisor:
 
             def running(pid: int) -> None:
                 self.runtime.write_state(agent, state="running", provider_pid=pid,
-                                         provider_start=proctree.start_time(pid), attempt_started_at=time.time(),
+                                         provider_start=pids.start_time(pid), attempt_started_at=time.time(),
                                          **attempt_state)
 
             timeouts = config.timeouts
@@ -231,7 +244,7 @@ class Supervisor:
     def _prompt(self, config, registry: Registry, passport, task, desk: Desk, notes: list[str]) -> str:
         agent = registry.resolve(self.agent)
         readme_path = agent.folder / "README.md"
-        with PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
+        with PostOffice(self.session) as po:
             unread = [l for l in po.inbox() if l["status"] == "new"]
         return prompt.assemble(
             passport=passport,
@@ -243,7 +256,7 @@ class Supervisor:
             desk=str(desk.path),
             orchestrator=config.orchestrator,
             notes=notes,
-            program=environment.program(),
+            program=program(),
         )
 
     @staticmethod
@@ -262,7 +275,7 @@ class Supervisor:
         return what + tries + (" - it reported a rate limit" if attempt.rate_limited else "")
 
     def _bounce(self, task, reason: str, attempt: watchdog.Attempt | None, started: float) -> None:
-        with PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
+        with PostOffice(self.session) as po:
             self._guard(task, replies.bounce, po, task, reason,
                         exit_code=attempt.exit_code if attempt else None,
                         said=attempt.outcome.text if attempt else "",
@@ -272,7 +285,7 @@ class Supervisor:
                          exit_code=attempt.exit_code if attempt else None, seconds=round(time.monotonic() - started, 3))
 
     def _cancelled(self, po: PostOffice, task, by: str, *, running: bool, started: float | None = None) -> None:
-        self._guard(task, replies.cancelled, po, task, by=by, running=running, branch=Desk.branch_of(self.agent))
+        self._guard(task, replies.cancelled, po, task, by=by, running=running, branch=desk_mod.branch_for(self.agent))
         self.runtime.clear_cancel(self.agent, task["id"])
         self.runtime.log("finished", self.agent, dispatch=task["id"], result="cancelled", reason=f"cancelled by @{by}",
                          running=running, exit_code=None,
@@ -301,10 +314,10 @@ class Supervisor:
         commits = []
         if head_after and head_after != head_before:
             span = f"{head_before}..{head_after}" if head_before else head_after
-            commits = git.output(["log", "--format=%h %s", span], desk.path).splitlines()
+            commits = git.commits(desk.path, span)
         self._record_session(config, desk, task, "ok", started, len(commits))
         seconds = round(time.monotonic() - started, 3)
-        with PostOffice(self.repo, env={"AIPASS_AGENT": self.agent}) as po:
+        with PostOffice(self.session) as po:
             line = mailbox.MailboxReader(po.store, self.agent).summary(task["id"])
             replied = line is not None and line["status"] == "done"
             if not replied:

@@ -14,8 +14,7 @@ from aipass_git.core.repo import AGENTS_DIR, Repo
 def archives_changed(repo: Repo, old: str, new: str) -> bool:
     if not old or not new or set(old) == {"0"}:
         return False
-    out = git.run(["diff", "--name-only", "-z", old, new, "--", AGENTS_DIR], repo.root, check=False).stdout
-    return any("/archive/" in p or p.endswith("memory.json") for p in git.zsplit(out))
+    return any("/archive/" in p or p.endswith("memory.json") for p in git.changed_files(repo.root, old, new, paths=[AGENTS_DIR]))
 
 
 def overflow_paths(repo: Repo) -> list[str]:
@@ -64,7 +63,7 @@ def wake_on_mail(repo: Repo, lines: list[str]) -> list[str]:
     from aipass_git.dispatch import recovery
     from aipass_git.dispatch.runtime import Runtime
     from aipass_git.mail import mailbox
-    from aipass_git.mail.postoffice import PostOffice
+    from aipass_git.store.events import EventStore
 
     owners = []
     for line in lines:
@@ -79,8 +78,8 @@ def wake_on_mail(repo: Repo, lines: list[str]) -> list[str]:
             registry.resolve(owner)
         except AipassError:
             continue  # not an active agent of this clone: nothing to wake
-        with PostOffice(repo, env={"AIPASS_AGENT": owner}) as po:
-            if not recovery.pending_dispatches(po, owner):
+        with EventStore(repo) as store:
+            if not recovery.pending_dispatches(store, owner):
                 continue
         runtime.log("fetched-dispatch", owner)
         recovery.heal(repo, owner, queue=True, waiting=True)

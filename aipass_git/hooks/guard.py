@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 from aipass_git.audit import documents
-from aipass_git.audit.engine import Context, Finding, run
+from aipass_git.audit.engine import Context, describe, run
 from aipass_git.audit.standards import BUILTIN, aipass_files, hygiene, secrets
-from aipass_git.core import config as config_mod, git
+from aipass_git.core import config as config_mod, git, names
 from aipass_git.core.repo import Repo
-from aipass_git.mail.identity import AGENT_ENV, desk_of
+from aipass_git.agents import desk
+from aipass_git.agents.identity import AGENT_ENV, desk_of
 
 # what a commit waits for: standards that read only the staged files
 ON_COMMIT = [aipass_files.archives_valid, aipass_files.archives_append_only, secrets.in_aipass, secrets.in_files,
@@ -19,13 +20,8 @@ ON_PUSH = [s for s in BUILTIN if s.scope == "file"] + [aipass_files.archives_val
 
 def acting_agent(repo: Repo) -> str | None:
     """The agent making this commit or push, or None for the human."""
-    claimed = os.environ.get(AGENT_ENV, "").lstrip("@").strip()
+    claimed = names.strip_at(os.environ.get(AGENT_ENV, "").strip())
     return claimed or desk_of(repo)
-
-
-def describe(findings: list[Finding]) -> list[str]:
-    return [f"{f.path}{':' + str(f.line) if f.line else ''}: {f.message} [{f.standard}]" + (f"\nhint: {f.hint}" if f.hint else "")
-            for f in findings if f.severity == "error"]
 
 
 def pre_commit(repo: Repo) -> list[str]:
@@ -34,11 +30,11 @@ def pre_commit(repo: Repo) -> list[str]:
     config = config_mod.load(repo)
     agent = acting_agent(repo)
     branch = git.current_branch(repo.root) or "(detached HEAD)"
-    if agent is not None and branch != f"aipass/{agent}":
+    if agent is not None and branch != desk.branch_for(agent):
         where = " (the base branch)" if branch == config.base_branch else ""
-        problems.append(f"@{agent} may commit only on its desk branch aipass/{agent}, not on {branch}{where}"
+        problems.append(f"@{agent} may commit only on its desk branch {desk.branch_for(agent)}, not on {branch}{where}"
                         "\nhint: commit on your desk and open a PR: git aipass pr open")
-    staged = git.zsplit(git.run(["diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR"], repo.root).stdout)
+    staged = git.staged_files(repo.root)
     ctx = Context(repo, paths=staged, staged=True)
     problems += describe(documents.validate(staged, ctx.read))
     problems += describe(run(ctx, ON_COMMIT))
@@ -59,8 +55,7 @@ def pre_push(repo: Repo, updates: list[tuple[str, str, str, str]]) -> list[str]:
         if local_oid == zero:
             continue  # a deletion: nothing to audit
         span = [local_oid, "--not", "--remotes"] if remote_oid == zero else [f"{remote_oid}..{local_oid}"]
-        out = git.run(["log", "--format=", "--name-only", "-z", *span, "--"], repo.root, check=False).stdout
-        changed.update(p for p in git.zsplit(out) if (repo.root / p).is_file())
+        changed.update(p for p in git.files_in_commits(repo.root, span) if (repo.root / p).is_file())
     if changed:
         problems += describe(run(Context(repo, paths=sorted(changed)), ON_PUSH))
     return problems

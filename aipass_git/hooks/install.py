@@ -7,12 +7,9 @@ the shim; `uninstall` puts it back.
 from __future__ import annotations
 
 import os
-import shlex
-import shutil
-import sys
 from pathlib import Path
 
-from aipass_git.core import git, resources
+from aipass_git.core import git, program, resources
 from aipass_git.core.repo import Repo
 
 MARKER = "aipass-git hook shim"
@@ -27,19 +24,14 @@ CHAINED = ".aipass-chained"
 
 
 def hooks_dir(repo: Repo) -> Path:
-    return Path(git.output(["rev-parse", "--path-format=absolute", "--git-path", "hooks"], repo.root))
-
-
-def _command() -> str:
-    program = shutil.which("git-aipass")
-    return shlex.quote(program) if program else f"{shlex.quote(sys.executable)} -m aipass_git"
+    return git.git_paths(repo.root, "hooks")[0]
 
 
 def _render(hook: str) -> str:
     shims = resources.hook_shims_dir()
     template = (shims / f"{hook}.sh") if (shims / f"{hook}.sh").is_file() else shims / "shim.sh"
     text = template.read_text(encoding="utf-8")
-    return (text.replace("@HOOK@", hook).replace("@AIPASS@", _command().replace("'", "'\\''"))
+    return (text.replace("@HOOK@", hook).replace("@AIPASS@", program.command().replace("'", "'\\''"))
             .replace("@STDIN@", "yes" if HOOKS[hook] else "no"))
 
 

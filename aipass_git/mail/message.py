@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 from aipass_git.core import clock, ids, schemas
+from aipass_git.core.names import HUMAN  # noqa: F401 - mail speaks of the human too
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.validate import Const, Nullable, Obj, Str, Violation
 
 KINDS = ("mail", "dispatch", "reply", "bounce", "notice", "pr")
 STATUSES = ("new", "read", "done")  # only ever moves forward, so merges can take the max
-HUMAN = "human"
 
 ADDRESS = Str(pattern=r"[a-z][a-z0-9_-]*", max_len=32, expected="an agent name or human")
 MESSAGE = Obj(

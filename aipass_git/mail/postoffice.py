@@ -1,33 +1,32 @@
 """The mail verbs: send, inbox, read, reply, done, thread, log.
 
-A `PostOffice` is opened on a repository and speaks as one identity (see identity.py);
-the CLI only parses arguments and prints what these methods return.
+A `PostOffice` is opened on a session (or a repository, whose session it opens) and
+speaks as the session's speaker; the CLI only parses arguments and prints what these
+methods return.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aipass_git.agents.registry import Registry
-from aipass_git.core import config as config_mod, names
+from aipass_git.agents.session import Session
+from aipass_git.core import git, ids, names
 from aipass_git.core.errors import InvalidNameError, RefusedError, UnknownMessageError
 from aipass_git.core.repo import Repo
 from aipass_git.mail import mailbox, message as msg
-from aipass_git.mail.identity import Speaker, resolve
 from aipass_git.store.events import EventStore, HistoryEntry
 
 ALL = "all"
 
 
 class PostOffice:
-    def __init__(self, repo: Repo, *, act_as: str | None = None, env=None) -> None:
-        self.repo = repo
-        self.config = config_mod.load(repo)
-        self.registry = Registry(repo)
-        self.speaker: Speaker = resolve(
-            repo, self.registry, orchestrator=self.config.orchestrator, act_as=act_as, env=env
-        )
-        self.store = EventStore(repo)
+    def __init__(self, where: Repo | Session, *, act_as: str | None = None) -> None:
+        self.session = where if isinstance(where, Session) else Session.open(where, act_as=act_as)
+        self.repo = self.session.repo
+        self.config = self.session.config
+        self.registry = self.session.registry
+        self.speaker = self.session.speaker
+        self.store = EventStore(self.repo)
 
     def __enter__(self) -> "PostOffice":
         return self
@@ -42,7 +41,7 @@ class PostOffice:
 
     def address(self, raw: str) -> str:
         """The mailbox owner RAW names: an active agent or the human."""
-        name = raw[1:] if raw.startswith("@") else raw
+        name = names.strip_at(raw)
         if name == msg.HUMAN:
             return name
         if name == ALL:
@@ -55,7 +54,7 @@ class PostOffice:
     def recipients(self, raw: list[str]) -> list[str]:
         if not raw:
             raise RefusedError("no recipient given", "name one or more: @agent, @human or @all")
-        if len(raw) == 1 and raw[0].lstrip("@") == ALL:
+        if len(raw) == 1 and names.strip_at(raw[0]) == ALL:
             everyone = [a.name for a in self.registry.all() if a.name != self.speaker.name]
             if not everyone:
                 raise RefusedError("@all has nobody to reach: there are no other active agents", "create one with: git aipass agent new")
@@ -67,7 +66,7 @@ class PostOffice:
 
     def address_any(self, raw: str) -> str:
         """A mailbox to look at: any agent, retired ones included, or the human."""
-        name = raw[1:] if raw.startswith("@") else raw
+        name = names.strip_at(raw)
         if name == msg.HUMAN:
             return name
         return self.registry.get(names.normalize(name)).name
@@ -203,14 +202,12 @@ class PostOffice:
         return _one(matches, raw_id, "any mailbox")
 
     def _all_owners(self) -> list[str]:
-        from aipass_git.core import git
-
         return [ref[len(mailbox.NAMESPACE):] for ref, _ in git.list_refs(self.repo.root, mailbox.NAMESPACE)]
 
 
 def _clean_id(raw: str) -> str:
     prefix = raw.strip().lower()
-    if not prefix or len(prefix) > 26 or any(c not in "0123456789abcdefghjkmnpqrstvwxyz" for c in prefix):
+    if not prefix or len(prefix) > 26 or any(c not in ids.ALPHABET for c in prefix):
         raise RefusedError(f"{raw!r} is not a message id", "ids are 26 characters of 0-9 a-z; any unique prefix works")
     return prefix
 

@@ -9,14 +9,11 @@
 from __future__ import annotations
 
 import json
-import shlex
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from aipass_git.core import git, schemas
+from aipass_git.core import git, program, schemas
 from aipass_git.core.canonical import encode
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
@@ -27,20 +24,18 @@ DRIVER = "aipass-memory"
 
 def install(repo: Repo) -> None:
     """Register both drivers in the repository's own git config."""
-    program = shutil.which("git-aipass")
-    command = shlex.quote(program) if program else f"{shlex.quote(sys.executable)} -m aipass_git"
+    command = program.command()
     settings = {
         f"diff.{DRIVER}.textconv": f"{command} memory textconv",
         f"merge.{DRIVER}.name": "aipass-git: union of memory entries by id",
         f"merge.{DRIVER}.driver": f"{command} memory merge-driver %O %A %B %P",
     }
     for key, value in settings.items():
-        git.run(["config", "--local", key, value], repo.root)
+        git.config_set(repo.root, key, value)
 
 
 def installed(repo: Repo) -> bool:
-    proc = git.run(["config", "--local", "--get", f"merge.{DRIVER}.driver"], repo.root, check=False)
-    return proc.returncode == 0
+    return git.config_get(repo.root, f"merge.{DRIVER}.driver") is not None
 
 
 def textconv(data: bytes) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aipass_git.core import git
+from aipass_git.core import git, schemas
 from aipass_git.core.config import Config
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import AGENTS_DIR, Repo
@@ -25,20 +25,19 @@ def resolve_range(repo: Repo, config: Config, spec: str | None) -> tuple[str, st
 
 
 def _commit(repo: Repo, rev: str) -> str:
-    proc = git.run(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], repo.root, check=False)
-    if proc.returncode != 0:
+    commit = git.resolve_commit(repo.root, rev)
+    if commit is None:
         raise RefusedError(f"{rev!r} is not a branch, tag or commit here", "see: git branch -a")
-    return proc.stdout.decode().strip()
+    return commit
 
 
 def _merge_base(repo: Repo, a: str, b: str) -> str:
-    proc = git.run(["merge-base", a, b], repo.root, check=False)
-    return proc.stdout.decode().strip() or a
+    return git.merge_base(repo.root, a, b) or a
 
 
 def snapshot(repo: Repo, reader: ObjectReader, rev: str) -> dict[str, dict[str, Any]]:
     """agent -> {"memory": {id: (section, entry)}, "archived": {id: record}} at REV."""
-    names = git.zsplit(git.run(["ls-tree", "-r", "-z", "--name-only", rev, "--", AGENTS_DIR], repo.root).stdout)
+    names = git.tree_files(repo.root, rev, AGENTS_DIR)
     wanted = [n for n in names if n.endswith("/memory.json") or ("/archive/" in n and n.endswith(".jsonl"))]
     blobs = reader.read_many([f"{rev}:{n}" for n in wanted]) if wanted else []
     out: dict[str, dict[str, Any]] = {}
@@ -47,7 +46,7 @@ def snapshot(repo: Repo, reader: ObjectReader, rev: str) -> dict[str, dict[str, 
         state = out.setdefault(agent, {"memory": {}, "archived": {}})
         if name.endswith("memory.json"):
             doc = working.parse(data, f"{name} at {rev[:10]}", agent)
-            for section in ("learnings", "observations", "sessions"):
+            for section in schemas.MEMORY_SHOWN:
                 for e in doc[section]:
                     state["memory"][e["id"]] = (section, e)
         else:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from aipass_git.core import schemas
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.memory import working
 
@@ -46,7 +47,7 @@ def entries_of(rel: str, path: Path) -> Iterator[Entry]:
     data = path.read_bytes()
     if rel.endswith("memory.json"):
         doc = working.parse(data, rel, agent)
-        for section in ("learnings", "observations", "sessions"):
+        for section in schemas.MEMORY_SHOWN:
             for e in doc[section]:
                 yield Entry(f"{rel}#{e['id']}", agent, section, e["created"], rel, e["text"])
     else:

@@ -17,21 +17,19 @@ sees it unsent sends it, once.
 
 from __future__ import annotations
 
-import json
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-from aipass_git.agents.registry import Registry
-from aipass_git.core import clock, config as config_mod, faults, git
+from aipass_git.agents import policy
+from aipass_git.agents.session import Session
+from aipass_git.audit.runner import audit_merge
+from aipass_git.core import clock, faults, git
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import Repo
 from aipass_git.mail import mailbox
-from aipass_git.mail.identity import Speaker, resolve
 from aipass_git.mail.postoffice import PostOffice
-from aipass_git.prs import record
+from aipass_git.prs import record, requests
 from aipass_git.store import locks
 from aipass_git.store.events import EventStore
 from aipass_git.store.journal import Entry, Journal
@@ -52,64 +50,32 @@ class Outcome:
 
 class MergeQueue:
     def __init__(self, repo: Repo, *, on_wait: Callable[[dict], None] | None = None) -> None:
-        self.repo = repo
-        self.config = config_mod.load(repo)
-        self.registry = Registry(repo)
-        self.speaker: Speaker = resolve(repo, self.registry, orchestrator=self.config.orchestrator)
-        if not (self.speaker.is_human or self.speaker.name == self.config.orchestrator):
-            raise RefusedError(
-                f"@{self.speaker.name} may not merge: agents never merge their own work",
-                f"open a PR (git aipass pr open); @{self.config.orchestrator} or the human merges it",
-            )
-        self.timeout = float(self.config.timeouts["git_seconds"])
+        self.session = Session.open(repo)
+        self.repo, self.config, self.registry = repo, self.session.config, self.session.registry
+        self.speaker = self.session.speaker
+        policy.require_may_merge(self.speaker.name, self.config.orchestrator)
         self.on_wait = on_wait
-        self.lock_path = repo.runtime_dir / "locks" / "merge.lock"
-        self.holder_path = repo.runtime_dir / "locks" / "merge.holder.json"
+        self.lock = locks.Held(repo.runtime_dir / "locks" / "merge.lock", f"the merge queue of {self.speaker.display}")
 
     # -- the lock -----------------------------------------------------------------------
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        from filelock import FileLock, Timeout
-
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.lock_path))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            holder = self.holder()
-            if self.on_wait:
-                self.on_wait(holder)
-            try:
-                lock.acquire(timeout=float(self.config.timeouts["merge_lock_seconds"]))
-            except Timeout:
-                raise AipassError(
-                    f"the merge lock is held by {holder.get('by', '?')} (pid {holder.get('pid', '?')}, "
-                    f"since {holder.get('since', '?')})",
-                    "wait for that merge to finish, or raise timeouts.merge_lock_seconds",
-                ) from None
-        try:
-            self.holder_path.write_text(json.dumps({"by": self.speaker.display, "pid": os.getpid(), "since": clock.utc_now()}))
-            yield
-        finally:
-            lock.release()
+    def locked(self):
+        """The repo-wide merge lock; whoever waits is told who holds it."""
+        return self.lock.acquired(float(self.config.timeouts["merge_lock_seconds"]),
+                                  "wait for that merge to finish, or raise timeouts.merge_lock_seconds",
+                                  on_wait=self.on_wait)
 
     def holder(self) -> dict:
-        try:
-            return json.loads(self.holder_path.read_text())
-        except (OSError, ValueError):
-            return {}
+        return self.lock.holder()
 
     # -- merging ------------------------------------------------------------------------
 
     def merge_all(self) -> list[Outcome]:
         """Every open PR, oldest first; each is re-read under the lock, so two queues never
         merge the same PR twice."""
-        from aipass_git.prs.requests import list_prs
-
         with EventStore(self.repo) as store, self.locked():
             self.recover(store)  # a merge a crash interrupted may close a PR of the list
-        return [self.merge(pr["id"]) for pr in list_prs(self.repo, "open")]
+        return [self.merge(pr["id"]) for pr in requests.list_prs(self.repo, "open")]
 
     def merge(self, raw_id: str) -> Outcome:
         with EventStore(self.repo) as store, self.locked():
@@ -123,26 +89,26 @@ class MergeQueue:
                 raise RefusedError(f"PR {pr['id'][:12]} is by @{pr['agent']}: {exc.message}",
                                    "close it (git aipass pr close ID) or hand the branch to an active agent") from None
             base_ref = f"refs/heads/{pr['base']}"
-            base_old = self._rev(base_ref)
+            base_old = git.resolve_commit(self.repo.root, base_ref)
             if base_old is None:
                 raise RefusedError(f"the base branch {pr['base']!r} does not exist", "create it, or close the PR")
             worktree = self._checked_out(base_ref)
-            if worktree is not None and self._dirty(worktree):
+            if worktree is not None and git.is_dirty(worktree):
                 raise RefusedError(f"{pr['base']} is checked out in {worktree} with uncommitted changes",
                                    "commit or stash them there, then merge again")
-            head = self._rev(f"refs/heads/{pr['branch']}")
+            head = git.resolve_commit(self.repo.root, f"refs/heads/{pr['branch']}")
             if head is None:
                 return self._bounce(store, pr, f"the branch {pr['branch']} was deleted after the PR was opened")
             if head != pr["head"]:
                 store.append(record.ref_for(pr["id"]), record.event(
                     "updated", self.speaker.author, {"head": head}, summary=f"head moved to {head[:10]}"))
                 pr["head"] = head
-            if self._is_ancestor(head, base_old):
+            if git.is_ancestor(self.repo.root, head, base_old):
                 return self._merged(store, pr, base_old, "already in the base branch")
-            tree, conflicts = self._merge_tree(base_old, head)
+            tree, conflicts = git.merge_tree(self.repo.root, base_old, head)
             if conflicts:
                 return self._bounce(store, pr, "the merge conflicts", conflicts=conflicts)
-            findings = self._audit(tree, base_old)
+            findings = audit_merge(self.repo, tree, base_old)
             store.append(record.ref_for(pr["id"]), record.event(
                 "audited", self.speaker.author, {"audit": {"errors": len(findings), "at": clock.utc_now()}},
                 summary=f"{len(findings)} errors"))
@@ -177,8 +143,8 @@ class MergeQueue:
 
     def _finish(self, store: EventStore, entry: Entry) -> None:
         doc = entry.doc
-        tip = self._rev(doc.get("ref", ""))
-        if tip and doc.get("new") and tip != doc.get("old") and self._is_ancestor(doc["new"], tip):
+        tip = git.resolve_commit(self.repo.root, doc.get("ref", ""))
+        if tip and doc.get("new") and tip != doc.get("old") and git.is_ancestor(self.repo.root, doc["new"], tip):
             worktree = doc.get("worktree")
             if worktree and Path(worktree).is_dir() and git.head_commit(Path(worktree)) == doc["new"]:
                 self._bring_along(Path(worktree), doc["old"], doc["new"], after_crash=True)
@@ -191,9 +157,9 @@ class MergeQueue:
         """Move the index and files of the worktree where the base is checked out from OLD to
         NEW (the branch itself has moved already). After a crash midway, files may be half
         updated: the paths that changed are then taken from NEW."""
-        proc = locks.run_git(["read-tree", "-m", "-u", old, new], worktree, timeout=self.timeout)
+        proc = locks.run_git(["read-tree", "-m", "-u", old, new], worktree)
         if proc.returncode != 0 and after_crash:
-            proc = locks.run_git(["read-tree", "--reset", "-u", new], worktree, timeout=self.timeout)
+            proc = locks.run_git(["read-tree", "--reset", "-u", new], worktree)
         if proc.returncode != 0:
             said = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             raise AipassError(f"merged, but {worktree} could not be brought along: {said[-1] if said else 'no output'}",
@@ -201,59 +167,14 @@ class MergeQueue:
 
     # -- pieces -------------------------------------------------------------------------
 
-    def _git(self, args: list[str], **kw):
-        return git.run(args, self.repo.root, timeout=self.timeout, **kw)
-
-    def _rev(self, ref: str) -> str | None:
-        proc = self._git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], check=False)
-        return proc.stdout.decode().strip() or None
-
-    def _is_ancestor(self, a: str, b: str) -> bool:
-        return self._git(["merge-base", "--is-ancestor", a, b], check=False).returncode == 0
-
     def _checked_out(self, ref: str) -> Path | None:
-        out = self._git(["worktree", "list", "--porcelain"]).stdout.decode()
-        path = None
-        for line in out.splitlines():
-            if line.startswith("worktree "):
-                path = Path(line[len("worktree "):])
-            elif line == f"branch {ref}":
-                return path
-        return None
-
-    def _dirty(self, worktree: Path) -> bool:
-        return bool(git.run(["status", "--porcelain", "--untracked-files=no"], worktree, timeout=self.timeout).stdout.strip())
-
-    def _merge_tree(self, base: str, head: str) -> tuple[str, list[str]]:
-        proc = self._git(["merge-tree", "--write-tree", "--name-only", "--no-messages", base, head], check=False)
-        lines = proc.stdout.decode().splitlines()
-        if proc.returncode == 0:
-            return lines[0], []
-        if proc.returncode == 1:
-            return lines[0], sorted({l for l in lines[1:] if l})
-        raise AipassError(f"git merge-tree failed: {proc.stderr.decode().strip()}", "check the branches with git log")
-
-    def _audit(self, tree: str, base: str) -> list[str]:
-        """The audit, on the merged tree: file standards and .aipass validity of what changed."""
-        from aipass_git.audit import documents
-        from aipass_git.audit.engine import Context, run
-        from aipass_git.audit.standards import BUILTIN
-        from aipass_git.hooks.guard import describe
-
-        changed = git.zsplit(self._git(["diff", "--name-only", "-z", "--no-renames", "--diff-filter=ACMR", base, tree]).stdout)
-        if not changed:
-            return []
-        ctx = Context(self.repo, paths=changed, tree=tree)
-        standards = [s for s in BUILTIN if s.scope == "file" or s.id in ("aipass.archive", "secrets.aipass")]
-        findings = documents.validate(changed, ctx.read)  # before run(), which closes the reader
-        findings += [f for f in run(ctx, standards) if f.severity == "error"]
-        return [line.split("\n")[0] for line in describe(findings)]
+        """The worktree where REF is checked out, if any."""
+        return next((w.path for w in git.worktrees(self.repo.root) if w.branch == ref), None)
 
     def _commit_tree(self, tree: str, parents: list[str], message: str) -> str:
         name, email = self.speaker.author.name, self.speaker.author.email
         env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
-        args = ["commit-tree", tree, *[a for p in parents for a in ("-p", p)], "-F", "-"]
-        return self._git(args, input=message.encode(), env=env).stdout.decode().strip()
+        return git.commit_tree(self.repo.root, tree, parents, message, env=env)
 
     def _merged(self, store: EventStore, pr: dict, commit: str, note: str) -> Outcome:
         notice = {"subject": f"merged: {pr['title']}"[:200],
@@ -288,7 +209,7 @@ class MergeQueue:
         pending = [pr for pr in record.PRBook(store).all() if pr.get("told") is False]
         if not pending:
             return 0
-        with PostOffice(self.repo, env={"AIPASS_AGENT": self.config.orchestrator}) as po:
+        with PostOffice(self.session.as_agent(self.config.orchestrator)) as po:
             for pr in pending:
                 if not self._already_told(po, pr):
                     try:

@@ -4,35 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from aipass_git.agents.registry import Registry
+from aipass_git.agents import desk, policy
+from aipass_git.agents.session import Session
 from aipass_git.core import config as config_mod, git
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import Repo
-from aipass_git.mail.identity import resolve
 from aipass_git.mail.postoffice import PostOffice
+from aipass_git.memory import review
 from aipass_git.prs import record
 from aipass_git.store.events import EventStore
 
 
 def open_pr(repo: Repo, *, title: str | None = None, body: str = "") -> tuple[dict[str, Any], str]:
     """Open a PR for the desk this runs on, or update the open one. Returns (PR, what happened)."""
-    config = config_mod.load(repo)
-    registry = Registry(repo)
-    speaker = resolve(repo, registry, orchestrator=config.orchestrator)
+    session = Session.open(repo)
+    config, speaker = session.config, session.speaker
     branch = git.current_branch(repo.root)
-    if speaker.is_human or branch != f"aipass/{speaker.name}":
+    if speaker.is_human or branch != desk.branch_for(speaker.name):
         raise RefusedError(
-            f"pr open runs on an agent's desk (branch aipass/<agent>), not on {branch or 'a detached HEAD'}",
+            f"pr open runs on an agent's desk (branch {desk.branch_for('<agent>')}), not on {branch or 'a detached HEAD'}",
             "run it from the desk's worktree, where the agent commits its work",
         )
     base = config.base_branch
-    if git.run(["rev-parse", "--verify", "--quiet", f"refs/heads/{base}"], repo.root, check=False).returncode:
+    if git.resolve_commit(repo.root, f"refs/heads/{base}") is None:
         raise RefusedError(f"the base branch {base!r} does not exist", "create it, or fix base_branch in .aipass/config.yaml")
-    head = git.output(["rev-parse", "HEAD"], repo.root)
-    ahead = git.output(["rev-list", "--count", f"refs/heads/{base}..{head}"], repo.root)
-    if ahead == "0":
+    head = git.head_commit(repo.root)
+    subjects = git.commits(repo.root, f"refs/heads/{base}..{head}", "%s")
+    if not subjects:
         raise RefusedError(f"{branch} has no commits that {base} lacks", "commit your work on the desk first")
-    subjects = git.output(["log", "--format=%s", f"refs/heads/{base}..{head}"], repo.root).splitlines()
     title = (title or subjects[-1]).strip()[:200]
     with EventStore(repo) as store:
         existing = [p for p in record.PRBook(store).all() if p["branch"] == branch and p["state"] in ("open", "bounced")]
@@ -50,7 +49,7 @@ def open_pr(repo: Repo, *, title: str | None = None, body: str = "") -> tuple[di
             pr = record.new(agent=speaker.name, branch=branch, base=base, head=head, title=title, body=body)
             store.append(record.ref_for(pr["id"]), record.event("opened", speaker.author, {}, create=pr))
             happened = "opened"
-    with PostOffice(repo, env={"AIPASS_AGENT": speaker.name}) as po:
+    with PostOffice(session) as po:
         po.send([config.orchestrator], f"PR {happened}: {title}"[:200],
                 f"@{speaker.name} {happened} PR {pr['id']} ({branch} -> {base}, head {head[:10]}).\n\n"
                 f"{len(subjects)} commits:\n" + "\n".join(f"  {s}" for s in subjects) +
@@ -60,6 +59,9 @@ def open_pr(repo: Repo, *, title: str | None = None, body: str = "") -> tuple[di
 
 
 def list_prs(repo: Repo, state: str = "open") -> list[dict[str, Any]]:
+    """PRs in STATE (one of record.STATES, or "all"), oldest first."""
+    if state not in (*record.STATES, "all"):
+        raise RefusedError(f"--state: {state!r} is not one of {', '.join(record.STATES)}, all", "see: git aipass pr list -h")
     with EventStore(repo) as store:
         prs = record.PRBook(store).all()
     if state != "all":
@@ -69,16 +71,14 @@ def list_prs(repo: Repo, state: str = "open") -> list[dict[str, Any]]:
 
 def show(repo: Repo, raw_id: str) -> dict[str, Any]:
     """The PR with its commits, files and the memory its branch changes."""
-    from aipass_git.memory import review
-
     with EventStore(repo) as store:
         pr = record.PRBook(store).get(raw_id)
         history = store.history(record.ref_for(pr["id"]))
     base, head = f"refs/heads/{pr['base']}", pr["head"]
     # once merged, the PR's own changes are those of its merge commit over the old base
     old = f"{pr['merge_commit']}^1" if pr["merge_commit"] else base
-    commits = git.run(["log", "--format=%h %s", f"{old}..{head}", "--"], repo.root, check=False).stdout.decode().splitlines()
-    files = git.run(["diff", "--name-status", f"{old}...{head}"], repo.root, check=False).stdout.decode().splitlines()
+    commits = git.commits(repo.root, f"{old}..{head}")
+    files = git.name_status(repo.root, f"{old}...{head}")
     try:
         memory = review.diff(repo, config_mod.load(repo), f"{base}...{head}")["agents"]
     except RefusedError:
@@ -88,13 +88,11 @@ def show(repo: Repo, raw_id: str) -> dict[str, Any]:
 
 
 def close(repo: Repo, raw_id: str) -> dict[str, Any]:
-    config = config_mod.load(repo)
-    registry = Registry(repo)
-    speaker = resolve(repo, registry, orchestrator=config.orchestrator)
+    session = Session.open(repo)
+    speaker = session.speaker
     with EventStore(repo) as store:
         pr = record.PRBook(store).get(raw_id)
-        if not (speaker.is_human or speaker.name in (config.orchestrator, pr["agent"])):
-            raise RefusedError(f"@{speaker.name} may not close @{pr['agent']}'s PR", "its author, the orchestrator or the human may")
+        policy.require_may_close_pr(speaker.name, pr["agent"], session.orchestrator)
         store.append(record.ref_for(pr["id"]), record.event("closed", speaker.author, {"state": "closed"},
                                                             expect=("open", "bounced")))
     return {**pr, "state": "closed"}

@@ -11,8 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aipass_git.agents.registry import Registry
+from aipass_git.agents.session import Session
 from aipass_git.core import git, repo as repo_mod
 from aipass_git.core.errors import RefusedError
+from aipass_git.dispatch import dispatcher
+from aipass_git.mail.postoffice import PostOffice
+from aipass_git.memory import working
+from aipass_git.prs.queue import MergeQueue
 from aipass_git.setup.project_init import initialise
 
 SEED_FILES = {
@@ -57,17 +62,16 @@ class DemoResult:
 def run(dest: Path | None = None) -> DemoResult:
     path = _prepare(dest)
     result = DemoResult(path)
-    git.run(["init", "--quiet", "--initial-branch=main", str(path)], path)
+    git.init_repo(path, "main")
     for key, value in LOCAL_GIT_CONFIG.items():
-        git.run(["config", key, value], path)
+        git.config_set(path, key, value)
     # A global core.hooksPath of the user's must not run their hooks in the demo. Absolute:
     # a relative one is read from each worktree's top, where the desks have no hooks.
-    git.run(["config", "core.hooksPath", str(path / ".git" / "hooks")], path)
+    git.config_set(path, "core.hooksPath", str(path / ".git" / "hooks"))
     for rel, text in SEED_FILES.items():
         (path / rel).parent.mkdir(parents=True, exist_ok=True)
         (path / rel).write_text(text, encoding="utf-8")
-    git.run(["add", "--all"], path)
-    git.run(["commit", "--quiet", "-m", "shop: first version"], path)
+    git.commit_paths(path, ["."], "shop: first version", add=True)
     result.steps.append(f"created a git repository with a small project in {path}")
 
     repo = repo_mod.discover(path)
@@ -88,36 +92,32 @@ def run(dest: Path | None = None) -> DemoResult:
     result.agents = [
         {"name": a.name, "role": a.role, "provider": a.provider, "owns": a.owns} for a in registry.all()
     ]
-    result.log = git.output(["log", "--format=%h %s"], path).splitlines()
-    result.files = git.zsplit(git.run(["ls-files", "-z", "--", ".aipass", ".gitattributes"], path).stdout)
+    result.log = git.commits(path, "HEAD")
+    result.files = git.tracked_files(path, [".aipass", ".gitattributes"])
     return result
 
 
 def _exchange_mail(repo, result: DemoResult) -> None:
     """The human asks @api for something; @api reads it and answers, all on mailbox refs."""
-    from aipass_git.mail.postoffice import PostOffice
-
-    with PostOffice(repo, env={}) as human:
+    with PostOffice(Session.of_human(repo)) as human:
         [task] = human.send(["@api"], "show prices with two decimals", "src/api/app.py: price(250) should read 2.50 EUR.")
     result.steps.append(f"git aipass send @api ...    (the human asks; message {task['id'][:12]})")
-    with PostOffice(repo, env={"AIPASS_AGENT": "api"}) as api:
+    with PostOffice(Session.of_agent(repo, "api")) as api:
         api.read(task["id"])
         api.reply(task["id"], "Already the case: price() formats with two decimals. Test added to my notes.")
     result.steps.append("@api: git aipass read, then git aipass reply  (each a commit on a mailbox ref)")
-    result.mail_log = git.output(["log", "--format=%h %s", "refs/aipass/mail/api"], repo.root).splitlines()
+    result.mail_log = git.commits(repo.root, "refs/aipass/mail/api")
 
 
 def _use_local_agent(repo) -> None:
     path = repo.config_path
     text = path.read_text(encoding="utf-8").replace("    argv: []", f"    argv: {LOCAL_AGENT_ARGV}", 1)
     path.write_text(text, encoding="utf-8")
-    git.run(["commit", "--quiet", "-m", "aipass: demo agents run the built-in local agent", "--", str(path)], repo.root)
+    git.commit_paths(repo.root, [str(path)], "aipass: demo agents run the built-in local agent")
 
 
 def _dispatch(repo, result: DemoResult) -> None:
     """Wake @docs with a task: its supervisor runs the local agent on its desk, which commits and replies."""
-    from aipass_git.dispatch import dispatcher
-
     sent = dispatcher.dispatch(repo, "docs", "document the price format", "Say in docs/ that prices show two decimals and EUR.")
     outcome = dispatcher.wait(repo, sent.message["id"], timeout=120)
     result.dispatch = {"id": sent.message["id"], **outcome}
@@ -125,19 +125,15 @@ def _dispatch(repo, result: DemoResult) -> None:
         f"git aipass dispatch @docs \"document the price format\" ... --wait  -> {outcome['result']}: "
         "the local agent committed a note, recorded a learning, opened a PR and replied"
     )
-    from aipass_git.mail.postoffice import PostOffice
 
-    with PostOffice(repo, env={}) as human:
+    with PostOffice(Session.of_human(repo)) as human:
         result.inbox = human.inbox()
-    result.desk_commits = git.output(["log", "--format=%h %s", "main..aipass/docs"], repo.root).splitlines()
-    result.desk_files = git.output(["diff", "--name-only", "main...aipass/docs"], repo.root).splitlines()
+    result.desk_commits = git.commits(repo.root, "main..aipass/docs")
+    result.desk_files = git.changed_files(repo.root, "main...aipass/docs")
 
 
 def _merge(repo, result: DemoResult) -> None:
     """The human, standing in for the orchestrator, merges the queue: audited, then merged."""
-    from aipass_git.memory import working
-    from aipass_git.prs.queue import MergeQueue
-
     outcomes = MergeQueue(repo).merge_all()
     result.merges = [{"pr": o.pr, "result": o.result, "merge_commit": o.merge_commit} for o in outcomes]
     merged = [o for o in outcomes if o.result == "merged"]

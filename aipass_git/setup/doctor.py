@@ -6,16 +6,19 @@ Each check reports ok, warn or error with a hint; the doctor never changes anyth
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from aipass_git.agents.registry import Registry, agent_files
+from aipass_git.audit.engine import Context, run
+from aipass_git.audit.standards import refs
 from aipass_git.core import config as config_mod, git, names, repo as repo_mod
 from aipass_git.core.errors import AipassError
-from aipass_git.memory import working
+from aipass_git.dispatch import providers
+from aipass_git.hooks import install
+from aipass_git.memory import drivers, working
+from aipass_git.setup import leftovers
 from aipass_git.setup.project_init import ATTRIBUTES_BLOCK, ATTRIBUTES_FILE
 
 MIN_GIT = (2, 38)  # `git merge-tree --write-tree`, used to merge PRs without a worktree
-HOOK_MARKER = "aipass-git hook shim"
 
 
 @dataclass
@@ -98,8 +101,6 @@ def _agents(repo: repo_mod.Repo, config: config_mod.Config) -> list[Check]:
 
 def _providers(repo: repo_mod.Repo, config: config_mod.Config) -> list[Check]:
     """The providers that active agents use: can each start here, and run long sessions?"""
-    from aipass_git.dispatch import providers
-
     users: dict[str, list[str]] = {}
     try:
         agents = Registry(repo).all()
@@ -125,8 +126,6 @@ def _attributes(repo: repo_mod.Repo) -> Check:
 
 
 def _drivers(repo: repo_mod.Repo) -> Check:
-    from aipass_git.memory import drivers
-
     if drivers.installed(repo):
         return Check("memory drivers", "ok", "memory.json diff and merge drivers registered")
     return Check(
@@ -136,12 +135,8 @@ def _drivers(repo: repo_mod.Repo) -> Check:
 
 
 def _hooks(repo: repo_mod.Repo) -> Check:
-    hooks_dir = Path(git.output(["rev-parse", "--path-format=absolute", "--git-path", "hooks"], repo.root))
-    ours = []
-    if hooks_dir.is_dir():
-        for hook in sorted(hooks_dir.iterdir()):
-            if hook.is_file() and HOOK_MARKER in hook.read_text(encoding="utf-8", errors="replace"):
-                ours.append(hook.name)
+    hooks_dir = install.hooks_dir(repo)
+    ours = install.installed(repo)
     if ours:
         return Check("hooks", "ok", f"installed in {hooks_dir}: {', '.join(ours)}")
     return Check(
@@ -151,8 +146,6 @@ def _hooks(repo: repo_mod.Repo) -> Check:
 
 
 def _leftovers(repo: repo_mod.Repo) -> list[Check]:
-    from aipass_git.setup import leftovers
-
     found = leftovers.find(repo)
     if not found:
         return [Check("leftovers", "ok", "no stale locks, interrupted writes or temporary files")]
@@ -161,9 +154,6 @@ def _leftovers(repo: repo_mod.Repo) -> list[Check]:
 
 
 def _refs(repo: repo_mod.Repo) -> Check:
-    from aipass_git.audit.engine import Context, run
-    from aipass_git.audit.standards import refs
-
     findings = run(Context(repo), [refs.well_formed, refs.leftover_batches])
     if not findings:
         return Check("refs", "ok", f"{len(git.list_refs(repo.root, 'refs/aipass/'))} aipass refs well formed")

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aipass_git.core import git
-from aipass_git.core.canonical import TEMP_SUFFIX, pid_alive, temp_owner
+from aipass_git.core import pids
+from aipass_git.core.canonical import TEMP_SUFFIX, temp_owner
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.store import locks
@@ -51,7 +52,7 @@ def fix(repo: Repo) -> list[str]:
             done.append(f"removed the stale lock {item.where}")
     done += _finish_journal(repo)
     for item in _scratch_refs(repo):
-        if item.fixable and git.run(["update-ref", "-d", item.where], repo.root, check=False).returncode == 0:
+        if item.fixable and git.delete_ref(repo.root, item.where):
             done.append(f"deleted the scratch ref {item.where}")
     for item in _temp_files(repo):
         if item.fixable:
@@ -110,7 +111,7 @@ def _scratch_refs(repo: Repo) -> list[Leftover]:
     found = []
     for ref, _ in git.list_refs(repo.root, SCRATCH):
         pid = ref[len(SCRATCH):].split("-")[0]
-        alive = pid.isdigit() and pid_alive(int(pid))
+        alive = pid.isdigit() and pids.alive(int(pid))
         found.append(Leftover("scratch-ref", ref, "a bulk send in progress" if alive else
                               "left by a bulk send that was killed before it finished", not alive))
     return found
@@ -128,12 +129,12 @@ def _temp_files(repo: Repo) -> list[Leftover]:
             if path in seen or owner is None:
                 continue
             seen.add(path)
-            if not pid_alive(owner):
+            if not pids.alive(owner):
                 found.append(Leftover("temp-file", str(path), f"half of an atomic write by pid {owner}, which is gone", True))
     for folder in _git_dirs(repo):
         for path in folder.glob("aipass-index-*"):
             pid = path.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not pid_alive(int(pid)):
+            if pid.isdigit() and not pids.alive(int(pid)):
                 found.append(Leftover("temp-file", str(path), f"the private index of pid {pid}, which is gone", True))
     return found
 
@@ -210,8 +211,7 @@ def _finish_journal(repo: Repo) -> list[str]:
 
 
 def _worktree_roots(repo: Repo) -> list[Path]:
-    out = git.output(["worktree", "list", "--porcelain"], repo.root)
-    return [Path(line[len("worktree "):]) for line in out.splitlines() if line.startswith("worktree ")]
+    return [w.path for w in git.worktrees(repo.root)]
 
 
 def _repo_at(root: Path) -> Repo:

@@ -102,8 +102,7 @@ def _base_branch(repo: Repo) -> str:
     branch = git.current_branch(repo.root)
     if branch:
         return branch
-    configured = git.run(["config", "init.defaultBranch"], repo.root, check=False).stdout.decode().strip()
-    return configured or "main"
+    return git.config_get(repo.root, "init.defaultBranch") or "main"
 
 
 def _attributes(repo: Repo) -> bytes | None:

@@ -174,15 +174,9 @@ class EventStore:
         """The events of REF, newest first (one git process for the whole walk)."""
         if self.tip(ref) is None:
             return []
-        fmt = "%H%x1f%an%x1f%ae%x1f%aI%x1f%s%x1f%(trailers:only,unfold)%x1e"
-        args = ["log", f"--format={fmt}", *([f"-n{limit}"] if limit else []), ref, "--"]
-        out = git.run(args, self.repo.root).stdout.decode("utf-8", "replace")
         entries = []
-        for record in out.split("\x1e"):
-            record = record.strip("\n")
-            if not record:
-                continue
-            commit, author, email, when, subject, trailer_text = record.split("\x1f")
+        fields = ["%H", "%an", "%ae", "%aI", "%s", "%(trailers:only,unfold)"]
+        for commit, author, email, when, subject, trailer_text in git.log(self.repo.root, [ref], fields, limit=limit):
             trailers = {}
             for line in trailer_text.splitlines():
                 key, sep, value = line.partition(": ")

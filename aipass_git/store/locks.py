@@ -22,7 +22,7 @@ import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from aipass_git.core import clock
 from aipass_git.core.errors import AipassError
@@ -121,15 +121,22 @@ class Held:
         return f"{self.what} is locked by {who}; waited {timeout:g} s"
 
     @contextmanager
-    def acquired(self, timeout: float, hint: str) -> Iterator[None]:
+    def acquired(self, timeout: float, hint: str, *, on_wait: Callable[[dict], None] | None = None) -> Iterator[None]:
+        """Hold the lock; ON_WAIT hears who holds it when the lock is not free at once."""
         from filelock import FileLock, Timeout  # deferred: readers never pay for it
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.path))
         try:
-            lock.acquire(timeout=timeout)
+            lock.acquire(timeout=0 if on_wait else timeout)
         except Timeout:
-            raise AipassError(self.busy_message(timeout), hint) from None
+            if on_wait is None:
+                raise AipassError(self.busy_message(timeout), hint) from None
+            on_wait(self.holder())
+            try:
+                lock.acquire(timeout=timeout)
+            except Timeout:
+                raise AipassError(self.busy_message(timeout), hint) from None
         try:
             try:
                 self.holder_path.write_text(

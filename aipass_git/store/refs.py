@@ -125,6 +125,4 @@ def move(root: Path, ref: str, new: str, old: str | None, message: str, *, zero:
 
 def _ref_locks(root: Path, ref: str) -> list[Path]:
     """The lock files `update-ref REF` takes: REF's own, and HEAD's when HEAD points at it."""
-    out = git.output(["rev-parse", "--path-format=absolute", "--git-path", f"{ref}.lock", "--git-path", "HEAD.lock"],
-                     root, check=False)
-    return [Path(line) for line in out.splitlines() if line]
+    return git.git_paths(root, f"{ref}.lock", "HEAD.lock")

@@ -114,9 +114,8 @@ def _commit_tree(repo: Repo, tree: str, parent: str | None, message: str, author
     env = dict(TOOL_ENV)
     if author is not None:
         env.update({"GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email})
-    args = ["commit-tree", tree, *(["-p", parent] if parent else []), "-F", "-"]
     try:
-        return git.output(args, repo.root, input=message.encode("utf-8"), env=env)
+        return git.commit_tree(repo.root, tree, [parent] if parent else [], message, env=env)
     except AipassError as exc:
         exc.hint = exc.hint or ("git refused the commit (signing, or no user.name/user.email); "
                                 "fix that and run the command again: nothing was changed")
@@ -125,15 +124,13 @@ def _commit_tree(repo: Repo, tree: str, parent: str | None, message: str, author
 
 def _pre_commit_hook(repo: Repo, tree: str) -> None:
     """Run the user's pre-commit hook, if any, on a private index of TREE."""
-    # relative to the worktree's top, as git runs hooks (a relative core.hooksPath included)
-    hooks = repo.root / git.output(["rev-parse", "--git-path", "hooks"], repo.root)
-    if not os.access(hooks / "pre-commit", os.X_OK):
+    if not os.access(git.hooks_dir(repo.root) / "pre-commit", os.X_OK):
         return
     index = repo.git_dir / f"aipass-index-{os.getpid()}"
     env = {**TOOL_ENV, "GIT_INDEX_FILE": str(index)}
     try:
-        git.run(["read-tree", tree], repo.root, env=env)
-        proc = git.run(["hook", "run", "--ignore-missing", "pre-commit"], repo.root, env=env, check=False)
+        git.read_tree(repo.root, tree, env=env)
+        proc = git.run_hook(repo.root, "pre-commit", env=env)
     finally:
         for leftover in (index, index.with_name(index.name + ".lock")):
             try:
@@ -184,27 +181,15 @@ def finish_interrupted(repo: Repo) -> int:
 def _finish(repo: Repo, entry: Entry) -> None:
     doc = entry.doc
     paths = list(doc.get("paths", []))
-    tip = git.output(["rev-parse", "--verify", "--quiet", f"{doc.get('ref', 'HEAD')}^{{commit}}"], repo.root, check=False)
-    if paths and tip and tip != doc.get("old") and _is_ancestor(repo, doc.get("new"), tip):
-        files = {p: _blob_at(repo, tip, p) for p in paths}
+    tip = git.resolve_commit(repo.root, doc.get("ref", "HEAD"))
+    new = doc.get("new")
+    if paths and tip and new and tip != doc.get("old") and git.is_ancestor(repo.root, new, tip):
+        files = {p: git.blob_at(repo.root, tip, p) for p in paths}
         # a file the user changed since the crash is theirs; one still as it was, ours
-        ours = [p for p in paths if _read(repo.root / p) in (_blob_at(repo, doc.get("old"), p), files[p])]
+        ours = [p for p in paths if _read(repo.root / p) in (git.blob_at(repo.root, doc.get("old") or "", p), files[p])]
         if ours:
             _sync(repo, ours, files)
     entry.close()
-
-
-def _is_ancestor(repo: Repo, commit: str | None, tip: str) -> bool:
-    if not commit:
-        return False
-    return git.run(["merge-base", "--is-ancestor", commit, tip], repo.root, check=False).returncode == 0
-
-
-def _blob_at(repo: Repo, commit: str | None, path: str) -> bytes | None:
-    if not commit:
-        return None
-    proc = git.run(["cat-file", "blob", f"{commit}:{path}"], repo.root, check=False)
-    return proc.stdout if proc.returncode == 0 else None
 
 
 def _read(path: Path) -> bytes | None:

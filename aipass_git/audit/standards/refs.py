@@ -10,9 +10,7 @@ KINDS = ("mail", "prs", "plans")
 
 @standard("refs.well-formed", "refs under refs/aipass/ are mail/<agent>, prs/<id> or plans/<id> and point at commits")
 def well_formed(ctx):
-    listing = git.run(["for-each-ref", "--format=%(refname) %(objecttype)", "refs/aipass/"], ctx.repo.root).stdout.decode()
-    for line in listing.splitlines():
-        ref, kind = line.rsplit(" ", 1)
+    for ref, kind in git.ref_types(ctx.repo.root, "refs/aipass/"):
         parts = ref.split("/")
         hint = "delete it with: git update-ref -d " + ref
         if len(parts) != 4 or parts[2] not in KINDS:

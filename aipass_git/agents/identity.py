@@ -1,8 +1,9 @@
-"""Who is speaking (DESIGN.md §5).
+"""Who is speaking (ARCHITECTURE.md, section 3).
 
 In order: the `AIPASS_AGENT` variable a wake sets; else the agent whose desk (a worktree on
 branch `aipass/<name>`) the command runs in; else the human at the keyboard (git's user).
 A claimed identity that contradicts the desk is refused: a wrong sender is worse than none.
+Who may act for whom is decided in policy.py.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
+from aipass_git.agents import desk, policy
 from aipass_git.agents.registry import Registry
-from aipass_git.core import git
+from aipass_git.core import git, names
 from aipass_git.core.errors import RefusedError
+from aipass_git.core.names import HUMAN
 from aipass_git.core.repo import Repo
-from aipass_git.mail.message import HUMAN
 from aipass_git.store.objects import Ident
 
-DESK_PREFIX = "aipass/"
 AGENT_ENV = "AIPASS_AGENT"
+# Agents' commits and mail carry `<name>@aipass.invalid`: a domain that never resolves
+# (RFC 2606), so `git log --author=@aipass.invalid` lists exactly the agents' work.
+AGENT_EMAIL_DOMAIN = "aipass.invalid"
 
 
 @dataclass(frozen=True)
@@ -41,14 +45,18 @@ def desk_of(repo: Repo) -> str | None:
         head = (repo.git_dir / "HEAD").read_text(encoding="utf-8").strip()
     except OSError:
         return None
-    prefix = f"ref: refs/heads/{DESK_PREFIX}"
-    if head.startswith(prefix):
-        return head[len(prefix):]
-    return None
+    prefix = "ref: refs/heads/"
+    return desk.agent_of(head[len(prefix):]) if head.startswith(prefix) else None
 
 
 def agent_ident(name: str) -> Ident:
-    return Ident(name, f"{name}@aipass.invalid")
+    return Ident(name, f"{name}@{AGENT_EMAIL_DOMAIN}")
+
+
+def agent_of_email(email: str) -> str | None:
+    """The agent an identity's EMAIL belongs to, or None for anyone else."""
+    name, _, domain = email.partition("@")
+    return name if domain == AGENT_EMAIL_DOMAIN and names.is_valid(name) else None
 
 
 def resolve(
@@ -60,25 +68,33 @@ def resolve(
     env: Mapping[str, str] | None = None,
 ) -> Speaker:
     env = os.environ if env is None else env
-    desk = desk_of(repo)
-    claimed = env.get(AGENT_ENV, "").strip()
-    if claimed.startswith("@"):
-        claimed = claimed[1:]
+    at_desk = desk_of(repo)
+    claimed = names.strip_at(env.get(AGENT_ENV, "").strip())
     if claimed:
-        if desk is not None and desk != claimed:
+        if at_desk is not None and at_desk != claimed:
             raise RefusedError(
-                f"{AGENT_ENV}={claimed} but this is the desk of @{desk}",
+                f"{AGENT_ENV}={claimed} but this is the desk of @{at_desk}",
                 f"an agent speaks only from its own desk; unset {AGENT_ENV} or run from @{claimed}'s desk",
             )
         speaker = _agent(registry, claimed, f"{AGENT_ENV}={claimed}")
-    elif desk is not None:
-        speaker = _agent(registry, desk, f"the desk branch {DESK_PREFIX}{desk}")
+    elif at_desk is not None:
+        speaker = _agent(registry, at_desk, f"the desk branch {desk.branch_for(at_desk)}")
     else:
-        name, email = git.user_ident(repo.root)
-        speaker = Speaker(HUMAN, Ident(name, email), f"@{HUMAN} ({name})")
+        speaker = human(repo)
     if act_as is None:
         return speaker
     return _acting(registry, speaker, act_as, orchestrator)
+
+
+def human(repo: Repo) -> Speaker:
+    """The human at the keyboard, as git knows them."""
+    name, email = git.user_ident(repo.root)
+    return Speaker(HUMAN, Ident(name, email), f"@{HUMAN} ({name})")
+
+
+def agent_speaker(registry: Registry, name: str) -> Speaker:
+    """An active agent speaking for itself (the tool acting on its behalf included)."""
+    return _agent(registry, name, f"@{names.strip_at(name)}")
 
 
 def _agent(registry: Registry, name: str, source: str) -> Speaker:
@@ -90,14 +106,8 @@ def _agent(registry: Registry, name: str, source: str) -> Speaker:
 
 
 def _acting(registry: Registry, speaker: Speaker, act_as: str, orchestrator: str) -> Speaker:
-    if not (speaker.is_human or speaker.name == orchestrator):
-        raise RefusedError(
-            f"--as is refused for @{speaker.name}",
-            "only the human and the orchestrator may act for another agent",
-        )
-    target = act_as[1:] if act_as.startswith("@") else act_as
-    if target == HUMAN:
-        raise RefusedError("--as @human is not allowed", "the human speaks for themself: drop --as")
+    target = names.strip_at(act_as)
+    policy.require_may_act_as(speaker.name, target, orchestrator)
     agent = registry.resolve(target)
     if agent.name == speaker.name:
         return speaker

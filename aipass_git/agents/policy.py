@@ -1,0 +1,49 @@
+"""Who may do what: every permission rule of aipass-git, in one place, for the command
+line and the Python API alike. Each `require_*` refuses (exit 2) with what was asked,
+by whom, and who may do it instead."""
+
+from __future__ import annotations
+
+from aipass_git.core.errors import RefusedError
+from aipass_git.core.names import HUMAN
+
+
+def require_may_act_as(speaker: str, target: str, orchestrator: str) -> None:
+    """`--as @agent`: only the human and the orchestrator act for another agent."""
+    if speaker not in (HUMAN, orchestrator):
+        raise RefusedError(f"--as is refused for @{speaker}", "only the human and the orchestrator may act for another agent")
+    if target == HUMAN:
+        raise RefusedError("--as @human is not allowed", "the human speaks for themself: drop --as")
+
+
+def require_may_write_memory(speaker: str, owner: str, orchestrator: str) -> None:
+    """Agents record their own memory; the human and the orchestrator may write anyone's."""
+    if owner != speaker and speaker not in (HUMAN, orchestrator):
+        raise RefusedError(f"@{speaker} may not write @{owner}'s memory", "agents record their own memory")
+
+
+def require_may_merge(speaker: str, orchestrator: str) -> None:
+    """Agents never merge their own work: only the orchestrator and the human merge."""
+    if speaker not in (HUMAN, orchestrator):
+        raise RefusedError(f"@{speaker} may not merge: agents never merge their own work",
+                           f"open a PR (git aipass pr open); @{orchestrator} or the human merges it")
+
+
+def require_may_close_pr(speaker: str, author: str, orchestrator: str) -> None:
+    """A PR is closed by its author, the orchestrator or the human."""
+    if speaker not in (author, HUMAN, orchestrator):
+        raise RefusedError(f"@{speaker} may not close @{author}'s PR", "its author, the orchestrator or the human may")
+
+
+def require_may_dispatch(speaker: str, agent: str) -> None:
+    """An agent does not wake itself."""
+    if speaker == agent:
+        raise RefusedError(f"@{agent} cannot dispatch to itself",
+                           "an agent does not wake itself; do the work in this session, or send mail instead")
+
+
+def require_may_cancel(speaker: str, sender: str, dispatch_id: str, orchestrator: str) -> None:
+    """A dispatch is cancelled by its sender, the human or the orchestrator."""
+    if speaker not in (sender, HUMAN, orchestrator):
+        raise RefusedError(f"@{speaker} may not cancel {dispatch_id}: it was sent by @{sender}",
+                           f"ask @{sender}, the human or the orchestrator @{orchestrator}")

@@ -1,0 +1,34 @@
+"""How to run this installation of aipass-git from elsewhere: git hooks, git's diff and
+merge drivers, and the agents' own `git aipass` calls on their desks."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+
+NAME = "git-aipass"
+ENV = "AIPASS_BIN"  # set by a dispatch for the processes it starts: the git-aipass that ran
+
+
+def program() -> str | None:
+    """The absolute path of this installation's `git-aipass`, or None when none is found."""
+    given = os.environ.get(ENV)
+    if given and os.access(given, os.X_OK):
+        return given
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if argv0 is not None and argv0.name == NAME and os.access(argv0, os.X_OK):
+        return str(argv0.resolve())
+    beside = Path(sysconfig.get_path("scripts")) / NAME  # a venv's bin/, or the user scheme's
+    if os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(NAME)
+
+
+def command() -> str:
+    """A shell command line that runs aipass-git: the program, or this Python with -m."""
+    found = program()
+    return shlex.quote(found) if found else f"{shlex.quote(sys.executable)} -m aipass_git"

@@ -1,0 +1,72 @@
+"""The memory verbs of the command line and the Python API: whose memory a command means,
+adding an entry (with who may write it), reading it at a revision.
+
+    from aipass_git.agents.session import Session
+    from aipass_git.memory import verbs
+    verbs.add(Session.open(repo), "the parser needs LC_ALL=C")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aipass_git.agents import policy
+from aipass_git.agents.session import Session
+from aipass_git.core import git, secrets
+from aipass_git.core.errors import RefusedError
+from aipass_git.memory import working
+
+ADDABLE = ("learning", "observation")  # sessions are recorded by the supervisor
+
+
+@dataclass
+class Added:
+    agent: str
+    entry: dict[str, Any]
+    commit: str | None
+    archived: int
+    secrets: list[str]  # kinds of secret the text seems to hold: it is kept, and warned about
+
+
+def whose(session: Session, raw: str | None, *, writing: bool) -> str:
+    """The agent whose memory a command means: RAW, or the speaker's own."""
+    speaker = session.speaker
+    if raw is None:
+        if speaker.is_human:
+            raise RefusedError("you are the human here: say whose memory", "add --agent @name (or name the agent)")
+        return speaker.name
+    owner = session.registry.get(raw).name
+    if writing:
+        policy.require_may_write_memory(speaker.name, owner, session.orchestrator)
+    return owner
+
+
+def add(session: Session, text: str, *, kind: str = "learning", agent: str | None = None) -> Added:
+    """Record TEXT in the memory of AGENT (default: the speaker) and commit it on the
+    current branch."""
+    if kind not in ADDABLE:
+        raise RefusedError(f"--kind: {kind!r} is not learning or observation", "sessions are recorded by the supervisor")
+    owner = whose(session, agent, writing=True)
+    entry, commit, archived = working.record(session.repo, session.config, owner, kind, text,
+                                             message_by=session.speaker.name)
+    return Added(owner, entry, commit, archived, secrets.find(text))
+
+
+def show(session: Session, agent: str | None = None, *, at: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(owner, memory document) of AGENT, as in the work tree or as committed at AT."""
+    owner = whose(session, agent, writing=False)
+    if at is None:
+        return owner, working.load(session.repo.root, owner)
+    rel = working.memory_rel(owner)
+    data = git.blob_at(session.repo.root, at, rel)
+    if data is None:
+        raise RefusedError(f"no {rel} at {at!r}", "give a branch, tag or commit where the agent exists")
+    return owner, working.parse(data, f"{rel} at {at}", owner)
+
+
+def scope(session: Session, agent: str | None, everyone: bool) -> list[str] | None:
+    """Whose memory a search covers: None for everyone's (the human's default)."""
+    if everyone or (agent is None and session.speaker.is_human):
+        return None
+    return [whose(session, agent, writing=False)]
