@@ -1,6 +1,6 @@
 """Start-up cost of the command line, as a user pays it.
 
-Runs cold `git aipass agent list` and `git aipass -h` (a new process each time, through
+Runs cold `git aipass agent list`, `inbox`, `status` and `-h` (a new process each time, through
 git) in a throw-away demo repository and prints the median and minimum of wall time and
 CPU time (user + system of the whole process tree: git, python, git children).
 
@@ -61,7 +61,9 @@ def main() -> None:
         repo = Path(tmp) / "demo"
         subprocess.run(["git", "aipass", "demo", "--dir", str(repo)], env=env, check=True, stdout=subprocess.DEVNULL)
         print(f"{'command':<28}{'wall median':>12}{'wall min':>10}{'wall p95':>10}{'cpu median':>12}{'cpu min':>9}   ops/s")
-        for argv in (["git", "aipass", "agent", "list"], ["git", "aipass", "-h"]):
+        commands = (["git", "aipass", "agent", "list"], ["git", "aipass", "inbox"], ["git", "aipass", "status"],
+                    ["git", "aipass", "-h"])
+        for argv in commands:
             measure(argv, repo, env, 2)  # warm the page cache: "cold" means a new process, not a cold disk
             walls, cpus = measure(argv, repo, env, args.runs)
             median_wall = statistics.median(walls)

@@ -12,7 +12,7 @@ import typer
 from conftest import BIN_DIR, run_git_aipass
 
 from aipass_git import __version__
-from aipass_git.cli.app import app
+from aipass_git.cli.app import COMMANDS, root
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,12 +24,24 @@ def command_paths() -> list[list[str]]:
     def walk(cmd: click.Command, prefix: list[str]) -> None:
         paths.append(prefix)
         if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
                 if not sub.hidden:
                     walk(sub, [*prefix, name])
 
-    walk(typer.main.get_command(app), [])
+    walk(typer.main.get_command(root), [])
     return paths
+
+
+def test_each_lazily_loaded_command_is_in_its_module_with_its_summary():
+    group = typer.main.get_command(root)
+    ctx = click.Context(group)
+    for name, (module, summary) in COMMANDS.items():
+        command = group.get_command(ctx, name)
+        assert command is not None, f"{name} is not defined in aipass_git.cli.{module}"
+        first = (command.help or "").split("\n\n")[0].replace("\n", " ")
+        assert command.hidden == (summary is None) and (summary is None or first == summary), name
 
 
 @pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "(root)")
@@ -74,7 +86,7 @@ def test_unexpected_errors_become_one_line(cli, tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("aipass_git.setup.doctor.examine", explode)
+    monkeypatch.setattr("aipass_git.cli.setup_cmd.examine", explode)
     result = cli("doctor", cwd=tmp_path)
     assert result.code == 1
     assert result.err == "error: unexpected RuntimeError: boom\nhint: run again with --debug and report it\n"

@@ -6,8 +6,17 @@ from typing import List, Optional
 
 import typer
 
-from aipass_git.cli.app import app, group
+from aipass_git.agents import templates as agent_templates
+from aipass_git.agents.registry import Registry
+from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, short, table
+from aipass_git.core import config as config_mod
+from aipass_git.core.repo import discover
+from aipass_git.core.schemas import MEMORY_SECTIONS
+from aipass_git.dispatch import providers
+from aipass_git.memory import working
+
+app = commands()
 
 agent_app = group("agent", "Create, list, show and retire agents (their passports live in .aipass/agents/).")
 app.add_typer(agent_app, name="agent")
@@ -16,8 +25,6 @@ JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
 
 
 def _registry():
-    from aipass_git.agents.registry import Registry
-    from aipass_git.core.repo import discover
 
     return Registry(discover())
 
@@ -37,8 +44,6 @@ def new(
     as_json: bool = JSON,
 ) -> None:
     """Create an agent: passport, working memory and README, committed in one commit."""
-    from aipass_git.core import config as config_mod
-    from aipass_git.dispatch import providers
 
     registry = _registry()
     agent, commit = registry.create(name, role=role, provider=provider, model=model, owns=owns, template=template)
@@ -76,8 +81,6 @@ def show(
     """Show an agent's passport and the size of its working memory."""
     registry = _registry()
     agent = registry.get(name)
-    from aipass_git.core.schemas import MEMORY_SECTIONS
-    from aipass_git.memory import working
 
     memory = working.load(registry.repo.root, agent.name)
 
@@ -119,9 +122,7 @@ def retire(
 @agent_app.command("templates")
 def templates_(as_json: bool = JSON) -> None:
     """List the templates `agent new --template` accepts."""
-    from aipass_git.agents import templates
-
-    loaded = [templates.load(n) for n in templates.available()]
+    loaded = [agent_templates.load(n) for n in agent_templates.available()]
     if as_json:
         emit_json({"templates": [{"name": t.name, "description": t.description, "role": t.role, "owns": list(t.owns)} for t in loaded]})
         return

@@ -1,13 +1,52 @@
-"""The typer application object shared by every command module."""
+"""The root of the command line, and how command modules are found.
+
+The root group loads a command's module only when that command runs (or when help lists
+them all): importing every module's library code costs about 200 ms at each start (see
+bench/startup.py), and `git aipass inbox` must not pay for `audit` or `memory search`.
+So command modules import what they use at their top, and COMMANDS below says which
+module holds each command.
+"""
 
 from __future__ import annotations
 
+import importlib
+from functools import cache
+
+import click
 import typer
+from typer.core import TyperGroup
 
 # the arguments of this invocation, for the few checks that must see them as typed
 ARGV: list[str] = []
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+# Each command or group: the module under aipass_git.cli that defines it, and the summary
+# the root's help lists (git keeps such a list too, in command-list.txt): `-h` then needs
+# no module imported. tests/test_cli.py checks each summary against the command's help.
+COMMANDS = {
+    "init": ("setup_cmd", "Set up aipass-git in this repository and commit the result."),
+    "doctor": ("setup_cmd", "Check git, config, passports, providers, hooks, refs and leftovers of crashes."),
+    "demo": ("setup_cmd", "Show aipass-git at work in a throw-away repository. Needs no AI provider and no network."),
+    "agent": ("agent_cmd", "Create, list, show and retire agents (their passports live in .aipass/agents/)."),
+    "send": ("mail_cmd", 'Send a message: `git aipass send @quality "subject" "body"`.'),
+    "inbox": ("mail_cmd", "List a mailbox: unread first, newest first."),
+    "read": ("mail_cmd", "Show a message and mark it read."),
+    "reply": ("mail_cmd", "Answer a message: to its sender, in the same thread; the original is marked done."),
+    "done": ("mail_cmd", "Mark messages done."),
+    "thread": ("mail_cmd", "Show a whole conversation, across mailboxes, oldest first."),
+    "mail": ("mail_cmd", "Mail history: the event log of a mailbox ref."),
+    "dispatch": ("dispatch_cmd", "Send a task and wake the agent's CLI on its desk, watched by a supervisor."),
+    "cancel": ("dispatch_cmd", "Stop the running dispatch of an agent, or take back a queued one."),
+    "status": ("dispatch_cmd", "What every agent is doing: idle, queued, starting, running (attempt N of M), backoff."),
+    "log": ("dispatch_cmd", "The event log of wakes and runs (events.jsonl in the git common dir)."),
+    "memory": ("memory_cmd", "Agents' working memory, its archive, and search by meaning."),
+    "reindex": ("memory_cmd", "Rebuild the memory index from the files in git (it is derived; nothing is lost)."),
+    "pr": ("pr_cmd", "PRs: agents open them from their desks; the orchestrator or the human merges."),
+    "audit": ("audit_cmd", "Check the repository against the standards; exit 1 when any error is found."),
+    "hooks": ("hooks_cmd", "Install the git hooks: audits on commit and push, wakes on fetched mail."),
+    "hook": ("hooks_cmd", None),  # hidden: what the git hook shims call
+}
 
 
 def _options() -> dict:
@@ -19,6 +58,37 @@ def _options() -> dict:
     )
 
 
+@cache
+def _module_group(module: str) -> click.Group:
+    return typer.main.get_group(importlib.import_module(f"aipass_git.cli.{module}").app)
+
+
+class LazyGroup(TyperGroup):
+    """The root group: the commands of COMMANDS come from their modules on demand; its
+    own help lists them by their summaries."""
+
+    listing = False  # while the root's help is rendered
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = super().get_command(ctx, name)
+        if found is not None or name not in COMMANDS:
+            return found
+        module, summary = COMMANDS[name]
+        if self.listing:
+            return click.Command(name, help=summary, hidden=summary is None)
+        return _module_group(module).get_command(ctx, name)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+
 def show_help_without_command(ctx: typer.Context) -> None:
     """A group called without a command prints its help and succeeds, like `git remote -h`."""
     if ctx.invoked_subcommand is None:
@@ -28,14 +98,20 @@ def show_help_without_command(ctx: typer.Context) -> None:
         raise typer.Exit(0)
 
 
+def commands() -> typer.Typer:
+    """The Typer a command module registers its commands on."""
+    return typer.Typer(**_options())
+
+
 def group(name: str, help_text: str) -> typer.Typer:
     sub = typer.Typer(name=name, help=help_text, **_options())
     sub.callback()(show_help_without_command)
     return sub
 
 
-app = typer.Typer(
+root = typer.Typer(
     name="git aipass",
+    cls=LazyGroup,
     help=(
         "Identity, memory, mail and dispatch for AI coding agents, kept inside git.\n\n"
         "Start with `git aipass demo` for a tour in a throw-away repository, or "

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from aipass_git.cli.app import app
+from aipass_git.audit import runner
+from aipass_git.audit.sarif import to_sarif
+from aipass_git.audit.standards import BUILTIN
+from aipass_git.cli.app import commands
 from aipass_git.cli.output import emit_json, table
+from aipass_git.core import names
+from aipass_git.core.repo import discover
+
+app = commands()
 
 
 @app.command()
@@ -29,31 +37,17 @@ def audit(
     Exceptions live in .aipass/audit-bypass.yaml (standard, path glob, reason, optional
     expiry); an expired or unused bypass is itself a finding.
     """
-    import json
 
-    from aipass_git.audit import runner
-    from aipass_git.audit.sarif import to_sarif
-    from aipass_git.core import config as config_mod, names
-    from aipass_git.core.repo import discover
 
     repo = discover()
     if list_standards:
-        from aipass_git.audit.standards import BUILTIN
 
         extra, _ = runner.project_standards(repo)
         rows = [(s.id, s.severity, s.scope, s.description) for s in BUILTIN + extra]
         typer.echo(table(["STANDARD", "SEVERITY", "SCOPE", "DESCRIPTION"], rows, max_width=80))
         return
-    base = None
-    if changed is not None:
-        base = changed or config_mod.load(repo).base_branch
-    chosen = None
-    if only:
-        from aipass_git.audit.standards import BUILTIN
-
-        chosen = [s for s in BUILTIN if any(s.id.startswith(p) for p in only)]
-    report = runner.audit(repo, paths=paths or None, agent=names.normalize(agent) if agent else None, changed=base,
-                          standards=chosen)
+    report = runner.audit(repo, paths=paths or None, agent=names.normalize(agent) if agent else None, changed=changed,
+                          standards=runner.select(only))
     if sarif is not None:
         sarif.write_text(json.dumps(to_sarif(report), indent=2) + "\n", encoding="utf-8")
     if as_json:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from aipass_git.cli.app import app
+from aipass_git.cli.app import commands
 from aipass_git.cli.mail_cmd import FILE, _body, not_an_option
 from aipass_git.cli.output import emit_json, table
+from aipass_git.core.names import strip_at
+from aipass_git.core.repo import discover
+from aipass_git.dispatch import dispatcher
+from aipass_git.dispatch.cancel import cancel as cancel_dispatch
+from aipass_git.dispatch.runtime import Runtime
+from aipass_git.dispatch.status import agents_status
+
+app = commands()
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
 # a body or text may start with "-" (a markdown list, a PEM block): it is text, not an option
@@ -36,8 +43,6 @@ def dispatch(
     `git aipass @agent "task"` is short for this, with the task as subject and body.
     Stop it with `git aipass cancel @agent [ID]`.
     """
-    from aipass_git.core.repo import discover
-    from aipass_git.dispatch import dispatcher
 
     not_an_option(subject)
     repo = discover()
@@ -69,8 +74,6 @@ def cancel(
     starts. Either way the sender is told, and `dispatch --wait` returns "cancelled".
     Allowed for the dispatch's sender, the human and the orchestrator.
     """
-    from aipass_git.core.repo import discover
-    from aipass_git.dispatch.cancel import cancel as cancel_dispatch
 
     done = cancel_dispatch(discover(), agent, dispatch_id, act_as=act_as)
     if as_json:
@@ -87,9 +90,6 @@ def status(as_json: bool = JSON) -> None:
     A supervisor that died is noticed here: its processes are killed, its dispatch is
     retried or bounced, and its queue goes on.
     """
-    from aipass_git.core.repo import discover
-    from aipass_git.dispatch.status import agents_status
-
     rows = agents_status(discover())
     if as_json:
         emit_json({"v": 1, "agents": rows})
@@ -118,25 +118,18 @@ def event_log(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line, as stored."),
 ) -> None:
     """The event log of wakes and runs (events.jsonl in the git common dir)."""
-    from aipass_git.core.repo import discover
-    from aipass_git.dispatch.runtime import Runtime
+
 
     runtime = Runtime(discover())
-    from aipass_git.core.names import strip_at
-
     who = strip_at(agent) if agent else None
     events = [e for e in runtime.events() if who is None or e.get("agent") == who]
     for event in events[-limit:] if limit else events:
         typer.echo(_event_line(event, as_json))
     if not follow:
         return
-    offset = runtime.events_path.stat().st_size if runtime.events_path.exists() else 0
-    while True:
-        time.sleep(0.2)
-        events, offset = runtime.events_since(offset)
-        for event in events:
-            if who is None or event.get("agent") == who:
-                typer.echo(_event_line(event, as_json))
+    for event in runtime.follow(from_end=True, poll=0.2):
+        if who is None or event.get("agent") == who:
+            typer.echo(_event_line(event, as_json))
 
 
 def _event_line(event: dict, as_json: bool) -> str:

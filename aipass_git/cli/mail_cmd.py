@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from aipass_git.cli.app import app, group
+from aipass_git.cli.app import ARGV, commands, group
 from aipass_git.cli.output import emit_json, table
+from aipass_git.core.errors import RefusedError
+from aipass_git.core.repo import discover
+from aipass_git.dispatch.runtime import Runtime
+from aipass_git.mail.postoffice import PostOffice
+
+app = commands()
 
 mail_app = group("mail", "Mail history: the event log of a mailbox ref.")
 app.add_typer(mail_app, name="mail")
@@ -22,15 +29,12 @@ FILE = typer.Option(None, "--file", "-F", metavar="FILE", help="Read the body fr
 
 
 def _post_office(act_as: str | None = None):
-    from aipass_git.core.repo import discover
-    from aipass_git.mail.postoffice import PostOffice
 
     return PostOffice(discover(), act_as=act_as)
 
 
 def heal(repo, agents: list[str]) -> None:
     """Commands that touch agents notice a dead supervisor and restart its queue."""
-    from aipass_git.dispatch.runtime import Runtime
 
     busy = Runtime(repo).not_idle(agents)
     if busy:  # only then is recovery's code worth importing
@@ -41,10 +45,7 @@ def heal(repo, agents: list[str]) -> None:
 
 def not_an_option(*words: str | None) -> None:
     """Text may start with '-', but a lone `--word` is a mistyped option, not a message."""
-    import re
 
-    from aipass_git.cli.app import ARGV
-    from aipass_git.core.errors import RefusedError
 
     if "--" in ARGV:
         return  # the user said that what follows is text
@@ -55,7 +56,6 @@ def not_an_option(*words: str | None) -> None:
 
 def _body(body: str | None, file: Path | None) -> str:
     """The body from the argument, --file, or standard input (when piped, or given as '-')."""
-    from aipass_git.core.errors import RefusedError
 
     not_an_option(body)
     if body is not None and file is not None:
@@ -79,7 +79,6 @@ def _stdin_is_terminal() -> bool:
 
 
 def _decode(data: bytes, where: str) -> str:
-    from aipass_git.core.errors import RefusedError
 
     try:
         return data.decode("utf-8")
@@ -117,8 +116,6 @@ def send(
 
     Without BODY the body comes from --file, or from standard input when it is piped.
     """
-    from aipass_git.core.errors import RefusedError
-
     recipients = [w for w in _leading_addresses(words)]
     rest = words[len(recipients):]
     if not recipients:

@@ -14,10 +14,7 @@ import click
 import typer
 
 from aipass_git import __version__
-from aipass_git.cli import (  # noqa: F401  (importing a module registers its commands)
-    agent_cmd, audit_cmd, dispatch_cmd, hooks_cmd, mail_cmd, memory_cmd, pr_cmd, setup_cmd,
-)
-from aipass_git.cli.app import ARGV, app, show_help_without_command
+from aipass_git.cli.app import ARGV, root as app, show_help_without_command
 from aipass_git.core.errors import AipassError, from_os_error
 
 PROG = "git aipass"

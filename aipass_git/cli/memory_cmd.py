@@ -8,9 +8,19 @@ from typing import Optional
 
 import typer
 
-from aipass_git.cli.app import app, group
+from aipass_git.agents.session import Session
+from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, short
+from aipass_git.core import config as config_mod, names
+from aipass_git.core.repo import discover
 from aipass_git.core.schemas import MEMORY_SHOWN
+from aipass_git.hooks.events import commit_merge_overflow
+from aipass_git.memory import index, review, verbs
+from aipass_git.memory.drivers import merge_files, textconv as convert
+from aipass_git.memory.index import open_index
+from aipass_git.memory.search import reindex as rebuild, search as run_search
+
+app = commands()
 
 memory_app = group("memory", "Agents' working memory, its archive, and search by meaning.")
 app.add_typer(memory_app, name="memory")
@@ -21,8 +31,6 @@ TEXT_ARGS = {"ignore_unknown_options": True}
 
 
 def _session():
-    from aipass_git.agents.session import Session
-    from aipass_git.core.repo import discover
 
     return Session.open(discover())
 
@@ -35,7 +43,6 @@ def add(
     as_json: bool = JSON,
 ) -> None:
     """Record an entry in working memory and commit it on the current branch (your desk)."""
-    from aipass_git.memory import verbs
 
     added = verbs.add(_session(), text, kind=kind, agent=agent)
     if added.secrets:
@@ -58,7 +65,6 @@ def show(
     as_json: bool = JSON,
 ) -> None:
     """Show an agent's working memory, newest entries first."""
-    from aipass_git.memory import verbs
 
     owner, doc = verbs.show(_session(), agent, at=at)
     if as_json:
@@ -81,8 +87,6 @@ def search(
     as_json: bool = JSON,
 ) -> None:
     """Find memory entries by meaning (keyword search without the memory extra)."""
-    from aipass_git.memory import index, verbs
-    from aipass_git.memory.search import search as run_search
 
     session = _session()
     agents = verbs.scope(session, agent, everyone)
@@ -109,9 +113,6 @@ def diff(
     as_json: bool = JSON,
 ) -> None:
     """What agents learned, forgot and archived on a branch, for review."""
-    from aipass_git.core import config as config_mod, names
-    from aipass_git.core.repo import discover
-    from aipass_git.memory import review
 
     repo = discover()
     config = config_mod.load(repo)
@@ -131,8 +132,6 @@ def diff(
 @memory_app.command("sync", hidden=True)
 def sync() -> None:
     """Bring the index in line with the files (run in the background by the git hooks)."""
-    from aipass_git.core.repo import discover
-    from aipass_git.memory.index import open_index
 
     open_index(discover()).sync()
 
@@ -140,8 +139,6 @@ def sync() -> None:
 @memory_app.command("commit-overflow", hidden=True)
 def commit_overflow() -> None:
     """Commit what the merge driver archived (run in the background by the post-merge hook)."""
-    from aipass_git.core.repo import discover
-    from aipass_git.hooks.events import commit_merge_overflow
 
     commit_merge_overflow(discover())
 
@@ -149,7 +146,6 @@ def commit_overflow() -> None:
 @memory_app.command("textconv", hidden=True)
 def textconv(file: Path = typer.Argument(...)) -> None:
     """git's diff driver for memory.json (installed by init)."""
-    from aipass_git.memory.drivers import textconv as convert
 
     sys.stdout.write(convert(file.read_bytes()))
 
@@ -157,7 +153,6 @@ def textconv(file: Path = typer.Argument(...)) -> None:
 @memory_app.command("merge-driver", hidden=True)
 def merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> None:
     """git's merge driver for memory.json (installed by init)."""
-    from aipass_git.memory.drivers import merge_files
 
     raise typer.Exit(merge_files(base, ours, theirs, path, Path.cwd()))
 
@@ -165,8 +160,6 @@ def merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> None:
 @app.command()
 def reindex(as_json: bool = JSON) -> None:
     """Rebuild the memory index from the files in git (it is derived; nothing is lost)."""
-    from aipass_git.core.repo import discover
-    from aipass_git.memory.search import reindex as rebuild
 
     with _progress("reindexing memory") as progress:
         stats, backend = rebuild(discover(), progress)
@@ -178,7 +171,6 @@ def reindex(as_json: bool = JSON) -> None:
 
 class _progress:
     """A progress bar on a terminal for long indexing; silent in pipes and tests."""
-
     def __init__(self, label: str) -> None:
         self.label = label
         self.bar = None

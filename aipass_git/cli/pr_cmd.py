@@ -7,8 +7,15 @@ from typing import Optional
 
 import typer
 
-from aipass_git.cli.app import app, group
+from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, short, table
+from aipass_git.core.errors import RefusedError
+from aipass_git.core.repo import discover
+from aipass_git.prs import record
+from aipass_git.prs.queue import MergeQueue
+from aipass_git.prs.requests import close as close_pr, list_prs, open_pr, show as show_pr
+
+app = commands()
 
 pr_app = group("pr", "PRs: agents open them from their desks; the orchestrator or the human merges.")
 app.add_typer(pr_app, name="pr")
@@ -17,7 +24,6 @@ JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
 
 
 def _repo():
-    from aipass_git.core.repo import discover
 
     return discover()
 
@@ -29,7 +35,6 @@ def open_(
     as_json: bool = JSON,
 ) -> None:
     """Open a PR for this desk's branch, or update the open one after new commits."""
-    from aipass_git.prs.requests import open_pr
 
     pr, happened = open_pr(_repo(), title=title, body=body)
     if as_json:
@@ -46,12 +51,7 @@ def list_(
     as_json: bool = JSON,
 ) -> None:
     """List PRs, oldest first (the order the queue merges them)."""
-    from aipass_git.core.errors import RefusedError
-    from aipass_git.prs import record
-    from aipass_git.prs.requests import list_prs
 
-    if state not in (*record.STATES, "all"):
-        raise RefusedError(f"--state: {state!r} is not one of {', '.join(record.STATES)}, all", "see: git aipass pr list -h")
     prs = list_prs(_repo(), state)
     if as_json:
         emit_json({"v": 1, "prs": prs})
@@ -66,7 +66,6 @@ def list_(
 @pr_app.command("show")
 def show(pr_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) -> None:
     """A PR: commits, files, audit result, and the memory its branch changes."""
-    from aipass_git.prs.requests import show as show_pr
 
     pr = show_pr(_repo(), pr_id)
     if as_json:
@@ -101,8 +100,6 @@ def merge(
     A conflict or a failing audit bounces the PR to its author; nothing is merged then.
     Exit 1 when any PR bounced.
     """
-    from aipass_git.core.errors import RefusedError
-    from aipass_git.prs.queue import MergeQueue
 
     if bool(pr_id) == merge_all:
         raise RefusedError("give one PR id, or --all", "see: git aipass pr list")
@@ -129,8 +126,6 @@ def merge(
 @pr_app.command("close")
 def close(pr_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) -> None:
     """Close a PR without merging it (its author, the orchestrator or the human)."""
-    from aipass_git.prs.requests import close as close_pr
-
     pr = close_pr(_repo(), pr_id)
     if as_json:
         emit_json({"v": 1, "pr": pr})

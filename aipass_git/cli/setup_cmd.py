@@ -7,8 +7,14 @@ from typing import Optional
 
 import typer
 
-from aipass_git.cli.app import app
+from aipass_git.cli.app import commands
 from aipass_git.cli.output import emit_json, short, table
+from aipass_git.core.repo import discover
+from aipass_git.setup import demo as demo_mod, leftovers
+from aipass_git.setup.doctor import examine
+from aipass_git.setup.project_init import initialise
+
+app = commands()
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
 
@@ -26,8 +32,6 @@ def init(
     Writes .aipass/config.yaml, the orchestrator's passport and the .gitattributes entries
     for .aipass files, then commits them. Safe to run again: it only adds what is missing.
     """
-    from aipass_git.core.repo import discover
-    from aipass_git.setup.project_init import initialise
 
     result = initialise(discover(), orchestrator=orchestrator, hooks=not no_hooks)
     if as_json:
@@ -61,12 +65,9 @@ def doctor(
 
     Without --fix it changes nothing. Exit 1 when any check is an error; warnings alone exit 0.
     """
-    from aipass_git.setup.doctor import examine
 
     repaired = []
     if fix:
-        from aipass_git.core.repo import discover
-        from aipass_git.setup import leftovers
 
         repaired = leftovers.fix(discover())
     checks = examine()
@@ -92,8 +93,6 @@ def demo(
     as_json: bool = JSON,
 ) -> None:
     """Show aipass-git at work in a throw-away repository. Needs no AI provider and no network."""
-    from aipass_git.setup import demo as demo_mod
-
     result = demo_mod.run(directory)
     if as_json:
         emit_json(

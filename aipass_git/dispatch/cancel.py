@@ -75,16 +75,11 @@ def _target(po: PostOffice, box: mailbox.MailboxReader, agent: str, raw_id: str 
 
 def _stopped(repo: Repo, agent: str, dispatch_id: str, wait_seconds: float) -> dict[str, Any] | None:
     """The "finished" event of the running dispatch, once its supervisor has stopped it."""
-    runtime = Runtime(repo)
-    deadline = time.monotonic() + wait_seconds
-    offset = 0
-    while time.monotonic() < deadline:
-        events, offset = runtime.events_since(offset)
-        for event in events:
-            if event.get("event") == "finished" and event.get("dispatch") == dispatch_id:
-                return event
-        recovery.heal_all(repo, [agent])  # a supervisor that died meanwhile is settled here
-        time.sleep(0.05)
+    # a supervisor that died meanwhile is settled by the healing between polls
+    for event in Runtime(repo).follow(poll=0.05, until=time.monotonic() + wait_seconds,
+                                      tick=lambda: recovery.heal_all(repo, [agent])):
+        if event.get("event") == "finished" and event.get("dispatch") == dispatch_id:
+            return event
     raise AipassError(
         f"asked @{agent}'s supervisor to stop {dispatch_id}, but it has not reported back within {wait_seconds:g} s",
         "it will stop at its next look; see: git aipass status, git aipass log --follow",

@@ -68,23 +68,23 @@ def wait(repo: Repo, dispatch_id: str, timeout: float | None = None, poll: float
     """Block until the dispatch reaches a terminal state (ok, bounced, crashed, cancelled);
     returns that "finished" event. Meanwhile, a supervisor that died is noticed and its
     queue restarted, so the wait ends even then."""
-    runtime = Runtime(repo)
     deadline = None if timeout is None else time.monotonic() + timeout
     next_heal = time.monotonic() + HEAL_SECONDS
-    offset = 0
-    while True:
-        events, offset = runtime.events_since(offset)
-        for event in events:
-            if event.get("event") == "finished" and event.get("dispatch") == dispatch_id:
-                return event
-            if agent is None and event.get("dispatch") == dispatch_id and event.get("agent"):
-                agent = event["agent"]
-        if agent is not None and time.monotonic() >= next_heal:
+    who = [agent]
+
+    def heal() -> None:
+        nonlocal next_heal
+        if who[0] is not None and time.monotonic() >= next_heal:
             next_heal = time.monotonic() + HEAL_SECONDS
-            recovery.heal_all(repo, [agent], queue=True)
-        if deadline is not None and time.monotonic() > deadline:
-            raise WaitTimeout(
-                f"dispatch {dispatch_id} did not finish within {timeout:g} s",
-                "it goes on in the background; see: git aipass status, git aipass log --follow",
-            )
-        time.sleep(poll)
+            recovery.heal_all(repo, [who[0]], queue=True)
+
+    for event in Runtime(repo).follow(poll=poll, until=deadline, tick=heal):
+        if event.get("dispatch") != dispatch_id:
+            continue
+        if event.get("event") == "finished":
+            return event
+        who[0] = who[0] or event.get("agent")
+    raise WaitTimeout(
+        f"dispatch {dispatch_id} did not finish within {timeout:g} s",
+        "it goes on in the background; see: git aipass status, git aipass log --follow",
+    )

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from aipass_git.core import clock
 from aipass_git.core.canonical import encode, write_atomic
@@ -72,6 +73,20 @@ class Runtime:
             except json.JSONDecodeError:
                 continue
         return out, offset + len(complete)
+
+    def follow(self, *, from_end: bool = False, poll: float = 0.1, until: float | None = None,
+               tick: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
+        """Events as they are appended, from the start of the log (or its end); TICK runs
+        between polls; the iteration ends at the time.monotonic() deadline UNTIL."""
+        offset = self.events_path.stat().st_size if from_end and self.events_path.exists() else 0
+        while True:
+            events, offset = self.events_since(offset)
+            yield from events
+            if tick is not None:
+                tick()
+            if until is not None and time.monotonic() >= until:
+                return
+            time.sleep(poll)
 
     def events(self) -> list[dict[str, Any]]:
         try:

@@ -1,0 +1,29 @@
+"""What each git hook does, by name: the one entry point the shims reach through
+`git aipass hook NAME ARGS`, so that the command line only passes git's arguments and
+standard input along and prints what comes back."""
+
+from __future__ import annotations
+
+from aipass_git.core.repo import Repo
+from aipass_git.hooks import events, guard
+
+REFUSING = {"pre-commit": "commit", "pre-push": "push"}  # hooks whose problems stop git
+
+
+def run(repo: Repo, name: str, args: list[str], stdin: str) -> list[str]:
+    """Run hook NAME; returns the reasons to refuse (only pre-commit and pre-push refuse)."""
+    if name == "pre-commit":
+        return guard.pre_commit(repo)
+    if name == "pre-push":
+        updates = [tuple(line.split()) for line in stdin.splitlines() if len(line.split()) == 4]
+        return guard.pre_push(repo, updates)  # type: ignore[arg-type]
+    if name in ("post-merge", "post-checkout"):
+        if name == "post-merge":
+            events.commit_overflow_in_background(repo)
+        # post-merge: what the merge changed; post-checkout: git passes the old and new HEAD
+        old, new = ("ORIG_HEAD", "HEAD") if name == "post-merge" else ((args + ["", ""])[0], (args + ["", ""])[1])
+        if events.archives_changed(repo, old, new):
+            events.refresh_index_in_background(repo)
+    elif name == "reference-transaction" and args[:1] == ["committed"]:
+        events.wake_on_mail(repo, stdin.splitlines())
+    return []
