@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aipass_git.agents import desk as desk_mod
@@ -34,6 +35,20 @@ from aipass_git.memory import working
 
 LOCK_WAIT_SECONDS = 2.0
 CANCEL_POLL_SECONDS = 0.1  # how often a backoff wait looks for a cancel request
+
+
+@dataclass
+class Wake:
+    """What one dispatch's attempts share."""
+
+    task: dict[str, Any]
+    registry: Registry
+    passport: dict[str, Any]
+    provider: providers.Provider
+    desk: Desk
+    head_before: str | None
+    notes: list[str]
+    started: float
 
 
 class Supervisor:
@@ -126,35 +141,46 @@ class Supervisor:
                              exit_code=None)
 
     def wake(self, config: config_mod.Config, task: dict[str, Any], queued: int) -> None:
-        agent, task_id = self.agent, task["id"]
+        """One dispatch, start to answer: prepare, run its attempts, conclude."""
+        self.runtime.log("wake", self.agent, dispatch=task["id"], sender=task["from"], queued=queued)
+        wake = self._prepare(config, task)
+        if wake is not None:
+            self._conclude(config, wake, self._attempts(config, wake))
+        self.runtime.forget_crashes(self.agent, task["id"])
+
+    def _prepare(self, config: config_mod.Config, task: dict[str, Any]) -> Wake | None:
+        """The agent's passport, provider and desk; a bounce (and None) when any is wrong."""
         started = time.monotonic()
         registry = Registry(self.repo)
-        self.runtime.log("wake", agent, dispatch=task_id, sender=task["from"], queued=queued)
         try:
-            passport = registry.resolve(agent).passport
+            passport = registry.resolve(self.agent).passport
             provider = providers.check(config, passport["provider"], passport["model"])
             refusal = providers.refusal(provider)
             if refusal is not None:
                 raise refusal
-            desk = Desk(self.repo, config, agent)
+            desk = Desk(self.repo, config, self.agent)
             report = desk.ensure()
         except AipassError as exc:
             reason = f"the wake could not start: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
             self._bounce(task, reason, None, started)
-            return
-        if report.note:
-            self.runtime.log("desk", agent, dispatch=task_id, note=report.note, dirty=report.dirty)
-        head_before = desk.head()
-        timeouts = config.timeouts
+            return None
         notes = [report.note] if report.note else []
-        crashes = self.runtime.crashes(agent, task_id)
+        if report.note:
+            self.runtime.log("desk", self.agent, dispatch=task["id"], note=report.note, dirty=report.dirty)
+        crashes = self.runtime.crashes(self.agent, task["id"])
         if crashes:
             notes.append(f"a supervisor died while running this task before ({crashes} time{'s' if crashes > 1 else ''}); "
                          "your desk may hold its partial work")
+        return Wake(task, registry, passport, provider, desk, desk.head(), notes, started)
+
+    def _attempts(self, config: config_mod.Config, wake: Wake) -> list[watchdog.Attempt]:
+        """Start after start until one succeeds, cannot succeed, is cancelled or the retries
+        and the one fresh start are used up."""
+        timeouts = config.timeouts
         plan = [False] * (1 + int(timeouts["retries"])) + [True]  # True: the fresh start
         attempts: list[watchdog.Attempt] = []
         for number, fresh in enumerate(plan, 1):
-            if attempts and not self._backoff(timeouts, attempts[-1], number - 2, task_id, len(plan)):
+            if attempts and not self._backoff(timeouts, attempts[-1], number - 2, wake.task["id"], len(plan)):
                 break  # cancelled while waiting
             said = []
             if fresh:
@@ -163,34 +189,38 @@ class Supervisor:
             elif attempts:
                 said.append(f"this is attempt {number} of {len(plan)}; the last one ended: {attempts[-1].reason}; "
                             "your desk may hold its partial work")
-            attempt = self._attempt(config, registry, passport, provider, task, desk, notes + said, number, len(plan))
+            attempt = self._attempt(config, wake, wake.notes + said, number, len(plan))
             attempts.append(attempt)
             if attempt.ok or attempt.final:
                 break
-        cancel = self.runtime.cancel_request(agent, task_id)
+        return attempts
+
+    def _conclude(self, config: config_mod.Config, wake: Wake, attempts: list[watchdog.Attempt]) -> None:
+        """Answer the sender: cancelled, bounced, or (when the agent did not reply) a notice."""
+        task, started = wake.task, wake.started
+        cancel = self.runtime.cancel_request(self.agent, task["id"])
         last = attempts[-1] if attempts else None
         if cancel is not None:
-            self._record_session(config, desk, task, f"cancelled by @{cancel['by']}", started)
+            self._record_session(config, wake.desk, task, f"cancelled by @{cancel['by']}", started)
             with PostOffice(self.session) as po:
                 self._cancelled(po, task, cancel["by"], running=True, started=started)
         elif last is not None and not last.ok:
-            reason = self._reason(last, len(attempts), timeouts)
-            self._record_session(config, desk, task, f"bounced: {reason}", started)
+            reason = self._reason(last, len(attempts), config.timeouts)
+            self._record_session(config, wake.desk, task, f"bounced: {reason}", started)
             self._bounce(task, reason, last, started)
         elif last is not None:
-            self._finish(config, task, desk, head_before, last, started)
-        self.runtime.forget_crashes(agent, task_id)
+            self._finish(config, task, wake.desk, wake.head_before, last, started)
 
     # -- one attempt ----------------------------------------------------------------------
 
-    def _attempt(self, config, registry, passport, provider: providers.Provider, task, desk: Desk,
-                 notes: list[str], number: int, total: int) -> watchdog.Attempt:
-        agent, task_id = self.agent, task["id"]
+    def _attempt(self, config, wake: Wake, notes: list[str], number: int, total: int) -> watchdog.Attempt:
+        agent, task, desk, passport, provider = self.agent, wake.task, wake.desk, wake.passport, wake.provider
+        task_id = task["id"]
         run_id = ids.new_id()
         run_dir = self.runtime.runs_dir(agent) / run_id
         run_dir.mkdir(parents=True)
         prompt_path = run_dir / "prompt.md"
-        text = self._prompt(config, registry, passport, task, desk, notes)
+        text = self._prompt(config, wake.registry, passport, task, desk, notes)
         prompt_path.write_text(text, encoding="utf-8")
         values = {"prompt": text, "prompt_file": str(prompt_path), "model": passport["model"] or "",
                   "workdir": str(desk.path), "agent": agent}

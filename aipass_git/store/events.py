@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import time
 from collections import OrderedDict
 from contextlib import ExitStack, contextmanager
@@ -34,7 +33,8 @@ from aipass_git.store.objects import TREE_MODE, Ident, ObjectReader, ObjectWrite
 from aipass_git.core import faults
 from aipass_git.store import locks
 from aipass_git.store.journal import Entry, Journal
-from aipass_git.store.refs import NO_HOOKS, RefTransactions, RefUpdate
+from aipass_git.store.fast_import import ImportStream
+from aipass_git.store.refs import RefTransactions, RefUpdate
 from aipass_git.store.tree_view import TreeView
 
 MAX_ATTEMPTS = 50
@@ -300,78 +300,25 @@ class EventStore:
 
     def _fast_import(self, batch: list[tuple[str, Apply]], tips: dict[str, str | None], scratch: str
                      ) -> tuple[dict[str, str], str | None]:
-        """Stream the events into `git fast-import`. Returns (ref -> new tip, the scratch
-        ref's value); the CAS transaction that follows moves the refs and deletes the scratch ref."""
+        """Stream the events into `git fast-import` (fast_import.py). Returns (ref -> new
+        tip, the scratch ref's value)."""
         views = {ref: TreeView(self, self.tree_of(tip) if tip else None) for ref, tip in tips.items()}
-        # One scratch branch for the whole stream: consecutive events of one ref build on
-        # it with their trees kept in memory; where the stream switches refs, a `reset`
-        # and a `from` start the next chain from its parent. (A branch per ref would mean
-        # a hundred refs to create and delete for one `send @all`.)
-        heads: dict[str, str] = {}  # ref -> ":mark" of its newest commit in this stream
-        on_scratch: str | None = None  # the ref whose chain the scratch branch holds now
-        env = {**os.environ, "AIPASS_TOOL_WRITE": "1"}
-        # fast-import allocates and frees a zlib state per object; glibc's default trim
-        # threshold hands that memory back to the kernel each time (3x slower here).
-        env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), "glibc.malloc.trim_threshold=67108864"]))
-        proc = subprocess.Popen(
-            ["git", *NO_HOOKS, "fast-import", "--quiet", "--date-format=raw"], cwd=self.repo.root, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        # The stream is written while it is generated, so git packs on one core while
-        # Python builds the next events on the other.
-        pending: list[bytes] = [b"feature done\n"]
-        size = 0
-        mark = 0
+        stream = ImportStream(self.repo.root, scratch)
         try:
             for ref, apply in batch:
                 event = apply(views[ref])
-                if event is None:
-                    continue
-                mark += 1
-                message = event.message().encode("utf-8")
-                stamp = event.author.stamp().encode("utf-8")
-                parent = heads.get(ref) or tips[ref]
-                chunk = [b"reset %s\n" % scratch.encode()] if on_scratch != ref else []
-                chunk.append(
-                    b"commit %s\nmark :%d\nauthor %s\ncommitter %s\ndata %d\n%s\n"
-                    % (scratch.encode(), mark, stamp, stamp, len(message), message)
-                )
-                if on_scratch != ref and parent:
-                    chunk.append(b"from %s\n" % parent.encode())
-                on_scratch = ref
-                for path, data in views[ref].take_changes():
-                    if data is None:
-                        chunk.append(b"D %s\n" % path.encode())
-                    else:
-                        chunk.append(b"M 100644 inline %s\ndata %d\n%s\n" % (path.encode(), len(data), data))
-                heads[ref] = f":{mark}"
-                pending += chunk
-                size += sum(map(len, chunk))
-                if size > 1 << 18:
-                    proc.stdin.write(b"".join(pending))
-                    pending, size = [], 0
-            pending += [f"get-mark {head}\n".encode() for head in heads.values()]
-            pending.append(b"done\n")
-            proc.stdin.write(b"".join(pending))
-            proc.stdin.close()
-            out, err = proc.stdout.read(), proc.stderr.read()
+                if event is not None:
+                    stream.commit(ref, tips[ref], event.author.stamp(), event.message(), views[ref].take_changes())
         except BrokenPipeError:
-            out, err = b"", proc.stderr.read()
+            pass  # git stopped reading the stream: finish() reports why
         except BaseException:
-            proc.kill()
-            proc.wait()
+            stream.abort()
             raise
-        if proc.wait() != 0:
-            raise AipassError(
-                f"git fast-import failed: {err.decode('utf-8', 'replace').strip().splitlines()[-1:]}",
-                "check the repository with: git fsck",
-            )
-        if not heads:
+        new_tips = stream.finish()
+        if not new_tips:
             return {}, None
-        marks = out.decode().split()
-        new_tips = dict(zip(heads, marks))
         faults.point("batch-imported")
-        return new_tips, new_tips[on_scratch] if on_scratch else None
+        return new_tips, new_tips[stream.on_scratch] if stream.on_scratch else None
 
     def _still_blocked(self, blocked: int) -> int:
         """Count consecutive failures on a lock that a live writer holds; give up, naming
