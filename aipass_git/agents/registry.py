@@ -29,12 +29,33 @@ class Agent:
     def active(self) -> bool:
         return self.passport["status"] == "active"
 
-    def __getattr__(self, field: str) -> Any:
-        # passport fields read as attributes: agent.role, agent.provider, ...
-        try:
-            return self.passport[field]
-        except KeyError:
-            raise AttributeError(field) from None
+    @property
+    def role(self) -> str:
+        return self.passport["role"]
+
+    @property
+    def provider(self) -> str:
+        return self.passport["provider"]
+
+    @property
+    def model(self) -> str | None:
+        return self.passport["model"]
+
+    @property
+    def owns(self) -> list[str]:
+        return self.passport["owns"]
+
+    @property
+    def template(self) -> str:
+        return self.passport["template"]
+
+    @property
+    def status(self) -> str:
+        return self.passport["status"]
+
+    @property
+    def retired(self) -> str | None:
+        return self.passport["retired"]
 
 
 def agent_files(name: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Entry point of `git aipass` / `git-aipass` / `python -m aipass_git`.
 
 Parses, dispatches to the command modules and turns failures into `error:` and `hint:`
-lines with the exit codes of DESIGN.md: 0 ok, 1 failed, 2 refused or usage error.
+lines with the exit codes of the manual page: 0 ok, 1 failed, 2 refused or usage error
+(124: dispatch --wait ran out of time).
 """
 
 from __future__ import annotations

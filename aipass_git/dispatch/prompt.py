@@ -6,17 +6,14 @@ from typing import Any
 
 from aipass_git.core import schemas
 from aipass_git.core.repo import Repo
+from aipass_git.memory.search import related
 
 MAX_MEMORY_ENTRIES = 15  # per section, newest first
 MAX_UNREAD = 20
 
 
 def related_memories(repo: Repo, agent: str, text: str, k: int = 5) -> list[str]:
-    """Archived memories most related to TEXT: the hook the memory search fills."""
-    try:
-        from aipass_git.memory.search import related  # type: ignore[import-not-found]
-    except ImportError:
-        return []
+    """Archived memories most related to TEXT (by meaning with the memory extra, else by keywords)."""
     return related(repo, agent, text, k)
 
 

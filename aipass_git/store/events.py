@@ -1,7 +1,7 @@
 """Event refs: a ref per entity, one commit per event, the tip tree holding the state.
 
-This is the generic layer (after git-bug's entity DAG). A concrete entity (mailbox, PR,
-plan) passes an `apply` function that edits a `TreeView` of the current state and returns
+This is the generic layer (after git-bug's entity DAG). A concrete entity (a mailbox, a
+PR record) passes an `apply` function that edits a `TreeView` of the current state and returns
 the `Event` describing the change; the store turns that into a commit and moves the ref
 by compare-and-swap. A lost race re-reads the tip and applies the event again, so an
 event is never lost and never applied to a stale state.
