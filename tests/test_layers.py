@@ -62,3 +62,19 @@ def test_the_check_sees_deferred_imports(tmp_path: Path):
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from aipass_git.cli import main\n    import aipass_git.prs.queue\n")
     assert imports_of(sample) == [(2, "cli"), (3, "prs")]
+
+
+def test_every_import_inside_a_function_says_why_it_waits():
+    """Imports go at the top of a module; one that waits for its first use (to keep a
+    command's start fast, or to load a heavy library only when needed) says so."""
+    silent = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").split("\n")
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for sub in ast.walk(node):
+                    if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                        near = lines[max(0, sub.lineno - 3):sub.lineno]
+                        if not any("deferred" in line for line in near):
+                            silent.append(f"{path.relative_to(PACKAGE.parent)}:{sub.lineno}: {lines[sub.lineno - 1].strip()}")
+    assert silent == [], "say why each waits ('# deferred: ...'):\n" + "\n".join(silent)

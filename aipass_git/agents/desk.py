@@ -100,7 +100,7 @@ class Desk:
         return report
 
     def _create(self, base: str) -> DeskReport:
-        from filelock import FileLock
+        from filelock import FileLock  # deferred: ~40 ms cold; only a failed desk creation locks
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -10,13 +10,12 @@ from aipass_git.audit.engine import Finding
 from aipass_git.core import config as config_mod
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AGENTS_DIR, CONFIG_FILE
+from aipass_git.agents import passport
+from aipass_git.memory import working
 
 
 def validate(paths: list[str], read: Callable[[str], bytes | None]) -> list[Finding]:
     """Findings for the config, passports and memory files among PATHS, read by READ."""
-    from aipass_git.agents import passport
-    from aipass_git.memory import working
-
     out = []
     for rel in paths:
         if not rel.startswith(".aipass/"):

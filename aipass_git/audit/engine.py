@@ -17,6 +17,9 @@ from typing import Any, Callable, Iterable
 from aipass_git.core import git
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AIPASS_DIR, Repo
+from aipass_git.agents.registry import Registry
+from aipass_git.core import config as config_mod
+from aipass_git.store.objects import ObjectReader
 
 
 
@@ -36,7 +39,6 @@ class Finding:
 @dataclass(frozen=True)
 class Problem:
     """What a check yields; the engine stamps it with the standard's id and severity."""
-
     path: str
     message: str
     hint: str = ""
@@ -55,7 +57,6 @@ class Standard:
 
 def standard(id: str, description: str, *, scope: str = "repository", severity: str = "error"):
     """Declare a standard: `@standard("x.y", "one line")` over `def check(ctx): yield Problem(...)`."""
-
     def wrap(check: Callable[["Context"], Iterable[Problem]]) -> Standard:
         return Standard(id, description, scope, severity, check)
 
@@ -81,13 +82,11 @@ class Context:
 
     @cached_property
     def config(self):
-        from aipass_git.core import config as config_mod
 
         return config_mod.load(self.repo)
 
     @cached_property
     def registry(self):
-        from aipass_git.agents.registry import Registry
 
         return Registry(self.repo)
 
@@ -134,7 +133,6 @@ class Context:
         cache = self.__dict__.setdefault("_blobs", {})
         if spec not in cache:
             if self._reader is None:
-                from aipass_git.store.objects import ObjectReader
 
                 self._reader = ObjectReader(self.repo.root)
             [found] = self._reader.read_many([spec], missing_ok=True)

@@ -178,7 +178,7 @@ class _progress:
     def __enter__(self):
         if not sys.stderr.isatty():
             return None
-        from rich.progress import Progress
+        from rich.progress import Progress  # deferred: only a terminal gets a progress bar
 
         self.bar = Progress(transient=True)
         self.bar.start()

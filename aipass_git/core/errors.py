@@ -7,10 +7,12 @@ the file, field or value, and a hint that says what to do next. The CLI prints t
 
 from __future__ import annotations
 
+import errno
+import signal
+
 
 class AipassError(Exception):
     """A failure the user can act on. Exit code 1: the operation failed."""
-
     exit_code = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -24,7 +26,6 @@ class AipassError(Exception):
 
 class RefusedError(AipassError):
     """Bad input or a request the tool will not carry out. Exit code 2; nothing written."""
-
     exit_code = 2
 
 
@@ -50,7 +51,6 @@ class UnknownMessageError(RefusedError):
 
 class ValidationError(RefusedError):
     """A stored document (config, passport, memory) breaks its schema."""
-
     def __init__(self, file: str, field: str | None, problem: str, hint: str | None = None) -> None:
         where = f"{file}: field '{field}'" if field else file
         super().__init__(f"{where}: {problem}", hint)
@@ -61,7 +61,6 @@ class ValidationError(RefusedError):
 
 class GitError(AipassError):
     """A git command failed in a way the tool did not expect."""
-
     def __init__(self, args: list[str], returncode: int, stderr: str, hint: str | None = None) -> None:
         detail = stderr.strip().splitlines()
         last = detail[-1] if detail else "no output"
@@ -78,8 +77,6 @@ class GitError(AipassError):
 
 def signal_cause(number: int) -> tuple[str, str]:
     """(what a signal that stopped git means, what to do) for an error message."""
-    import signal
-
     if number == signal.SIGXFSZ:
         return ("the file size limit (ulimit -f)", "raise the limit (ulimit -f unlimited) and run the command again")
     name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else f"signal {number}"
@@ -88,8 +85,6 @@ def signal_cause(number: int) -> tuple[str, str]:
 
 def from_os_error(exc: OSError) -> AipassError:
     """An operating-system failure while reading or writing, said in words with a fix."""
-    import errno
-
     where = f" ({exc.filename})" if exc.filename else ""
     causes = {
         errno.ENOSPC: ("the disk is full", "free some space, then run the command again"),

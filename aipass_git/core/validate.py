@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from aipass_git.core.errors import ValidationError
+from aipass_git.core.errors import RefusedError, ValidationError
 
 
 class Violation(Exception):
@@ -155,7 +155,6 @@ class Obj(Spec):
 @dataclass
 class Map(Spec):
     """An object whose keys are names chosen by the user (e.g. providers)."""
-
     value: Spec
     key_pattern: str = r"[a-z][a-z0-9_-]*"
 
@@ -178,8 +177,6 @@ def validate(doc: Any, spec: Spec, file: str, hint: str | None = None) -> None:
 
 def check_input(value: Any, spec: Spec, what: str, hint: str | None = None) -> None:
     """Refuse a value given on the command line, naming the option it came from."""
-    from aipass_git.core.errors import RefusedError
-
     try:
         spec.check(value, what)
     except Violation as v:

@@ -16,6 +16,7 @@ group, which is killed too.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
@@ -32,7 +33,6 @@ _KILL_ROUNDS = 50
 def _prctl(option: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
-    import ctypes
 
     try:
         return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0

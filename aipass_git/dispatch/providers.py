@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from aipass_git.core.config import Config
 from aipass_git.core.errors import RefusedError
+from aipass_git.dispatch.environment import search_path
 
 PLACEHOLDERS = ("prompt", "prompt_file", "model", "workdir", "agent")
 _FIELD = re.compile(r"\{([^{}]*)\}")
@@ -109,7 +110,6 @@ def problems(config: Config, name: str) -> list[tuple[str, str, str]]:
     """What would go wrong when provider NAME wakes an agent here: (warn|error, what, hint).
     For `doctor`, and for `agent new` to warn at once. An agent nobody can wake yet is a
     warning; a rule that refuses every wake on this machine is an error."""
-    from aipass_git.dispatch.environment import search_path
 
     try:
         provider = check(config, name, None)

@@ -117,7 +117,7 @@ class Runtime:
         write_atomic(self.state_path(agent), encode(state))
 
     def agent_lock(self, agent: str):
-        from filelock import FileLock
+        from filelock import FileLock  # deferred: ~40 ms cold; `inbox` reads the state without locking
 
         self.lock_path(agent).parent.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.lock_path(agent)))
@@ -125,7 +125,7 @@ class Runtime:
     def pick_lock(self, agent: str):
         """Held while the supervisor takes the next dispatch and while one is cancelled,
         so a queued dispatch is either started or cancelled, never both."""
-        from filelock import FileLock
+        from filelock import FileLock  # deferred: ~40 ms cold; `inbox` reads the state without locking
 
         path = self.root / "locks" / f"agent-{agent}.pick.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ class Runtime:
 
     def is_busy(self, agent: str) -> bool:
         """Whether a live supervisor holds the agent's session lock."""
-        from filelock import Timeout
+        from filelock import Timeout  # deferred: ~40 ms cold; `inbox` reads the state without locking
 
         lock = self.agent_lock(agent)
         try:

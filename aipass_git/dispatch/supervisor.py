@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from filelock import Timeout
+
 from aipass_git.agents import desk as desk_mod
 from aipass_git.agents.desk import Desk
 from aipass_git.agents.session import Session
@@ -40,7 +42,6 @@ CANCEL_POLL_SECONDS = 0.1  # how often a backoff wait looks for a cancel request
 @dataclass
 class Wake:
     """What one dispatch's attempts share."""
-
     task: dict[str, Any]
     registry: Registry
     passport: dict[str, Any]
@@ -68,7 +69,6 @@ class Supervisor:
         return self._session
 
     def run(self) -> int:
-        from filelock import Timeout
 
         lock = self.runtime.agent_lock(self.agent)
         config = config_mod.load(self.repo)
@@ -127,7 +127,7 @@ class Supervisor:
         try:
             self.wake(config, task, queued)
         except Exception as exc:  # noqa: BLE001 - one task must never end the session
-            import traceback
+            import traceback  # deferred: ~9 ms, needed only when a wake fails
 
             detail = f"{type(exc).__name__}: {exc}"
             self.runtime.log("wake-failed", self.agent, dispatch=task["id"], error=detail,

@@ -5,18 +5,24 @@ standard input along and prints what comes back."""
 from __future__ import annotations
 
 from aipass_git.core.repo import Repo
-from aipass_git.hooks import events, guard
 
 REFUSING = {"pre-commit": "commit", "pre-push": "push"}  # hooks whose problems stop git
 
 
 def run(repo: Repo, name: str, args: list[str], stdin: str) -> list[str]:
     """Run hook NAME; returns the reasons to refuse (only pre-commit and pre-push refuse)."""
+    # each hook imports only what it runs: a commit waits for its hook
     if name == "pre-commit":
+        from aipass_git.hooks import guard  # deferred: see above
+
         return guard.pre_commit(repo)
     if name == "pre-push":
+        from aipass_git.hooks import guard  # deferred: see above
+
         updates = [tuple(line.split()) for line in stdin.splitlines() if len(line.split()) == 4]
         return guard.pre_push(repo, updates)  # type: ignore[arg-type]
+    from aipass_git.hooks import events  # deferred: see above (it loads the dispatch code)
+
     if name in ("post-merge", "post-checkout"):
         if name == "post-merge":
             events.commit_overflow_in_background(repo)

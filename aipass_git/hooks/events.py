@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
+from aipass_git.agents.registry import Registry
 from aipass_git.core import git
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AGENTS_DIR, Repo
+from aipass_git.dispatch import recovery
+from aipass_git.dispatch.runtime import Runtime
+from aipass_git.mail import mailbox
+from aipass_git.store.events import EventStore
+from aipass_git.store.worktree_commit import commit_files
 
 
 def archives_changed(repo: Repo, old: str, new: str) -> bool:
@@ -34,9 +41,7 @@ def commit_overflow_in_background(repo: Repo) -> None:
 def commit_merge_overflow(repo: Repo, wait_seconds: float = 30.0) -> str | None:
     """The memory merge driver archives what a merge pushed over the caps into the work
     tree (a driver cannot stage); once the merge is over, commit those archive lines."""
-    import time
 
-    from aipass_git.store.worktree_commit import commit_files
 
     deadline = time.monotonic() + wait_seconds
     while (repo.git_dir / "MERGE_HEAD").exists() and time.monotonic() < deadline:
@@ -59,12 +64,6 @@ def refresh_index_in_background(repo: Repo) -> None:
 
 def wake_on_mail(repo: Repo, lines: list[str]) -> list[str]:
     """Start supervisors for agents whose mailbox received undone dispatches. Returns them."""
-    from aipass_git.agents.registry import Registry
-    from aipass_git.dispatch import recovery
-    from aipass_git.dispatch.runtime import Runtime
-    from aipass_git.mail import mailbox
-    from aipass_git.store.events import EventStore
-
     owners = []
     for line in lines:
         parts = line.split()

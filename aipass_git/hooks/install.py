@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from aipass_git.core import git, program, resources
+from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import Repo
 
 MARKER = "aipass-git hook shim"
@@ -62,7 +63,6 @@ def install(repo: Repo) -> list[str]:
 
 
 def raise_kept(path: Path, chained: Path) -> None:
-    from aipass_git.core.errors import RefusedError
 
     raise RefusedError(
         f"{path} exists and {chained.name} is already taken",

@@ -17,8 +17,8 @@ from typing import Any
 
 
 def post_office(path: str | Path | None = None, *, act_as: str | None = None):
-    from aipass_git.core.repo import discover
-    from aipass_git.mail.postoffice import PostOffice
+    from aipass_git.core.repo import discover  # deferred: every mail module imports this package first; postoffice imports them
+    from aipass_git.mail.postoffice import PostOffice  # deferred: every mail module imports this package first; postoffice imports them
 
     return PostOffice(discover(path), act_as=act_as)
 

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from aipass_git.core import git, program, schemas
+from aipass_git.core import config as config_mod, git, program, schemas
 from aipass_git.core.canonical import encode
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
@@ -96,7 +96,6 @@ def merge_files(base: Path, ours: Path, theirs: Path, path: str, root: Path) -> 
 
 
 def _caps(root: Path) -> working.Caps:
-    from aipass_git.core import config as config_mod
 
     try:
         return working.Caps.of(config_mod.read(root / ".aipass/config.yaml", ".aipass/config.yaml"))

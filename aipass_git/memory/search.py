@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aipass_git.core.repo import Repo
+from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.memory.index import Hit, Progress, open_index
 
 
@@ -21,8 +21,6 @@ def reindex(repo: Repo, progress: Progress | None = None) -> tuple[dict[str, int
 
 def related(repo: Repo, agent: str, text: str, k: int = 5) -> list[str]:
     """Archived entries of AGENT most related to TEXT, for the wake prompt (never fails)."""
-    from aipass_git.core.repo import AGENTS_DIR
-
     if not any((repo.root / AGENTS_DIR / agent / "archive").glob("*.jsonl")):
         return []  # nothing archived yet: no reason to load the index and the model
     try:

@@ -18,6 +18,7 @@ from aipass_git.core.config import Config
 from aipass_git.core.documents import load_json, require_equal
 from aipass_git.core.errors import RefusedError, ValidationError
 from aipass_git.core.repo import AGENTS_DIR, Repo
+from aipass_git.store.worktree_commit import commit_files, worktree_lock
 
 KINDS = {"learning": "learnings", "observation": "observations", "session": "sessions"}
 DEFAULT_ENTRY_MAX_CHARS = 4000
@@ -141,7 +142,6 @@ def record(repo: Repo, config: Config, agent: str, kind: str, text: str, *, mess
 
     Returns (entry, new commit, number of entries archived by the caps).
     """
-    from aipass_git.store.worktree_commit import commit_files, worktree_lock
 
     if kind not in KINDS:
         raise RefusedError(f"unknown memory kind {kind!r}", f"one of: {', '.join(KINDS)}")

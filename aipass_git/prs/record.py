@@ -16,6 +16,7 @@ from aipass_git.core.errors import RefusedError, UnknownMessageError
 from aipass_git.store.events import Apply, Event, EventStore
 from aipass_git.store.objects import Ident
 from aipass_git.store.tree_view import TreeView
+from aipass_git.core import git
 
 NAMESPACE = "refs/aipass/prs/"
 FILE = "pr.json"
@@ -44,7 +45,6 @@ def _read(view: TreeView) -> dict[str, Any] | None:
 def event(kind: str, author: Ident, change: dict[str, Any], *, expect: tuple[str, ...] | None = None,
           create: dict[str, Any] | None = None, summary: str = "") -> Apply:
     """An event that changes pr.json by CHANGE (or creates it from CREATE)."""
-
     def apply(view: TreeView) -> Event | None:
         pr = _read(view)
         if pr is None:
@@ -68,12 +68,10 @@ def event(kind: str, author: Ident, change: dict[str, Any], *, expect: tuple[str
 
 class PRBook:
     """Reads PR records."""
-
     def __init__(self, store: EventStore) -> None:
         self.store = store
 
     def ids(self) -> list[str]:
-        from aipass_git.core import git
 
         return sorted(ref[len(NAMESPACE):] for ref, _ in git.list_refs(self.store.repo.root, NAMESPACE))
 

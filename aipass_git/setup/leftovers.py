@@ -14,14 +14,20 @@ repository without waiting for the next write:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from aipass_git.core import git
-from aipass_git.core import pids
+from aipass_git.core import git, pids
 from aipass_git.core.canonical import TEMP_SUFFIX, temp_owner
 from aipass_git.core.errors import AipassError
-from aipass_git.core.repo import AGENTS_DIR, Repo
+from aipass_git.core.repo import AGENTS_DIR, Repo, discover
+from aipass_git.dispatch import recovery
+from aipass_git.dispatch.runtime import Runtime
+from aipass_git.memory import working
+from aipass_git.prs.queue import MergeQueue
+from aipass_git.store.events import EventStore
+from aipass_git.store.worktree_commit import finish_interrupted
 from aipass_git.store import locks
 from aipass_git.store.journal import Journal
 
@@ -62,7 +68,6 @@ def fix(repo: Repo) -> list[str]:
             except FileNotFoundError:
                 pass
     for item in _sessions(repo):
-        from aipass_git.dispatch import recovery
 
         recovery.heal(repo, item.where)
         done.append(f"recovered @{item.where}'s session (its supervisor had died)")
@@ -140,7 +145,6 @@ def _temp_files(repo: Repo) -> list[Leftover]:
 
 
 def _sessions(repo: Repo) -> list[Leftover]:
-    from aipass_git.dispatch.runtime import Runtime
 
     runtime = Runtime(repo)
     folder = runtime.root / "agents"
@@ -156,9 +160,7 @@ def _sessions(repo: Repo) -> list[Leftover]:
 
 
 def _archive_duplicates(repo: Repo) -> list[Leftover]:
-    from collections import Counter
 
-    from aipass_git.memory import working
 
     found = []
     for path in sorted((repo.root / AGENTS_DIR).glob("*/archive/*.jsonl")):
@@ -181,8 +183,6 @@ def _finish_journal(repo: Repo) -> list[str]:
     journal = Journal(repo)
     if not journal.has_records():
         return []
-    from aipass_git.store.events import EventStore
-    from aipass_git.store.worktree_commit import finish_interrupted
 
     done = []
     with EventStore(repo) as store, store.gate.exclusive():
@@ -191,13 +191,12 @@ def _finish_journal(repo: Repo) -> list[str]:
             done.append(f"finished {n} interrupted bulk send{'s' if n != 1 else ''}")
     for root in _worktree_roots(repo):
         try:
-            n = finish_interrupted(_repo_at(root))
+            n = finish_interrupted(discover(root))
         except AipassError:
             continue
         if n:
             done.append(f"brought {root} up to its branch after {n} interrupted commit{'s' if n != 1 else ''}")
     if journal.has_records():
-        from aipass_git.prs.queue import MergeQueue
 
         try:
             queue = MergeQueue(repo)
@@ -212,9 +211,3 @@ def _finish_journal(repo: Repo) -> list[str]:
 
 def _worktree_roots(repo: Repo) -> list[Path]:
     return [w.path for w in git.worktrees(repo.root)]
-
-
-def _repo_at(root: Path) -> Repo:
-    from aipass_git.core.repo import discover
-
-    return discover(root)

@@ -9,6 +9,8 @@ from aipass_git.core import config as config_mod, git, names
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import CONFIG_FILE, Repo
 from aipass_git.store.worktree_commit import commit_files
+from aipass_git.hooks import install as hook_shims
+from aipass_git.memory import drivers
 
 ATTRIBUTES_FILE = ".gitattributes"
 ATTRIBUTES_BEGIN = "# >>> aipass-git (managed by `git aipass init`; edit outside this block)"
@@ -75,14 +77,12 @@ def initialise(repo: Repo, *, orchestrator: str | None = None, hooks: bool = Tru
         if path not in contents and (repo.root / path).is_file():
             contents[path] = (repo.root / path).read_bytes()
 
-    from aipass_git.memory import drivers
 
     result = InitResult(config.orchestrator, config.base_branch, files=sorted(contents))
     if not drivers.installed(repo):
         drivers.install(repo)  # repository config, not committed: nothing for the commit
         result.drivers_installed = True
     if hooks:
-        from aipass_git.hooks import install as hook_shims
 
         if set(hook_shims.installed(repo)) != set(hook_shims.HOOKS):
             result.hooks_installed = hook_shims.install(repo)

@@ -16,6 +16,7 @@ never stale. `Held` records its holder beside the lock, so that whoever waits ca
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from aipass_git.core import clock
+from aipass_git.core import clock, git
 from aipass_git.core.errors import AipassError
 
 STALE_SECONDS = 0.5
@@ -103,7 +104,6 @@ def describe(path: Path) -> str:
 
 class Held:
     """An aipass file lock whose holder (pid, what, since) is recorded beside it."""
-
     def __init__(self, path: Path, what: str) -> None:
         self.path = path
         self.what = what
@@ -174,7 +174,6 @@ class Gate:
 
     @contextmanager
     def _held(self, mode: str) -> Iterator[None]:
-        import fcntl
 
         state = self._open.get(self.path)
         if state is not None and (state[1] == "exclusive" or mode == "shared"):
@@ -201,7 +200,6 @@ class Gate:
 def run_git(args: list[str], cwd: Path, *, env: dict[str, str] | None = None, timeout: float = 60.0):
     """`git ARGS` that removes a stale lock it runs into (index.lock, HEAD.lock, ...) and
     tries again; returns the completed process (checked by the caller)."""
-    from aipass_git.core import git
 
     for _ in range(3):
         proc = git.run(args, cwd, env=env, check=False, timeout=timeout)

@@ -33,6 +33,8 @@ from aipass_git.store import locks
 from aipass_git.store.journal import Entry, Journal
 from aipass_git.store.objects import Ident
 from aipass_git.store.refs import TOOL_WRITE, move
+from aipass_git.store.events import EventStore
+from aipass_git.store.tree_view import TreeView
 
 # Marks commits made by the tool, for hooks that must tell them from an agent's own.
 TOOL_ENV = {"AIPASS_TOOL_COMMIT": "1"}
@@ -76,8 +78,6 @@ def commit_files(repo: Repo, files: dict[str, bytes | None], message: str, *, au
     Returns the new commit id, or None when the branch already held exactly these files
     (then only the work tree and the index are brought in line).
     """
-    from aipass_git.store.events import EventStore
-    from aipass_git.store.tree_view import TreeView
 
     paths = sorted(files)
     with worktree_lock(repo), EventStore(repo) as store:

@@ -123,7 +123,7 @@ def orchestrator(ctx):
 
 @standard("aipass.retired-not-addressed", "no work waits for a retired agent", severity="warning")
 def retired_not_addressed(ctx):
-    from aipass_git.mail import mailbox
+    from aipass_git.mail import mailbox  # deferred: the commit hook loads every standard; only the full audit reads mail
     from aipass_git.store.events import EventStore
 
     retired = [a for a in ctx.agents if not a.active]

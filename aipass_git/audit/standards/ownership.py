@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from aipass_git.audit.engine import Problem, standard
+from aipass_git.audit.engine import Problem, owned_pattern, standard
 from aipass_git.core.repo import AGENTS_DIR
 
 
 @standard("ownership.globs-match", "every glob an agent owns matches at least one tracked file", severity="warning")
 def globs_match(ctx):
-    from aipass_git.audit.engine import owned_pattern
 
     for agent in ctx.agents:
         if not agent.active:

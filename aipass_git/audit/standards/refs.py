@@ -25,7 +25,7 @@ def well_formed(ctx):
 
 @standard("refs.mailbox-state", "each mailbox's tip holds every message its index lists, and no other")
 def mailbox_state(ctx):
-    from aipass_git.mail import mailbox
+    from aipass_git.mail import mailbox  # deferred: the commit hook loads every standard; only the full audit reads mail
     from aipass_git.store.events import EventStore
 
     with EventStore(ctx.repo) as store:

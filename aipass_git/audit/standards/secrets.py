@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aipass_git.audit.engine import Problem, standard
-from aipass_git.core import secrets
+from aipass_git.core import git, secrets
 
 HINT = "remove it, rotate the credential, and keep secrets in a vault or the environment"
 
@@ -33,8 +33,7 @@ def in_files(ctx):
 @standard("secrets.mail", "no credentials in mail bodies on mailbox refs")
 def in_mail(ctx):
 
-    from aipass_git.core import git
-    from aipass_git.mail import mailbox
+    from aipass_git.mail import mailbox  # deferred: the commit hook loads every standard; only the full audit reads mail
     from aipass_git.store.events import EventStore
 
     with EventStore(ctx.repo) as store:
