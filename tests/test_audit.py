@@ -90,6 +90,19 @@ def break_mailbox_state(repo, cli):
         po.store.append(mailbox.ref_for("api"), drop_index)
 
 
+def break_secret_mail(repo, cli):
+    """A secret in mail that came in without the sender's --allow-secret (an older
+    aipass, another tool writing the ref): written straight through the store."""
+    from aipass_git.core.repo import discover
+    from aipass_git.mail import mailbox, message as msg
+    from aipass_git.store.events import EventStore
+    from aipass_git.store.objects import Ident
+
+    leaked = msg.build(sender="human", recipient="api", subject="creds", body="-----BEGIN RSA PRIVATE KEY-----\nabc")
+    with EventStore(discover(repo)) as store:
+        store.append(mailbox.ref_for("api"), mailbox.deliver(leaked, Ident("x", "x@y")))
+
+
 def break_retired(repo, cli):
     assert cli("send", "@docs", "pending", "b", cwd=repo).code == 0
     assert cli("agent", "retire", "docs", cwd=repo).code == 0
@@ -116,7 +129,8 @@ BREAKERS = {
     "ownership.no-overlap": lambda r, c: (passport(r, "api", owns=["src/**"]), passport(r, "docs", owns=["src/*.py"])),
     "secrets.aipass": lambda r, c: memory(r, "api", ["deploy key AKIAABCDEFGHIJKLMNOP"]),
     "secrets.files": lambda r, c: commit_file(r, "config/settings.ini", "token = ghp_" + "a" * 36 + "\n"),
-    "secrets.mail": lambda r, c: c("send", "@api", "creds", "-----BEGIN RSA PRIVATE KEY-----\nabc", cwd=r),
+    "secrets.mail": break_secret_mail,
+    "secrets.commits": lambda r, c: git(r, "commit", "-q", "--allow-empty", "-m", "deploy with AKIAABCDEFGHIJKLMNOP"),
     "hygiene.conflict-markers": lambda r, c: commit_file(r, "notes.txt", "a\n<<<<<<< HEAD\nb\n=======\nc\n>>>>>>> other\n"),
     "hygiene.file-size": lambda r, c: commit_file(r, "big.bin", b"x" * (5 * 1024 * 1024 + 1)),
     "hygiene.home-paths": lambda r, c: memory(r, "api", ["the data is in /home/alice/data/prices.csv"]),
@@ -142,7 +156,7 @@ def test_every_standard_has_a_breaking_fixture():
 def test_a_clean_repository_passes_every_standard(clean_repo: Path, cli):
     code, findings = audit(cli, clean_repo)
     assert (code, findings) == (0, [])
-    assert "clean: 28 standards" in cli("audit", cwd=clean_repo).out
+    assert f"clean: {len(ALL_IDS)} standards" in cli("audit", cwd=clean_repo).out
 
 
 @pytest.mark.parametrize("standard", ALL_IDS)
@@ -227,7 +241,7 @@ def test_changed_and_paths_limit_the_file_standards(clean_repo: Path, cli):
     commit_file(clean_repo, "old.txt", "<<<<<<< HEAD\n")
     git(clean_repo, "branch", "-f", "base-here")
     (clean_repo / "new.txt").write_text(">>>>>>> theirs\n")
-    _, changed = audit(cli, clean_repo, "--changed", "base-here")
+    _, changed = audit(cli, clean_repo, "--changed", "--base", "base-here")
     assert {f["path"] for f in changed if f["standard"] == "hygiene.conflict-markers"} == {"new.txt"}
     _, only = audit(cli, clean_repo, "old.txt")
     assert {f["path"] for f in only if f["standard"] == "hygiene.conflict-markers"} == {"old.txt"}

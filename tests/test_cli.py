@@ -57,7 +57,7 @@ def test_help_command_matches_dash_h(cli, tmp_path):
     root = cli("help", cwd=tmp_path)
     assert root.code == 0 and "agent" in root.out and "init" in root.out
     unknown = cli("help", "frobnicate", cwd=tmp_path)
-    assert unknown.code == 1 and "no command 'frobnicate'" in unknown.err
+    assert unknown.code == 2 and "no command 'frobnicate'" in unknown.err  # as `git aipass frobnicate`
 
 
 def test_no_arguments_prints_help_and_succeeds(cli, tmp_path):

@@ -196,12 +196,14 @@ def test_bad_messages_are_refused(mail_repo: Path, cli, args, words):
     assert refs_state(mail_repo) == before
 
 
-def test_text_may_start_with_a_dash_but_not_be_a_stray_option(mail_repo: Path, cli):
-    [m] = send(cli, mail_repo, "@api", "list", "- one\n- two")
-    assert m["body"] == "- one\n- two"
+def test_text_starting_with_a_dash_comes_after_double_dash_and_a_stray_option_is_refused(mail_repo: Path, cli):
+    listed = cli("send", "--json", "@api", "list", "--", "- one\n- two", cwd=mail_repo)
+    assert json.loads(listed.out)["messages"][0]["body"] == "- one\n- two"
     before = refs_state(mail_repo)
     typo = cli("send", "@api", "subject", "--wiat", cwd=mail_repo)
-    assert typo.code == 2 and "no such option: --wiat" in typo.err
+    assert typo.code == 2 and "No such option '--wiat'" in typo.err and "hint:" in typo.err
+    unquoted = cli("send", "@api", "subject", "- one", cwd=mail_repo)
+    assert unquoted.code == 2 and "No such option" in unquoted.err
     assert refs_state(mail_repo) == before
     literal = cli("send", "--json", "@api", "subject", "--", "--literally", cwd=mail_repo)
     assert json.loads(literal.out)["messages"][0]["body"] == "--literally"

@@ -180,11 +180,16 @@ def test_memory_diff_reports_learned_archived_and_forgot(mail_repo: Path, cli):
     assert [e["text"] for e in api["forgot"]] == ["two"]
 
 
-def test_a_secret_is_flagged_but_the_entry_kept(mail_repo: Path, cli):
-    result = cli("memory", "add", "the key is sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345", cwd=mail_repo, env=AS_API)
-    assert result.code == 0
-    assert "warning:" in result.err and "Anthropic key" in result.err
+def test_a_secret_is_refused_before_anything_is_written_unless_allowed(mail_repo: Path, cli):
+    before = snapshot(mail_repo)
+    text = "the key is sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345"
+    refused = cli("memory", "add", text, cwd=mail_repo, env=AS_API)
+    assert refused.code == 2 and "an Anthropic key" in refused.err and "--allow-secret" in refused.err
+    assert snapshot(mail_repo) == before
+    allowed = cli("memory", "add", text, "--allow-secret", "--json", cwd=mail_repo, env=AS_API)
+    assert allowed.code == 0 and json.loads(allowed.out)["secrets"] == ["Anthropic key", "OpenAI key"]
     assert "sk-ant" in (mail_repo / MEM).read_text()
+    assert "Aipass-Allowed-Secret: Anthropic key, OpenAI key" in git(mail_repo, "log", "-1", "--format=%B")
 
 
 def test_bad_memory_input(mail_repo: Path, cli):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aipass_git.core import resources
+from aipass_git.core.documents import load_yaml
 from aipass_git.core.errors import RefusedError, ValidationError
 from aipass_git.core.schemas import OWNED_GLOB
 from aipass_git.core.validate import List, Obj, Str, validate
@@ -39,14 +40,12 @@ def available() -> list[str]:
 
 
 def load(name: str) -> AgentTemplate:
-    import yaml  # deferred: only agent creation reads templates
-
     folder = resources.templates_dir() / "agents" / name
     names = available()
     if name not in names:
         raise RefusedError(f"unknown template {name!r}", f"choose one of: {', '.join(names)}")
     file = f"templates/agents/{name}/template.yaml"
-    meta = yaml.safe_load((folder / "template.yaml").read_text(encoding="utf-8"))
+    meta = load_yaml((folder / "template.yaml").read_text(encoding="utf-8"), file)
     validate(meta, _TEMPLATE, file)
     readme_path: Path = folder / "README.md"
     if not readme_path.is_file():

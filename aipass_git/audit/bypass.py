@@ -16,6 +16,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from aipass_git.audit.engine import Finding
+from aipass_git.core.documents import load_yaml
 from aipass_git.core.errors import ValidationError
 from aipass_git.core.repo import AIPASS_DIR, Repo
 from aipass_git.core.validate import List, Obj, Str, validate
@@ -45,15 +46,10 @@ class Bypass:
 
 
 def load(repo: Repo) -> list[Bypass]:
-    import yaml  # deferred: ~20 ms, paid only when a bypass file exists
-
     path = repo.root / FILE
     if not path.is_file():
         return []
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    except yaml.YAMLError as exc:
-        raise ValidationError(FILE, None, f"not valid YAML: {exc}", "fix the file") from None
+    raw = load_yaml(path.read_text(encoding="utf-8"), FILE, "fix the file") or []
     for item in raw if isinstance(raw, list) else []:
         if isinstance(item, dict) and isinstance(item.get("expires"), dt.date):
             item["expires"] = item["expires"].isoformat()  # YAML reads 2027-01-31 as a date

@@ -44,7 +44,6 @@ def new(
     as_json: bool = JSON,
 ) -> None:
     """Create an agent: passport, working memory and README, committed in one commit."""
-
     registry = _registry()
     agent, commit = registry.create(name, role=role, provider=provider, model=model, owns=owns, template=template)
     if as_json:

@@ -16,9 +16,6 @@ import click
 import typer
 from typer.core import TyperGroup
 
-# the arguments of this invocation, for the few checks that must see them as typed
-ARGV: list[str] = []
-
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 # Each command or group: the module under aipass_git.cli that defines it, and the summary
@@ -80,6 +77,17 @@ class LazyGroup(TyperGroup):
         if self.listing:
             return click.Command(name, help=summary, hidden=summary is None)
         return _module_group(module).get_command(ctx, name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """`git aipass @agent "task"` is `dispatch @agent SUBJECT TASK`, the subject being the
+        task's first line: the one shorthand, read here rather than by rewriting argv."""
+        if args and args[0].startswith("@"):
+            if len(args) < 2:
+                raise click.UsageError(f"{args[0]}: what is the task?  e.g. git aipass {args[0]} \"fix the tests\"", ctx)
+            task = args[1]
+            subject = task.strip().splitlines()[0][:200] if task.strip() else task
+            return "dispatch", self.get_command(ctx, "dispatch"), [args[0], subject, task, *args[2:]]
+        return super().resolve_command(ctx, args)
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         self.listing = True

@@ -23,8 +23,10 @@ app = commands()
 def audit(
     paths: Optional[List[str]] = typer.Argument(None, help="Only these files or folders (default: the whole repository)."),
     agent: Optional[str] = typer.Option(None, "--agent", metavar="@AGENT", help="Only this agent's files and records."),
-    changed: Optional[str] = typer.Option(
-        None, "--changed", metavar="[BASE]", help="Only files changed since BASE (default: the base branch): the file standards, and the .aipass ones when .aipass changed.",
+    changed: bool = typer.Option(
+        False, "--changed", help="Only files changed since --base (default: the base branch): the file standards, and the .aipass ones when .aipass changed."),
+    base: Optional[str] = typer.Option(
+        None, "--base", metavar="REV", help="With --changed: compare with this branch or commit instead of the base branch.",
         show_default=False,
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts and agents."),
@@ -46,7 +48,7 @@ def audit(
         rows = [(s.id, s.severity, s.scope, s.description) for s in BUILTIN + extra]
         typer.echo(table(["STANDARD", "SEVERITY", "SCOPE", "DESCRIPTION"], rows, max_width=80))
         return
-    report = runner.audit(repo, paths=paths or None, agent=names.normalize(agent) if agent else None, changed=changed,
+    report = runner.audit(repo, paths=paths or None, agent=names.normalize(agent) if agent else None, changed=(base or "") if changed else None,
                           standards=runner.select(only))
     if sarif is not None:
         sarif.write_text(json.dumps(to_sarif(report), indent=2) + "\n", encoding="utf-8")

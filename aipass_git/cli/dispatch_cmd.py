@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from aipass_git.cli.app import commands
-from aipass_git.cli.mail_cmd import FILE, _body, not_an_option
+from aipass_git.cli.mail_cmd import ALLOW_SECRET, FILE, _body
 from aipass_git.cli.output import emit_json, table
 from aipass_git.core.names import strip_at
 from aipass_git.core.repo import discover
@@ -21,11 +21,9 @@ from aipass_git.dispatch.status import agents_status
 app = commands()
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
-# a body or text may start with "-" (a markdown list, a PEM block): it is text, not an option
-TEXT_ARGS = {"ignore_unknown_options": True}
 
 
-@app.command(context_settings=TEXT_ARGS)
+@app.command()
 def dispatch(
     agent: str = typer.Argument(..., metavar="@AGENT", help="The agent to wake."),
     subject: str = typer.Argument(..., help="The task, in one line."),
@@ -34,6 +32,7 @@ def dispatch(
     wait: bool = typer.Option(False, "--wait", help="Block until the run ends: exit 0 if it succeeded, 1 if it was bounced, crashed or cancelled."),
     timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", min=0, help="With --wait: stop waiting after this long (exit 124; the run goes on)."),
     act_as: Optional[str] = typer.Option(None, "--as", metavar="@AGENT", help="Send as this agent (human and orchestrator only)."),
+    allow_secret: bool = ALLOW_SECRET,
     as_json: bool = JSON,
 ) -> None:
     """Send a task and wake the agent's CLI on its desk, watched by a supervisor.
@@ -43,10 +42,8 @@ def dispatch(
     `git aipass @agent "task"` is short for this, with the task as subject and body.
     Stop it with `git aipass cancel @agent [ID]`.
     """
-
-    not_an_option(subject)
     repo = discover()
-    result = dispatcher.dispatch(repo, agent, subject, _body(body, file), act_as=act_as)
+    result = dispatcher.dispatch(repo, agent, subject, _body(body, file), act_as=act_as, allow_secret=allow_secret)
     message = result.message
     if wait:
         result.outcome = dispatcher.wait(repo, message["id"], timeout, agent=message["to"])
@@ -74,7 +71,6 @@ def cancel(
     starts. Either way the sender is told, and `dispatch --wait` returns "cancelled".
     Allowed for the dispatch's sender, the human and the orchestrator.
     """
-
     done = cancel_dispatch(discover(), agent, dispatch_id, act_as=act_as)
     if as_json:
         emit_json({"v": 1, "dispatch": done.dispatch, "running": done.running, "outcome": done.outcome})

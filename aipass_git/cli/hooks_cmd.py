@@ -25,7 +25,6 @@ def install() -> None:
     A hook that is already there keeps working: it is renamed <hook>.aipass-chained and
     runs first.
     """
-
     repo = discover()
     done = hooks.install(repo)
     typer.echo(f"installed {', '.join(done)} in {hooks.hooks_dir(repo)}")
@@ -34,7 +33,6 @@ def install() -> None:
 @hooks_app.command("uninstall")
 def uninstall() -> None:
     """Remove the shims and put back any hook they had chained."""
-
     done = hooks.uninstall(discover())
     typer.echo(f"removed {', '.join(done)}" if done else "no aipass hooks were installed")
 
@@ -42,7 +40,6 @@ def uninstall() -> None:
 @hooks_app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Which aipass hooks are installed, and where."""
-
     repo = discover()
     done = hooks.installed(repo)
     if as_json:

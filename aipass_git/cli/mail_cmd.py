@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from aipass_git.cli.app import ARGV, commands, group
+from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, table
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
+from aipass_git.core.text import for_terminal
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail.postoffice import PostOffice
 
@@ -22,20 +22,19 @@ mail_app = group("mail", "Mail history: the event log of a mailbox ref.")
 app.add_typer(mail_app, name="mail")
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
-# a body or text may start with "-" (a markdown list, a PEM block): it is text, not an option
-TEXT_ARGS = {"ignore_unknown_options": True}
 AS = typer.Option(None, "--as", metavar="@AGENT", help="Act as this agent (only the human and the orchestrator).")
 FILE = typer.Option(None, "--file", "-F", metavar="FILE", help="Read the body from FILE ('-' for standard input).")
+ALLOW_SECRET = typer.Option(False, "--allow-secret",
+                            help="Send even though the text looks like it holds a credential (recorded with it).")
+RAW = typer.Option(False, "--raw", help="Print the body as stored, control characters and all (not escaped).")
 
 
 def _post_office(act_as: str | None = None):
-
     return PostOffice(discover(), act_as=act_as)
 
 
 def heal(repo, agents: list[str]) -> None:
     """Commands that touch agents notice a dead supervisor and restart its queue."""
-
     busy = Runtime(repo).not_idle(agents)
     if busy:  # only then is recovery's code worth importing
         from aipass_git.dispatch.recovery import heal_all  # deferred: ~11 ms, worth paying only for an agent whose state says busy
@@ -43,21 +42,9 @@ def heal(repo, agents: list[str]) -> None:
         heal_all(repo, busy)
 
 
-def not_an_option(*words: str | None) -> None:
-    """Text may start with '-', but a lone `--word` is a mistyped option, not a message."""
-
-
-    if "--" in ARGV:
-        return  # the user said that what follows is text
-    for word in words:
-        if word and re.fullmatch(r"--?[A-Za-z][A-Za-z-]*", word):
-            raise RefusedError(f"no such option: {word}", "see -h; to send text that looks like an option, put -- before it")
-
-
 def _body(body: str | None, file: Path | None) -> str:
-    """The body from the argument, --file, or standard input (when piped, or given as '-')."""
-
-    not_an_option(body)
+    """The body from the argument, --file, or standard input (when piped, or given as '-').
+    Text starting with '-' comes after `--`, as for any command."""
     if body is not None and file is not None:
         raise RefusedError("give the body as an argument or with --file, not both", "drop one of them")
     if file is not None and str(file) != "-":
@@ -105,16 +92,19 @@ def _who(address: str, meta: dict | None = None) -> str:
     return f"@{address} ({name})" if name else f"@{address}"
 
 
-@app.command(context_settings=TEXT_ARGS)
+@app.command()
 def send(
     words: List[str] = typer.Argument(..., metavar="@TO... SUBJECT [BODY]", help="Recipients (@agent, @human or @all), the subject, then the body."),
     file: Optional[Path] = FILE,
     act_as: Optional[str] = AS,
+    allow_secret: bool = ALLOW_SECRET,
     as_json: bool = JSON,
 ) -> None:
     """Send a message: `git aipass send @quality "subject" "body"`.
 
     Without BODY the body comes from --file, or from standard input when it is piped.
+    A body that starts with '-' (a list) goes after `--`: send @quality "subject" -- "- one".
+    A message that looks like it holds a credential is refused (see --allow-secret).
     """
     recipients = [w for w in _leading_addresses(words)]
     rest = words[len(recipients):]
@@ -125,9 +115,8 @@ def send(
     if len(rest) > 2:
         raise RefusedError(f"too many words after the subject: {rest[2]!r}", "quote the subject and the body")
     subject, body = rest[0], rest[1] if len(rest) > 1 else None
-    not_an_option(subject)
     with _post_office(act_as) as po:
-        sent = po.send(recipients, subject, _body(body, file))
+        sent = po.send(recipients, subject, _body(body, file), allow_secret=allow_secret)
         heal(po.repo, [m["to"] for m in sent])
     if as_json:
         emit_json({"v": 1, "messages": sent})
@@ -174,15 +163,21 @@ def inbox(
 def read(
     message_id: str = typer.Argument(..., metavar="ID", help="A message of your mailbox (any unique prefix)."),
     act_as: Optional[str] = AS,
+    raw: bool = RAW,
     as_json: bool = JSON,
 ) -> None:
-    """Show a message and mark it read."""
+    """Show a message and mark it read.
+
+    Control characters in the body (a terminal's escape sequences, bidirectional
+    overrides) are shown escaped; --raw prints them as they are.
+    """
     with _post_office(act_as) as po:
         m = po.read(message_id)
     if as_json:
         emit_json(m)
         return
-    typer.echo(_render(m))
+    text = _render(m)
+    typer.echo(text if raw else for_terminal(text))
 
 
 def _render(m: dict) -> str:
@@ -199,17 +194,18 @@ def _render(m: dict) -> str:
     return "\n".join(f"{k + ':':<9}{v}" for k, v in head) + "\n\n" + m["body"].rstrip("\n") + "\n"
 
 
-@app.command(context_settings=TEXT_ARGS)
+@app.command()
 def reply(
     message_id: str = typer.Argument(..., metavar="ID", help="The message to answer (any unique prefix)."),
     body: Optional[str] = typer.Argument(None, help="The answer (or --file, or standard input)."),
     file: Optional[Path] = FILE,
     act_as: Optional[str] = AS,
+    allow_secret: bool = ALLOW_SECRET,
     as_json: bool = JSON,
 ) -> None:
     """Answer a message: to its sender, in the same thread; the original is marked done."""
     with _post_office(act_as) as po:
-        sent = po.reply(message_id, _body(body, file))
+        sent = po.reply(message_id, _body(body, file), allow_secret=allow_secret)
     if as_json:
         emit_json(sent)
     else:
@@ -229,21 +225,26 @@ def done(
         emit_json({"v": 1, "messages": lines})
     else:
         for line in lines:
-            typer.echo(f"done {line['id']}: {line['subject']}")
+            typer.echo(for_terminal(f"done {line['id']}: {line['subject']}"))
 
 
 @app.command()
 def thread(
     message_id: str = typer.Argument(..., metavar="ID", help="Any message of the thread (any unique prefix)."),
+    raw: bool = RAW,
     as_json: bool = JSON,
 ) -> None:
-    """Show a whole conversation, across mailboxes, oldest first."""
+    """Show a whole conversation, across mailboxes, oldest first.
+
+    Bodies are escaped as `read` escapes them; --raw prints them as stored.
+    """
     with _post_office() as po:
         messages = po.thread(message_id)
     if as_json:
         emit_json({"v": 1, "thread": messages[0]["thread"], "messages": messages})
         return
-    typer.echo("\n".join(_render(m) for m in messages).rstrip("\n"))
+    text = "\n".join(_render(m) for m in messages).rstrip("\n")
+    typer.echo(text if raw else for_terminal(text))
 
 
 @mail_app.command("log")

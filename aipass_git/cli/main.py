@@ -15,8 +15,8 @@ import click
 import typer
 
 from aipass_git import __version__
-from aipass_git.cli.app import ARGV, root as app, show_help_without_command
-from aipass_git.core.errors import AipassError, from_os_error
+from aipass_git.cli.app import root as app, show_help_without_command
+from aipass_git.core.errors import AipassError, RefusedError, from_os_error
 
 PROG = "git aipass"
 
@@ -45,38 +45,15 @@ def help_command(
     for word in command or []:
         sub = current.get_command(current_ctx, word) if isinstance(current, click.Group) else None
         if sub is None:
-            raise AipassError(f"no command {' '.join(command)!r}", f"see the list with: {PROG} -h")
+            raise RefusedError(f"no command {' '.join(command)!r}", f"see the list with: {PROG} -h")
         current_ctx = click.Context(sub, info_name=word, parent=current_ctx)
         current = sub
     # Exactly what `COMMAND -h` prints (the rich formatter prints itself and returns "").
     typer.echo(current.get_help(current_ctx))
 
 
-def shorthand(args: list[str]) -> list[str]:
-    """`git aipass @agent "task"` is `git aipass dispatch @agent SUBJECT TASK`."""
-    first = next((i for i, a in enumerate(args) if a != "--debug"), None)
-    if first is None or not args[first].startswith("@") or len(args) < first + 2:
-        return args
-    task = args[first + 1]
-    subject = task.strip().splitlines()[0][:200] if task.strip() else task
-    return [*args[:first], "dispatch", args[first], subject, task, *args[first + 2 :]]
-
-
-OPTIONAL_VALUES = ("--changed",)  # options whose value may be left out: `audit --changed [BASE]`
-
-
-def optional_values(args: list[str]) -> list[str]:
-    out = []
-    for i, arg in enumerate(args):
-        out.append(arg)
-        if arg in OPTIONAL_VALUES and (i + 1 == len(args) or args[i + 1].startswith("-")):
-            out.append("")  # click has no optional option values; "" means "the default"
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = optional_values(shorthand(list(sys.argv[1:] if argv is None else argv)))
-    ARGV[:] = args
+    args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("AIPASS_DEBUG"))
     command = typer.main.get_command(app)
     try:

@@ -14,6 +14,7 @@ from aipass_git.cli.output import emit_json, short
 from aipass_git.core import config as config_mod, names
 from aipass_git.core.repo import discover
 from aipass_git.core.schemas import MEMORY_SHOWN
+from aipass_git.core.text import for_terminal, plural
 from aipass_git.hooks.events import commit_merge_overflow
 from aipass_git.memory import index, review, verbs
 from aipass_git.memory.drivers import merge_files, textconv as convert
@@ -26,35 +27,32 @@ memory_app = group("memory", "Agents' working memory, its archive, and search by
 app.add_typer(memory_app, name="memory")
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
-# a body or text may start with "-" (a markdown list, a PEM block): it is text, not an option
-TEXT_ARGS = {"ignore_unknown_options": True}
 
 
 def _session():
-
     return Session.open(discover())
 
 
-@memory_app.command("add", context_settings=TEXT_ARGS)
+@memory_app.command("add")
 def add(
-    text: str = typer.Argument(..., help="What was learned or observed, in a sentence or two."),
+    text: str = typer.Argument(..., help="What was learned or observed, in a sentence or two (after -- if it starts with -)."),
     kind: str = typer.Option("learning", "--kind", help="learning or observation."),
     agent: Optional[str] = typer.Option(None, "--agent", metavar="@AGENT", help="Whose memory (the human must say)."),
+    allow_secret: bool = typer.Option(False, "--allow-secret",
+                                      help="Record it even though it looks like a credential (the commit says so)."),
     as_json: bool = JSON,
 ) -> None:
-    """Record an entry in working memory and commit it on the current branch (your desk)."""
+    """Record an entry in working memory and commit it on the current branch (your desk).
 
-    added = verbs.add(_session(), text, kind=kind, agent=agent)
-    if added.secrets:
-        sys.stderr.write(
-            f"warning: the entry looks like it contains a secret ({', '.join(added.secrets)}); it is now in git history.\n"
-            "hint: rotate that credential, and keep secrets out of memory\n"
-        )
+    An entry that looks like it holds a credential is refused before anything is written:
+    memory and its commit message stay in history.
+    """
+    added = verbs.add(_session(), text, kind=kind, agent=agent, allow_secret=allow_secret)
     if as_json:
         emit_json({"agent": added.agent, "entry": added.entry, "commit": added.commit, "archived": added.archived,
                    "secrets": added.secrets})
     else:
-        extra = f"; {added.archived} older entries archived" if added.archived else ""
+        extra = f"; {plural(added.archived, 'older entry', 'older entries')} archived" if added.archived else ""
         typer.echo(f"@{added.agent} {kind} {added.entry['id'][:12]} recorded ({short(added.commit)}){extra}")
 
 
@@ -65,7 +63,6 @@ def show(
     as_json: bool = JSON,
 ) -> None:
     """Show an agent's working memory, newest entries first."""
-
     owner, doc = verbs.show(_session(), agent, at=at)
     if as_json:
         emit_json(doc)
@@ -75,7 +72,7 @@ def show(
         entries = doc[section]
         typer.echo(f"\n{section} ({len(entries)})")
         for e in reversed(entries):
-            typer.echo(f"  {e['created'][:10]} {e['id'][:12]}  {' '.join(e['text'].split())}")
+            typer.echo(for_terminal(f"  {e['created'][:10]} {e['id'][:12]}  {' '.join(e['text'].split())}"))
 
 
 @memory_app.command("search")
@@ -87,7 +84,6 @@ def search(
     as_json: bool = JSON,
 ) -> None:
     """Find memory entries by meaning (keyword search without the memory extra)."""
-
     session = _session()
     agents = verbs.scope(session, agent, everyone)
     if not index.vector_available():
@@ -113,7 +109,6 @@ def diff(
     as_json: bool = JSON,
 ) -> None:
     """What agents learned, forgot and archived on a branch, for review."""
-
     repo = discover()
     config = config_mod.load(repo)
     report = review.diff(repo, config, spec, names.normalize(agent) if agent else None)
@@ -132,35 +127,30 @@ def diff(
 @memory_app.command("sync", hidden=True)
 def sync() -> None:
     """Bring the index in line with the files (run in the background by the git hooks)."""
-
     open_index(discover()).sync()
 
 
 @memory_app.command("commit-overflow", hidden=True)
 def commit_overflow() -> None:
     """Commit what the merge driver archived (run in the background by the post-merge hook)."""
-
     commit_merge_overflow(discover())
 
 
 @memory_app.command("textconv", hidden=True)
 def textconv(file: Path = typer.Argument(...)) -> None:
     """git's diff driver for memory.json (installed by init)."""
-
     sys.stdout.write(convert(file.read_bytes()))
 
 
 @memory_app.command("merge-driver", hidden=True)
 def merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> None:
     """git's merge driver for memory.json (installed by init)."""
-
     raise typer.Exit(merge_files(base, ours, theirs, path, Path.cwd()))
 
 
 @app.command()
 def reindex(as_json: bool = JSON) -> None:
     """Rebuild the memory index from the files in git (it is derived; nothing is lost)."""
-
     with _progress("reindexing memory") as progress:
         stats, backend = rebuild(discover(), progress)
     if as_json:

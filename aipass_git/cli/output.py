@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any, Iterable, Sequence
 
+from aipass_git.core.text import for_terminal
+
 
 def emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
@@ -23,7 +25,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, max_width: i
 
 
 def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
+    text = for_terminal(" ".join(text.split()))  # a cell never moves the cursor or reorders text
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

@@ -35,7 +35,6 @@ def open_(
     as_json: bool = JSON,
 ) -> None:
     """Open a PR for this desk's branch, or update the open one after new commits."""
-
     pr, happened = open_pr(_repo(), title=title, body=body)
     if as_json:
         emit_json({"v": 1, "pr": pr, "happened": happened})
@@ -51,7 +50,6 @@ def list_(
     as_json: bool = JSON,
 ) -> None:
     """List PRs, oldest first (the order the queue merges them)."""
-
     prs = list_prs(_repo(), state)
     if as_json:
         emit_json({"v": 1, "prs": prs})
@@ -66,7 +64,6 @@ def list_(
 @pr_app.command("show")
 def show(pr_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) -> None:
     """A PR: commits, files, audit result, and the memory its branch changes."""
-
     pr = show_pr(_repo(), pr_id)
     if as_json:
         emit_json({"v": 1, "pr": pr})
@@ -100,7 +97,6 @@ def merge(
     A conflict or a failing audit bounces the PR to its author; nothing is merged then.
     Exit 1 when any PR bounced.
     """
-
     if bool(pr_id) == merge_all:
         raise RefusedError("give one PR id, or --all", "see: git aipass pr list")
 

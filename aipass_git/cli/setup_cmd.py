@@ -32,7 +32,6 @@ def init(
     Writes .aipass/config.yaml, the orchestrator's passport and the .gitattributes entries
     for .aipass files, then commits them. Safe to run again: it only adds what is missing.
     """
-
     result = initialise(discover(), orchestrator=orchestrator, hooks=not no_hooks)
     if as_json:
         emit_json(
@@ -65,7 +64,6 @@ def doctor(
 
     Without --fix it changes nothing. Exit 1 when any check is an error; warnings alone exit 0.
     """
-
     repaired = []
     if fix:
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aipass_git.core import resources, schemas
+from aipass_git.core.documents import load_yaml
 from aipass_git.core.errors import ValidationError
 from aipass_git.core.repo import CONFIG_FILE, Repo
 from aipass_git.core.validate import validate
@@ -47,20 +48,7 @@ class Config:
 
 def parse(text: str, file: str = CONFIG_FILE) -> Config:
     """Validate the YAML TEXT of a config file; errors name FILE, the line or field."""
-    import yaml  # deferred: ~20 ms; help, the hooks' quick exits and the drivers never read the config
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        raw = yaml.load(text, Loader=loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = exc.problem or exc.context or "not valid YAML"
-        if exc.context and exc.context_mark and exc.context_mark is not mark:
-            problem += f", {exc.context} at line {exc.context_mark.line + 1}"
-        raise ValidationError(file, None, f"{where}{problem} (not valid YAML)", FIX_HINT) from None
-    except yaml.YAMLError as exc:
-        raise ValidationError(file, None, f"not valid YAML: {exc}", FIX_HINT) from None
+    raw = load_yaml(text, file, FIX_HINT)
     validate(raw, schemas.CONFIG, file, FIX_HINT)
     for key, value in schemas.TIMEOUT_DEFAULTS.items():
         raw["timeouts"].setdefault(key, value)

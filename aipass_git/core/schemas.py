@@ -94,7 +94,8 @@ CONFIG = Obj(
                 "memory_entries_per_section": Int(min=1, max=10_000),
                 "memory_max_chars": Int(min=1000, max=10_000_000),
                 "max_queued_wakes": Int(min=0, max=1000),
-            }
+            },
+            optional={"memory_entry_max_chars": Int(min=100, max=25_000)},
         ),
         "timeouts": Obj(
             required={

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from aipass_git.core.errors import RefusedError, ValidationError
+from aipass_git.core.text import describe, first_unsafe
 
 
 class Violation(Exception):
@@ -59,6 +60,8 @@ class Str(Spec):
             raise Violation(path, f"{len(value)} characters, at most {self.max_len} allowed")
         if self.one_line and ("\n" in value or "\r" in value):
             raise Violation(path, f"must be one line, got {_show(value)}")
+        if self.one_line and (bad := first_unsafe(value)) is not None:
+            raise Violation(path, f"holds {describe(bad)}, which would change how it shows")
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             raise Violation(path, f"{_show(value)} is not {self.expected or 'well formed'}")
         if self.test is not None and not self.test(value):

@@ -32,7 +32,8 @@ class Dispatched:
     outcome: dict[str, Any] | None = None  # the "finished" event, with --wait
 
 
-def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None = None) -> Dispatched:
+def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None = None,
+             allow_secret: bool = False) -> Dispatched:
     """Deliver the task, then start a supervisor (which leaves at once if the agent is busy)."""
     if "\0" in body or "\0" in subject:
         raise RefusedError("the task holds a NUL byte", "a dispatch is text; remove the NUL byte (nothing was sent)")
@@ -45,7 +46,7 @@ def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None
         if refusal is not None:
             raise refusal
         binary = providers.find_binary(provider.program, environment.search_path())
-        [message] = po.send([agent.name], subject, body, kind="dispatch")
+        [message] = po.send([agent.name], subject, body, kind="dispatch", allow_secret=allow_secret)
         runtime.log("dispatched", agent.name, dispatch=message["id"], sender=message["from"])
         if binary is None:
             reason = f"the provider program {provider.program!r} is not on PATH"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aipass_git.core import secrets
 from aipass_git.core.errors import AipassError
 from aipass_git.dispatch.outcome import cut
 from aipass_git.mail import mailbox
@@ -72,6 +73,7 @@ def _send(po: PostOffice, task: dict[str, Any], subject: str, body: str, kind: s
     """Mail the sender and close the dispatch; a failed send is raised only after the
     dispatch is closed, so a sender who cannot be reached never blocks the queue."""
     failure = None
+    body = secrets.redact(body)  # written by the tool from an agent's output: never refused, never leaked
     try:
         po.send([task["from"]], subject[: po.config.limits["subject_max_chars"]], body, kind=kind,
                 thread=task["thread"], in_reply_to=task["id"], meta={"supervisor": True, **meta})

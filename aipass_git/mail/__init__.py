@@ -38,9 +38,9 @@ def read(message_id: str, *, path=None, act_as=None) -> dict:
         return po.read(message_id)
 
 
-def reply(message_id: str, body: str, *, path=None, act_as=None) -> dict:
+def reply(message_id: str, body: str, *, path=None, act_as=None, allow_secret: bool = False) -> dict:
     with post_office(path, act_as=act_as) as po:
-        return po.reply(message_id, body)
+        return po.reply(message_id, body, allow_secret=allow_secret)
 
 
 def done(*message_ids: str, path=None, act_as=None) -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aipass_git.core import clock, ids, schemas
+from aipass_git.core import clock, ids, schemas, text
 from aipass_git.core.names import HUMAN  # noqa: F401 - mail speaks of the human too
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.validate import Const, Nullable, Obj, Str, Violation
@@ -38,8 +38,10 @@ def check_subject(subject: str, max_chars: int) -> str:
         raise RefusedError("the subject is empty", "give a one-line subject")
     if "\n" in subject or "\r" in subject:
         raise RefusedError("the subject has a line break", "a subject is one line; put the rest in the body")
-    if any(ord(c) < 32 or ord(c) == 127 for c in subject):
-        raise RefusedError("the subject has control characters", "a subject is plain text on one line")
+    bad = text.first_unsafe(subject)
+    if bad is not None:
+        raise RefusedError(f"the subject holds {text.describe(bad)}, which would change how it shows",
+                           "a subject is plain text on one line; put anything else in the body")
     if len(subject) > max_chars:
         raise RefusedError(
             f"the subject is {len(subject)} characters (at most {max_chars})",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aipass_git.agents.session import Session
-from aipass_git.core import git, ids, names
+from aipass_git.core import git, ids, names, secrets
 from aipass_git.core.errors import InvalidNameError, RefusedError, UnknownMessageError
 from aipass_git.core.repo import Repo
 from aipass_git.mail import mailbox, message as msg
@@ -83,14 +83,21 @@ class PostOffice:
         thread: str | None = None,
         in_reply_to: str | None = None,
         meta: dict[str, Any] | None = None,
+        allow_secret: bool = False,
     ) -> list[dict[str, Any]]:
-        """Deliver one message per recipient; every check happens before anything is written."""
+        """Deliver one message per recipient; every check happens before anything is written.
+        A message that looks like it holds a secret is refused unless ALLOW_SECRET, which
+        the message and its commits record."""
         limits = self.config.limits
         subject = msg.check_subject(subject, limits["subject_max_chars"])
         body = msg.check_body(body, limits["body_max_bytes"])
         owners = self.recipients(to)
+        allowed = secrets.check("the message", subject, body, allow=allow_secret)
         meta = dict(meta or {})
         trailers = {}
+        if allowed:
+            meta["allowed_secrets"] = allowed
+            trailers["Aipass-Allowed-Secret"] = ", ".join(allowed)
         if self.speaker.is_human:
             meta.setdefault("sender_name", self.speaker.author.name)
         if self.speaker.real:
@@ -127,7 +134,7 @@ class PostOffice:
         self.mark([line["id"]], "read")
         return {**full, "status": msg.later_status(line["status"], "read")}
 
-    def reply(self, raw_id: str, body: str) -> dict[str, Any]:
+    def reply(self, raw_id: str, body: str, *, allow_secret: bool = False) -> dict[str, Any]:
         """Answer a message of the speaker's mailbox: to its sender, same thread; the original is done."""
         box = mailbox.MailboxReader(self.store, self.speaker.name)
         original = self.find(box, raw_id)
@@ -138,7 +145,8 @@ class PostOffice:
         if not subject.lower().startswith("re: "):
             subject = f"Re: {subject}"
         subject = subject[: self.config.limits["subject_max_chars"]]
-        [sent] = self.send([sender], subject, body, kind="reply", thread=original["thread"], in_reply_to=original["id"])
+        [sent] = self.send([sender], subject, body, kind="reply", thread=original["thread"], in_reply_to=original["id"],
+                           allow_secret=allow_secret)
         self.mark([original["id"]], "done")
         return sent
 

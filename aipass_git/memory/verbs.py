@@ -26,7 +26,7 @@ class Added:
     entry: dict[str, Any]
     commit: str | None
     archived: int
-    secrets: list[str]  # kinds of secret the text seems to hold: it is kept, and warned about
+    secrets: list[str]  # kinds of secret the text seems to hold, let through with --allow-secret
 
 
 def whose(session: Session, raw: str | None, *, writing: bool) -> str:
@@ -42,15 +42,18 @@ def whose(session: Session, raw: str | None, *, writing: bool) -> str:
     return owner
 
 
-def add(session: Session, text: str, *, kind: str = "learning", agent: str | None = None) -> Added:
+def add(session: Session, text: str, *, kind: str = "learning", agent: str | None = None,
+        allow_secret: bool = False) -> Added:
     """Record TEXT in the memory of AGENT (default: the speaker) and commit it on the
-    current branch."""
+    current branch. Text that looks like it holds a secret is refused unless ALLOW_SECRET
+    (then the commit records it): memory and its commit subject stay in history."""
     if kind not in ADDABLE:
         raise RefusedError(f"--kind: {kind!r} is not learning or observation", "sessions are recorded by the supervisor")
     owner = whose(session, agent, writing=True)
+    allowed = secrets.check("the entry", text, allow=allow_secret)
     entry, commit, archived = working.record(session.repo, session.config, owner, kind, text,
-                                             message_by=session.speaker.name)
-    return Added(owner, entry, commit, archived, secrets.find(text))
+                                             message_by=session.speaker.name, allowed_secrets=allowed)
+    return Added(owner, entry, commit, archived, allowed)
 
 
 def show(session: Session, agent: str | None = None, *, at: str | None = None) -> tuple[str, dict[str, Any]]:

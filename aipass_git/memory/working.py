@@ -18,6 +18,7 @@ from aipass_git.core.config import Config
 from aipass_git.core.documents import load_json, require_equal
 from aipass_git.core.errors import RefusedError, ValidationError
 from aipass_git.core.repo import AGENTS_DIR, Repo
+from aipass_git.core.text import plural
 from aipass_git.store.worktree_commit import commit_files, worktree_lock
 
 KINDS = {"learning": "learnings", "observation": "observations", "session": "sessions"}
@@ -137,12 +138,13 @@ def plan_write(root: Path, agent: str, doc: dict[str, Any], caps: Caps) -> tuple
 
 
 def record(repo: Repo, config: Config, agent: str, kind: str, text: str, *, message_by: str,
-           commit: str | None = None, paths: list[str] | None = None) -> tuple[dict[str, Any], str | None, int]:
+           commit: str | None = None, paths: list[str] | None = None,
+           allowed_secrets: list[str] | None = None) -> tuple[dict[str, Any], str | None, int]:
     """Add one entry to AGENT's working memory in REPO's worktree and commit it there.
+    ALLOWED_SECRETS (let through by the user) are recorded in the commit message.
 
     Returns (entry, new commit, number of entries archived by the caps).
     """
-
     if kind not in KINDS:
         raise RefusedError(f"unknown memory kind {kind!r}", f"one of: {', '.join(KINDS)}")
     caps = Caps.of(config)
@@ -154,8 +156,9 @@ def record(repo: Repo, config: Config, agent: str, kind: str, text: str, *, mess
         summary = " ".join(entry["text"].split())[:72]
         message = (
             f"aipass: {agent} memory: {kind}: {summary}\n\n"
-            + (f"Archived: {len(moved)} older entries\n\n" if moved else "")
+            + (f"Archived: {plural(len(moved), 'older entry', 'older entries')}\n\n" if moved else "")
             + f"Aipass-Event: memory-{kind}\nAipass-Agent: {agent}\nAipass-By: {message_by}\n"
+            + (f"Aipass-Allowed-Secret: {', '.join(allowed_secrets)}\n" if allowed_secrets else "")
         )
         new_commit = commit_files(repo, files, message)
     return entry, new_commit, len(moved)

@@ -1,9 +1,12 @@
-"""Secrets: credentials in .aipass files, in mail on mailbox refs, in files under review."""
+"""Secrets: credentials in .aipass files, in mail on mailbox refs, in files under review,
+in commit messages. A secret someone let through on purpose (`--allow-secret`, recorded
+with the message or the commit) is not reported again."""
 
 from __future__ import annotations
 
 from aipass_git.audit.engine import Problem, standard
 from aipass_git.core import git, secrets
+from aipass_git.core.text import article
 
 HINT = "remove it, rotate the credential, and keep secrets in a vault or the environment"
 
@@ -14,7 +17,7 @@ def _scan(ctx, rel: str):
         return
     for number, line in enumerate(text.splitlines(), 1):
         for kind in secrets.find(line):
-            yield Problem(rel, f"looks like a {kind}", HINT, line=number)
+            yield Problem(rel, f"looks like {article(kind)}", HINT, line=number)
 
 
 @standard("secrets.aipass", "no credentials in .aipass files (memory, passports, config)")
@@ -32,7 +35,6 @@ def in_files(ctx):
 
 @standard("secrets.mail", "no credentials in mail bodies on mailbox refs")
 def in_mail(ctx):
-
     from aipass_git.mail import mailbox  # deferred: the commit hook loads every standard; only the full audit reads mail
     from aipass_git.store.events import EventStore
 
@@ -41,11 +43,27 @@ def in_mail(ctx):
             owner = ref[len(mailbox.NAMESPACE):]
             reader = mailbox.MailboxReader(store, owner)
             for message in reader.messages([l["id"] for l in reader.summaries()]):
+                if message["meta"].get("allowed_secrets"):
+                    continue
                 kinds = secrets.find(message["subject"] + "\n" + message["body"])
                 if kinds:
                     yield Problem(f"{ref}:{mailbox.message_path(message['id'])}",
-                                  f"message {message['id']} from @{message['from']} looks like it holds a {kinds[0]}",
+                                  f"message {message['id']} from @{message['from']} looks like it holds {article(kinds[0])}",
                                   "rotate the credential; mail history keeps it, so treat it as leaked")
 
 
-STANDARDS = [in_aipass, in_files, in_mail]
+RECENT_COMMITS = 500  # commit messages reviewed by a full audit: the latest, where a leak is news
+
+
+@standard("secrets.commits", "no credentials in the messages of the latest commits")
+def in_commit_messages(ctx):
+    for commit, body in git.log(ctx.repo.root, ["HEAD"], ["%H", "%B"], limit=RECENT_COMMITS):
+        if "Aipass-Allowed-Secret:" in body:
+            continue
+        kinds = secrets.find(body)
+        if kinds:
+            yield Problem(f"commit {commit[:10]}", f"its message looks like it holds {article(kinds[0])}",
+                          "rotate the credential; the message stays in history unless it is rewritten")
+
+
+STANDARDS = [in_aipass, in_files, in_mail, in_commit_messages]
