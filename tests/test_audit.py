@@ -114,6 +114,7 @@ def owns_src(repo):
 
 
 BREAKERS = {
+    "aipass.no-links": lambda r, c: (r / ".aipass/notes.md").symlink_to("../README.md"),
     "aipass.config": lambda r, c: (r / ".aipass/config.yaml").write_text("v: [\n"),
     "aipass.passport": lambda r, c: passport(r, "api", status="asleep"),
     "aipass.memory": lambda r, c: (r / ".aipass/agents/api/memory.json").write_text("{}"),

@@ -14,6 +14,7 @@ from aipass_git.agents import passport, templates
 from aipass_git.core import clock, config as config_mod, git, names, schemas
 from aipass_git.core.canonical import encode
 from aipass_git.core.errors import RefusedError, UnknownAgentError
+from aipass_git.core.files import read as read_doc
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.core.validate import List, check_input
 from aipass_git.store.worktree_commit import commit_files
@@ -105,15 +106,13 @@ class Registry:
 
     def _load(self, name: str) -> Agent:
         rel = agent_files(name)["passport"]
-        path = self.repo.root / rel
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+        data = read_doc(self.repo.root, rel)
+        if data is None:
             raise RefusedError(
                 f"{rel} is missing",
                 f"restore it with: git checkout -- {rel}   (or remove the folder {AGENTS_DIR}/{name})",
-            ) from None
-        return Agent(name, passport.parse(data, rel, expected_name=name), path.parent)
+            )
+        return Agent(name, passport.parse(data, rel, expected_name=name), (self.repo.root / rel).parent)
 
     # -- writing ----------------------------------------------------------------------
 

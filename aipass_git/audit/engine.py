@@ -9,6 +9,7 @@ not read as a pass). Findings come back sorted, so two runs print the same repor
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -122,9 +123,13 @@ class Context:
             return self.git_object(f"{self.tree}:{rel}")
         if self.staged:
             return self.git_object(f":{rel}")
+        path = self.repo.root / rel
+        if path.is_symlink():
+            # what git stores for a link: its target's name, never the file it points at
+            return os.readlink(path).encode("utf-8", "surrogateescape")
         try:
-            return (self.repo.root / rel).read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
     def git_object(self, spec: str) -> bytes | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from aipass_git.core import resources, schemas
 from aipass_git.core.documents import load_yaml
+from aipass_git.core.files import checked
 from aipass_git.core.errors import ValidationError
 from aipass_git.core.repo import CONFIG_FILE, Repo
 from aipass_git.core.validate import validate
@@ -64,7 +65,7 @@ def parse(text: str, file: str = CONFIG_FILE) -> Config:
 
 def load(repo: Repo) -> Config:
     repo.require_initialised()
-    return read(repo.config_path, repo.rel(repo.config_path))
+    return read(checked(repo.root, CONFIG_FILE), CONFIG_FILE)
 
 
 _PARSED: dict[tuple[str, str], Config] = {}

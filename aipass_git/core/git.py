@@ -160,6 +160,12 @@ def resolve_commit(root: Path, rev: str) -> str | None:
     return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
 
+def resolve_object(root: Path, name: str) -> str | None:
+    """The id of the object NAME names (`HEAD:path`, `:path` in the index), or None."""
+    proc = run(["rev-parse", "--verify", "--quiet", name], root, check=False)
+    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+
 def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool:
     return run(["merge-base", "--is-ancestor", ancestor, descendant], root, check=False).returncode == 0
 

@@ -25,6 +25,7 @@ from aipass_git.agents.session import Session
 from aipass_git.agents.registry import Registry
 from aipass_git.core import clock, config as config_mod, git, ids, pids
 from aipass_git.core.errors import AipassError, RefusedError
+from aipass_git.core.files import read as read_doc
 from aipass_git.core.program import program
 from aipass_git.core.repo import Repo, discover
 from aipass_git.dispatch import environment, prompt, proctree, providers, recovery, replies, watchdog
@@ -278,7 +279,7 @@ class Supervisor:
             unread = [l for l in po.inbox() if l["status"] == "new"]
         return prompt.assemble(
             passport=passport,
-            readme=readme_path.read_text(encoding="utf-8") if readme_path.is_file() else "",
+            readme=(read_doc(self.repo.root, self.repo.rel(readme_path)) or b"").decode("utf-8", "replace"),
             memory=working.load(self.repo.root, self.agent),
             related=prompt.related_memories(self.repo, self.agent, f"{task['subject']}\n{task['body']}"),
             unread=unread,

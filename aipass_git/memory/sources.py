@@ -24,17 +24,20 @@ class Entry:
 
 
 def source_files(repo: Repo) -> dict[str, Path]:
-    """Relative path -> file, for every memory.json and archive file of every agent."""
+    """Relative path -> file, for every memory.json and archive file of every agent; a
+    symbolic link is left out, never followed (the audit reports it)."""
     files: dict[str, Path] = {}
     agents = repo.root / AGENTS_DIR
-    if not agents.is_dir():
+    if not agents.is_dir() or any(p.is_symlink() for p in (repo.root / AGENTS_DIR, agents.parent)):
         return files
-    for folder in sorted(p for p in agents.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in agents.iterdir() if p.is_dir() and not p.is_symlink()):
         memory = folder / "memory.json"
-        if memory.is_file():
+        if memory.is_file() and not memory.is_symlink():
             files[f"{AGENTS_DIR}/{folder.name}/memory.json"] = memory
-        for archive in sorted((folder / "archive").glob("*.jsonl")):
-            files[f"{AGENTS_DIR}/{folder.name}/archive/{archive.name}"] = archive
+        archives = folder / "archive"
+        for archive in [] if archives.is_symlink() else sorted(archives.glob("*.jsonl")):
+            if not archive.is_symlink():
+                files[f"{AGENTS_DIR}/{folder.name}/archive/{archive.name}"] = archive
     return files
 
 

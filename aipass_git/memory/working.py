@@ -17,6 +17,7 @@ from aipass_git.core.canonical import dumps, encode
 from aipass_git.core.config import Config
 from aipass_git.core.documents import load_json, require_equal
 from aipass_git.core.errors import RefusedError, ValidationError
+from aipass_git.core.files import read as read_doc
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.core.text import plural
 from aipass_git.store.worktree_commit import commit_files, worktree_lock
@@ -58,10 +59,9 @@ def parse(data: bytes, file: str, agent: str | None = None) -> dict[str, Any]:
 
 def load(root: Path, agent: str) -> dict[str, Any]:
     rel = memory_rel(agent)
-    try:
-        data = (root / rel).read_bytes()
-    except FileNotFoundError:
-        raise RefusedError(f"{rel} is missing", f"restore it with: git checkout -- {rel}") from None
+    data = read_doc(root, rel)
+    if data is None:
+        raise RefusedError(f"{rel} is missing", f"restore it with: git checkout -- {rel}")
     return parse(data, rel, agent)
 
 
@@ -129,8 +129,7 @@ def plan_write(root: Path, agent: str, doc: dict[str, Any], caps: Caps) -> tuple
     files = {memory_rel(agent): encode(doc)}
     if moved:
         rel = archive_rel(agent)
-        path = root / rel
-        existing = path.read_bytes() if path.is_file() else b""
+        existing = read_doc(root, rel) or b""
         if existing and not existing.endswith(b"\n"):
             existing += b"\n"
         files[rel] = existing + archive_bytes(moved)

@@ -191,10 +191,21 @@ class ObjectReader:
             self._out = _Pipe(self._proc.stdout.fileno())
         return self._proc
 
+    def _batch_name(self, name: str) -> str | None:
+        """NAME as one line of the batch protocol: a name with a line break in it (a file
+        called "a\ncontents HEAD:x") would be read as two commands, so it is resolved to
+        its object id by a git argument instead; None when it names nothing."""
+        if "\n" not in name:
+            return name
+        return git.resolve_object(self.root, name)
+
     def resolve(self, rev: str) -> str | None:
         """The object id REV (a ref name, an id) names, or None when it does not exist."""
+        safe = self._batch_name(rev)
+        if safe is None:
+            return None
         proc = self._start()
-        proc.stdin.write(f"info {rev}\n".encode())
+        proc.stdin.write(f"info {safe}\n".encode())
         line = self._out.line()
         if not line:
             raise AipassError("git cat-file stopped unexpectedly", "check the repository with: git fsck")
@@ -210,9 +221,11 @@ class ObjectReader:
         while we still write its stdin."""
         proc = self._start()
         out: list = []
+        # a name that cannot be said on one line and names nothing reads as missing
+        names = [self._batch_name(o) or f"{'0' * 40} (missing)" for o in oids]
         for start in range(0, len(oids), chunk):
             batch = oids[start : start + chunk]
-            proc.stdin.write("".join(f"contents {o}\n" for o in batch).encode())
+            proc.stdin.write("".join(f"contents {o}\n" for o in names[start : start + chunk]).encode())
             for oid in batch:
                 parts = self._out.line().split()
                 if len(parts) != 3:

@@ -28,6 +28,7 @@ from typing import Iterator
 from aipass_git.core import faults, git
 from aipass_git.core.canonical import write_atomic
 from aipass_git.core.errors import AipassError
+from aipass_git.core.files import checked
 from aipass_git.core.repo import Repo
 from aipass_git.store import locks
 from aipass_git.store.journal import Entry, Journal
@@ -78,8 +79,9 @@ def commit_files(repo: Repo, files: dict[str, bytes | None], message: str, *, au
     Returns the new commit id, or None when the branch already held exactly these files
     (then only the work tree and the index are brought in line).
     """
-
     paths = sorted(files)
+    for path in paths:
+        checked(repo.root, path)  # refused before anything is written, never halfway
     with worktree_lock(repo), EventStore(repo) as store:
         branch = git.current_branch(repo.root)
         ref = f"refs/heads/{branch}" if branch else "HEAD"
@@ -200,6 +202,7 @@ def _read(path: Path) -> bytes | None:
 
 
 def _put(path: Path, data: bytes | None, root: Path) -> None:
+    checked(root, path.relative_to(root).as_posix())  # never write through a link
     if data is not None:
         write_atomic(path, data)
         return

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 from aipass_git.audit.engine import Problem, standard
-from aipass_git.core import schemas
+from aipass_git.core import files, schemas
 from aipass_git.core.canonical import dumps
 from aipass_git.core.errors import AipassError
-from aipass_git.core.repo import AGENTS_DIR, CONFIG_FILE
+from aipass_git.core.repo import AGENTS_DIR, AIPASS_DIR, CONFIG_FILE
 from aipass_git.memory import working
 
 
@@ -100,6 +100,13 @@ def archives_append_only(ctx):
                           f"archives are append-only; restore them with: git checkout {base} -- {rel}")
 
 
+@standard("aipass.no-links", "no symbolic links in .aipass: aipass-git never follows them")
+def no_links(ctx):
+    for rel in files.links_under(ctx.repo.root, AIPASS_DIR):
+        yield Problem(rel, "is a symbolic link: aipass-git refuses to read or write through it",
+                      f"replace it with the real file or folder (if git tracks the link: git rm --cached {rel})")
+
+
 @standard("aipass.agent-files", "each agent folder has passport.json, memory.json and README.md")
 def agent_files(ctx):
     for name in _folders(ctx):
@@ -156,5 +163,5 @@ def provider_known(ctx):
                           f"set providers.{agent.provider}.argv in {CONFIG_FILE}", severity="warning")
 
 
-STANDARDS = [config_valid, passports_valid, memory_valid, memory_caps, archives_valid, archives_append_only,
+STANDARDS = [no_links, config_valid, passports_valid, memory_valid, memory_caps, archives_valid, archives_append_only,
              agent_files, orchestrator, retired_not_addressed, provider_known]

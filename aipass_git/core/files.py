@@ -1,0 +1,46 @@
+"""Reading and writing the repository's own documents (`.aipass/...`) without following a
+symbolic link.
+
+A link inside `.aipass/` could make aipass-git read a file outside the repository (and
+commit its content: an archive linked to /etc/passwd) or write through to one. So every
+document path is checked from the top of the worktree down: a link anywhere on the way
+is refused (exit 2), never followed; the audit and `doctor` report such links too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from aipass_git.core.errors import RefusedError
+
+
+def checked(root: Path, rel: str) -> Path:
+    """ROOT/REL, refused when it or a folder on the way from ROOT is a symbolic link."""
+    path = root
+    for part in PurePosixPath(rel).parts:
+        path = path / part
+        if path.is_symlink():
+            shown = path.relative_to(root).as_posix()
+            raise RefusedError(
+                f"{shown} is a symbolic link; aipass-git does not follow links in its documents",
+                f"replace {shown} with the real file or folder (if git tracks the link: git rm --cached {shown})",
+            )
+    return path
+
+
+def read(root: Path, rel: str) -> bytes | None:
+    """The bytes of the document ROOT/REL, or None when there is none (links refused)."""
+    try:
+        return checked(root, rel).read_bytes()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def links_under(root: Path, rel: str) -> list[str]:
+    """Every symbolic link at or under ROOT/REL (not followed), as paths relative to ROOT."""
+    top = root / rel
+    if top.is_symlink():
+        return [rel]
+    if not top.is_dir():
+        return []
+    return sorted(p.relative_to(root).as_posix() for p in top.rglob("*") if p.is_symlink())
