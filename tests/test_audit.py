@@ -195,13 +195,19 @@ def test_a_crashing_standard_is_a_finding_not_a_skip(clean_repo: Path, cli):
         "STANDARDS = [boom, todo]\n"
     )
     (clean_repo / "README.md").write_text("# project\nTODO: write\n")
+    git(clean_repo, "add", ".aipass/standards")
     code, findings = audit(cli, clean_repo)
     assert code == 1
     crashed = [f for f in findings if f["standard"] == "audit.crashed"]
     assert crashed and "local.boom crashed: RuntimeError: kaput" in crashed[0]["message"]
     assert any(f["standard"] == "local.todo" for f in findings)
     (folder / "broken.py").write_text("import nowhere_to_be_found\n")
-    assert any("could not load" in f["message"] for f in audit(cli, clean_repo)[1])
+    git(clean_repo, "add", ".aipass/standards")
+    assert any(f["path"] == ".aipass/standards/broken.py" and "declares no standard" in f["message"]
+               for f in audit(cli, clean_repo)[1])
+    (folder / "broken.py").write_text((folder / "local.py").read_text().replace("local.", "other.") + "import nowhere\n")
+    git(clean_repo, "add", ".aipass/standards")
+    assert any("could not load: ModuleNotFoundError" in f["message"] for f in audit(cli, clean_repo)[1])
 
 
 def test_bypasses_need_a_reason_and_expire(clean_repo: Path, cli):
@@ -248,3 +254,29 @@ def test_changed_and_paths_limit_the_file_standards(clean_repo: Path, cli):
     assert {f["path"] for f in only if f["standard"] == "hygiene.conflict-markers"} == {"old.txt"}
     listed = cli("audit", "--list", cwd=clean_repo)
     assert listed.code == 0 and all(i in listed.out for i in ALL_IDS)
+
+
+def test_sarif_is_valid_against_the_official_schema(clean_repo: Path, cli, tmp_path: Path):
+    import jsonschema
+
+    folder = clean_repo / ".aipass/standards"
+    folder.mkdir()
+    (folder / "local.py").write_text(
+        "from aipass_git.audit.engine import Problem, standard\n"
+        "@standard('local.note', 'a note on odd file names', severity='info')\n"
+        "def note(ctx):\n    yield Problem('dir with space/\u00fc#1.txt', 'odd name', line=3)\n"
+        "STANDARDS = [note]\n"
+    )
+    git(clean_repo, "add", ".aipass/standards/local.py")
+    BREAKERS["hygiene.conflict-markers"](clean_repo, cli)
+    out = tmp_path / "audit.sarif"
+    assert cli("audit", "--sarif", str(out), cwd=clean_repo).code == 1
+    doc = json.loads(out.read_text())
+    schema = json.loads((Path(__file__).parent / "sarif/sarif-2.1.0.json").read_text())
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(doc)
+    [run] = doc["runs"]
+    [note] = [r for r in run["results"] if r["ruleId"] == "local.note"]
+    assert note["level"] == "note"
+    assert note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "dir%20with%20space/%C3%BC%231.txt"
+    rule = run["tool"]["driver"]["rules"][note["ruleIndex"]]
+    assert rule["defaultConfiguration"]["level"] == "note"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aipass_git.agents import passport, templates
+from aipass_git.agents import ownership, passport, templates
 from aipass_git.core import clock, config as config_mod, git, names, schemas
 from aipass_git.core.canonical import encode
 from aipass_git.core.errors import RefusedError, UnknownAgentError
@@ -177,6 +177,7 @@ class Registry:
             "--owns",
             "give globs relative to the repository root without '..', e.g. --owns 'src/api/**'",
         )
+        self._require_unowned(owned)
         creator, _ = git.user_ident(self.repo.root)
         doc = passport.build(
             name=name,
@@ -196,6 +197,20 @@ class Registry:
             files["readme"]: readme.encode("utf-8"),
         }
         return Agent(name, doc, folder), contents
+
+    def _require_unowned(self, globs: list[str]) -> None:
+        """Refuse GLOBS that share a file (or a glob) with an active agent's: one owner per path."""
+        if not globs or not self.repo.config_path.is_file():
+            return  # `init` creating the first agent: nobody else owns anything yet
+        others = [a for a in self.all() if a.owns]
+        files = git.tracked_files(self.repo.root) if others else []
+        for other in others:
+            shared = ownership.first_shared(globs, other.owns, files)
+            if shared is not None:
+                raise RefusedError(
+                    f"--owns: {shared} is already owned by @{other.name} ({', '.join(other.owns)})",
+                    "one owner per path: choose narrower globs, or change the other agent's owns in its passport first",
+                )
 
     def retire(self, raw_name: str, *, config: config_mod.Config | None = None) -> tuple[Agent, str | None]:
         """Mark an agent retired and commit; its files and history stay. None: was retired."""

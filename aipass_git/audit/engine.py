@@ -8,9 +8,7 @@ not read as a pass). Findings come back sorted, so two runs print the same repor
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Iterable
@@ -18,11 +16,12 @@ from typing import Any, Callable, Iterable
 from aipass_git.core import git
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AIPASS_DIR, Repo
+from aipass_git.agents import ownership
 from aipass_git.agents.registry import Registry
 from aipass_git.core import config as config_mod
 from aipass_git.store.objects import ObjectReader
 
-
+SEVERITIES = ("error", "warning", "info")
 
 @dataclass(frozen=True, order=True)
 class Finding:
@@ -58,6 +57,9 @@ class Standard:
 
 def standard(id: str, description: str, *, scope: str = "repository", severity: str = "error"):
     """Declare a standard: `@standard("x.y", "one line")` over `def check(ctx): yield Problem(...)`."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"standard {id}: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+
     def wrap(check: Callable[["Context"], Iterable[Problem]]) -> Standard:
         return Standard(id, description, scope, severity, check)
 
@@ -166,16 +168,9 @@ class Context:
     def owned_by(self, agent) -> list[str]:
         cache = self.__dict__.setdefault("_owned", {})
         if agent.name not in cache:
-            pattern = owned_pattern(agent.owns)
+            pattern = ownership.pattern(agent.owns)
             cache[agent.name] = [f for f in self.known_files if pattern.match(f)] if agent.owns else []
         return cache[agent.name]
-
-
-def owned_pattern(globs: list[str]) -> "re.Pattern[str]":
-    """One compiled pattern for an agent's globs (a thousand files x thirty agents add up)."""
-    parts = [fnmatch.translate(g) for g in globs]
-    parts += [re.escape(g[:-2]) + r".*\Z" for g in globs if g.endswith("/**")]
-    return re.compile("|".join(f"(?:{p})" for p in parts) or r"(?!)")
 
 
 @dataclass

@@ -3,37 +3,25 @@ the audit the merge queue runs on a merged tree."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from aipass_git.audit import bypass, documents
+from aipass_git.audit import bypass, documents, project
 from aipass_git.audit.engine import Context, Finding, Report, Standard, describe, run
 from aipass_git.audit.standards import BUILTIN
-from aipass_git.core import config as config_mod, git
+from aipass_git.core import config as config_mod, git, schemas
+from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AIPASS_DIR, Repo
 
-PROJECT_STANDARDS = f"{AIPASS_DIR}/standards"
 
-
-def project_standards(repo: Repo) -> tuple[list[Standard], list[Finding]]:
-    """Standards from `.aipass/standards/*.py` (each module lists its own in STANDARDS).
-
-    They are code that runs, like any hook: review them as such. One that fails to load
-    is a finding, never a silent skip.
-    """
-    found, problems = [], []
-    folder = repo.root / PROJECT_STANDARDS
-    for path in sorted(folder.glob("*.py")) if folder.is_dir() else []:
-        rel = f"{PROJECT_STANDARDS}/{path.name}"
-        try:
-            spec = importlib.util.spec_from_file_location(f"aipass_project_standard_{path.stem}", path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
-            found.extend(s for s in getattr(module, "STANDARDS", []) if isinstance(s, Standard))
-        except Exception as exc:  # noqa: BLE001 - reported as a finding
-            problems.append(Finding(rel, 0, "audit.crashed", "error", f"could not load: {type(exc).__name__}: {exc}",
-                                    "fix the module; until then the audit fails"))
-    return found, problems
+def standards_of(ctx: Context, only: list[str] | None = None) -> tuple[list[Standard], list[project.Module], list[Finding]]:
+    """The standards an audit of CTX runs (the built-ins, then the project's as declared),
+    those whose id starts with one of ONLY when given; the project modules; and what keeps
+    project standards from running."""
+    mods, problems = project.modules(ctx)
+    problems += [p for m in mods for p in m.problems]
+    every = BUILTIN + [s for m in mods for s in m.standards]
+    chosen = every if not only else [s for s in every if any(s.id.startswith(p) for p in only)]
+    return chosen, mods, problems
 
 
 def changed_files(repo: Repo, base: str) -> list[str]:
@@ -43,13 +31,8 @@ def changed_files(repo: Repo, base: str) -> list[str]:
     return sorted({p for p in changed if (repo.root / p).is_file()})
 
 
-def select(only: list[str] | None) -> list[Standard] | None:
-    """The built-in standards whose id starts with one of ONLY (`--only aipass.`); all when None."""
-    return None if not only else [s for s in BUILTIN if any(s.id.startswith(p) for p in only)]
-
-
 def audit(repo: Repo, *, paths: list[str] | None = None, agent: str | None = None, changed: str | None = None,
-          staged: bool = False, standards: list[Standard] | None = None) -> Report:
+          staged: bool = False, only: list[str] | None = None) -> Report:
     """CHANGED: only files changed since that base ("" for the configured base branch)."""
     base = None
     if changed is not None:
@@ -58,13 +41,21 @@ def audit(repo: Repo, *, paths: list[str] | None = None, agent: str | None = Non
     elif paths is not None:
         paths = _expand(repo, paths)
     ctx = Context(repo, paths=paths, agent=agent, staged=staged, base=base)
-    extra, problems = project_standards(repo)
-    chosen = (standards if standards is not None else BUILTIN) + extra
+    chosen, mods, problems = standards_of(ctx, only)
     if changed is not None:
         chosen = for_changed(chosen, paths or [])
-    findings = run(ctx, chosen) + problems
+    builtin = {s.id for s in BUILTIN}
+    worker = project.Worker(ctx, mods, {s.id for s in chosen if s.id not in builtin}, _standards_seconds(repo))
+    findings = run(ctx, [s for s in chosen if s.id in builtin]) + worker.findings() + problems
     kept, suppressed = bypass.apply(findings, bypass.load(repo))
     return Report(kept, chosen, suppressed)
+
+
+def _standards_seconds(repo: Repo) -> float:
+    try:
+        return config_mod.load(repo).timeouts["standards_seconds"]
+    except AipassError:  # a broken config is the aipass.config standard's finding, not a reason to stop
+        return schemas.TIMEOUT_DEFAULTS["standards_seconds"]
 
 
 def audit_merge(repo: Repo, tree: str, base: str) -> list[str]:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aipass_git import __version__
 from aipass_git.audit.engine import Report
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+# SARIF's levels are none, note, warning and error: an informational finding is a note
+LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def uri(path: str) -> str:
+    """PATH (relative, with forward slashes) as a URI reference: spaces, non-ASCII and
+    reserved characters percent-encoded (UTF-8), the slashes kept."""
+    return quote(path, safe="/")
 
 
 def to_sarif(report: Report) -> dict[str, Any]:
@@ -15,13 +24,13 @@ def to_sarif(report: Report) -> dict[str, Any]:
     rule_ids = sorted(set(rules) | {f.standard for f in report.findings})
     results = []
     for f in report.findings:
-        location: dict[str, Any] = {"artifactLocation": {"uri": f.path}}
+        location: dict[str, Any] = {"artifactLocation": {"uri": uri(f.path)}}
         if f.line > 0:
             location["region"] = {"startLine": f.line}
         results.append({
             "ruleId": f.standard,
             "ruleIndex": rule_ids.index(f.standard),
-            "level": f.severity,
+            "level": LEVELS[f.severity],
             "message": {"text": f.message + (f" (hint: {f.hint})" if f.hint else "")},
             "locations": [{"physicalLocation": location}],
         })
@@ -36,7 +45,7 @@ def to_sarif(report: Report) -> dict[str, Any]:
                 "rules": [{
                     "id": rid,
                     "shortDescription": {"text": rules[rid].description if rid in rules else rid},
-                    "defaultConfiguration": {"level": rules[rid].severity if rid in rules else "error"},
+                    "defaultConfiguration": {"level": LEVELS[rules[rid].severity] if rid in rules else "error"},
                 } for rid in rule_ids],
             }},
             "results": results,

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from aipass_git.audit import runner
+from aipass_git.audit.engine import Context
 from aipass_git.audit.sarif import to_sarif
 from aipass_git.audit.standards import BUILTIN
 from aipass_git.cli.app import commands
 from aipass_git.cli.output import emit_json, table
 from aipass_git.core import names
+from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
+from aipass_git.core.text import plural
 
 app = commands()
 
@@ -43,13 +47,22 @@ def audit(
 
     repo = discover()
     if list_standards:
-
-        extra, _ = runner.project_standards(repo)
-        rows = [(s.id, s.severity, s.scope, s.description) for s in BUILTIN + extra]
+        # read from the project modules' syntax, never run: listing must not execute them
+        chosen, _, problems = runner.standards_of(Context(repo), only)
+        if as_json:
+            emit_json({"v": 1, "standards": [{"id": s.id, "severity": s.severity, "scope": s.scope, "description": s.description,
+                                              "builtin": s in BUILTIN} for s in chosen],
+                       "problems": [p.as_dict() for p in problems]})
+            return
+        rows = [(s.id, s.severity, s.scope, s.description) for s in chosen]
         typer.echo(table(["STANDARD", "SEVERITY", "SCOPE", "DESCRIPTION"], rows, max_width=80))
+        for p in problems:
+            typer.echo(f"{p.severity}: {p.path}: {p.message}", err=True)
         return
+    if base is not None and not changed:
+        raise RefusedError("--base REV works with --changed", "add --changed: git aipass audit --changed --base REV")
     report = runner.audit(repo, paths=paths or None, agent=names.normalize(agent) if agent else None, changed=(base or "") if changed else None,
-                          standards=runner.select(only))
+                          only=only)
     if sarif is not None:
         sarif.write_text(json.dumps(to_sarif(report), indent=2) + "\n", encoding="utf-8")
     if as_json:
@@ -58,9 +71,11 @@ def audit(
     elif report.findings:
         rows = [(f.severity, f.standard, f"{f.path}:{f.line}" if f.line else f.path, f.message) for f in report.findings]
         typer.echo(table(["SEVERITY", "STANDARD", "WHERE", "MESSAGE"], rows, max_width=90))
-        typer.echo(f"{report.errors} errors, {len(report.findings) - report.errors} warnings "
-                   f"({len(report.standards)} standards, {len(report.suppressed)} bypassed)")
+        counts = Counter(f.severity for f in report.findings)
+        typer.echo(f"{plural(counts['error'], 'error')}, {plural(counts['warning'], 'warning')}"
+                   + (f", {plural(counts['info'], 'note')}" if counts["info"] else "")
+                   + f" ({plural(len(report.standards), 'standard')}, {len(report.suppressed)} bypassed)")
     else:
-        typer.echo(f"clean: {len(report.standards)} standards, {len(report.suppressed)} findings bypassed")
+        typer.echo(f"clean: {plural(len(report.standards), 'standard')}, {plural(len(report.suppressed), 'finding')} bypassed")
     if report.errors:
         raise typer.Exit(1)

@@ -17,6 +17,7 @@ from aipass_git.dispatch import dispatcher
 from aipass_git.dispatch.cancel import cancel as cancel_dispatch
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.dispatch.status import agents_status
+from aipass_git.core.text import plural
 
 app = commands()
 
@@ -53,7 +54,7 @@ def dispatch(
         typer.echo(f"dispatched {message['id']} to @{message['to']} ({result.state})")
         if result.outcome:
             o = result.outcome
-            typer.echo(f"{o['result']}: " + (o.get("reason") or f"exit {o.get('exit_code')}, {o.get('commits', 0)} commits, {o.get('seconds')} s"))
+            typer.echo(f"{o['result']}: " + (o.get("reason") or f"exit {o.get('exit_code')}, {plural(o.get('commits', 0), 'commit')}, {o.get('seconds')} s"))
     if result.outcome and result.outcome["result"] != "ok":
         raise typer.Exit(1)
 

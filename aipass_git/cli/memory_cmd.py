@@ -156,7 +156,7 @@ def reindex(as_json: bool = JSON) -> None:
     if as_json:
         emit_json({"v": 1, "backend": backend, **stats})
     else:
-        typer.echo(f"reindexed {stats['entries']} entries from {stats['sources']} files ({backend})")
+        typer.echo(f"reindexed {plural(stats['entries'], 'entry', 'entries')} from {plural(stats['sources'], 'file')} ({backend})")
 
 
 class _progress:

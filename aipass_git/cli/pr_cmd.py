@@ -14,6 +14,7 @@ from aipass_git.core.repo import discover
 from aipass_git.prs import record
 from aipass_git.prs.queue import MergeQueue
 from aipass_git.prs.requests import close as close_pr, list_prs, open_pr, show as show_pr
+from aipass_git.core.text import plural
 
 app = commands()
 
@@ -80,7 +81,7 @@ def show(pr_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) -
         if items:
             typer.echo(f"\n{label}:\n" + "\n".join(f"  {i}" for i in items))
     if pr["audit"]:
-        typer.echo(f"\naudit: {pr['audit']['errors']} errors ({pr['audit']['at']})")
+        typer.echo(f"\naudit: {plural(pr['audit']['errors'], 'error')} ({pr['audit']['at']})")
     for agent in pr["memory"]:
         typer.echo(f"\nmemory of @{agent['agent']}: {len(agent['learned'])} learned, {len(agent['archived'])} archived, {len(agent['forgot'])} forgotten")
     typer.echo("\nevents:\n" + "\n".join(f"  {e['time'][:19]} {e['event']:<8} {e['by']}" for e in reversed(pr["events"])))

@@ -10,9 +10,11 @@ import typer
 from aipass_git.cli.app import commands
 from aipass_git.cli.output import emit_json, short, table
 from aipass_git.core.repo import discover
+from aipass_git.hooks.install import OWN_DIR_HINT
 from aipass_git.setup import demo as demo_mod, leftovers
 from aipass_git.setup.doctor import examine
 from aipass_git.setup.project_init import initialise
+from aipass_git.core.text import plural
 
 app = commands()
 
@@ -37,12 +39,16 @@ def init(
         emit_json(
             {"changed": result.changed, "commit": result.commit, "files": result.files,
              "drivers_installed": result.drivers_installed, "hooks_installed": result.hooks_installed,
+             "hooks_skipped": result.hooks_skipped,
              "orchestrator": result.orchestrator, "base_branch": result.base_branch}
         )
-    elif result.files:
+        return
+    if result.hooks_skipped:
+        typer.echo(f"warning: hooks not installed: {result.hooks_skipped}\nhint: {OWN_DIR_HINT}", err=True)
+    if result.files:
         typer.echo(
             f"aipass-git set up: orchestrator @{result.orchestrator}, base branch {result.base_branch}, "
-            f"{len(result.files)} files committed ({short(result.commit)})"
+            f"{plural(len(result.files), 'file')} committed ({short(result.commit)})"
         )
         typer.echo("next: git aipass agent new NAME --role TEXT")
     elif result.drivers_installed or result.hooks_installed:

@@ -327,6 +327,14 @@ def git_paths(root: Path, *names: str) -> list[Path]:
     return [Path(line) for line in output(args, root, check=False).splitlines() if line]
 
 
+def config_origin(root: Path, key: str) -> tuple[str, str, str] | None:
+    """(scope, origin, value) of the value of KEY that wins (scope: system, global, local,
+    worktree or command), or None when it is not set."""
+    proc = run(["config", "--show-scope", "--show-origin", "-z", "--get", key], root, check=False)
+    parts = proc.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return (parts[0], parts[1], parts[2]) if proc.returncode == 0 and len(parts) >= 3 else None
+
+
 def config_get(root: Path, key: str) -> str | None:
     proc = run(["config", "--get", key], root, check=False)
     return proc.stdout.decode().strip() if proc.returncode == 0 else None

@@ -28,7 +28,12 @@ def program() -> str | None:
     return shutil.which(NAME)
 
 
-def command() -> str:
-    """A shell command line that runs aipass-git: the program, or this Python with -m."""
+def argv() -> list[str]:
+    """The words that run aipass-git: the program, or this Python with -m."""
     found = program()
-    return shlex.quote(found) if found else f"{shlex.quote(sys.executable)} -m aipass_git"
+    return [found] if found else [sys.executable, "-m", "aipass_git"]
+
+
+def command() -> str:
+    """`argv()` as a shell command line, each word quoted (paths with spaces included)."""
+    return " ".join(shlex.quote(word) for word in argv())

@@ -78,6 +78,7 @@ PROVIDER = Obj(
 TIMEOUT_DEFAULTS = {
     "stall_seconds": 1800,  # no output and no desk activity for this long: restarted
     "crash_retries": 1,  # restarts of a dispatch whose supervisor died, before a bounce
+    "standards_seconds": 60,  # the project's own standards, all together, in one audit
 }
 
 CONFIG = Obj(
@@ -107,7 +108,8 @@ CONFIG = Obj(
                 "merge_lock_seconds": Num(min=0),
                 "git_seconds": Num(positive=True),
             },
-            optional={"stall_seconds": Num(positive=True), "crash_retries": Int(min=0, max=20)},
+            optional={"stall_seconds": Num(positive=True), "crash_retries": Int(min=0, max=20),
+                      "standards_seconds": Num(positive=True)},
         ),
         "desks": Obj(required={"root": Nullable(Str(max_len=1000, one_line=True))}),
     },

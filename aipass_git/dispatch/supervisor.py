@@ -35,6 +35,7 @@ from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
 from aipass_git.store.events import EventStore
 from aipass_git.memory import working
+from aipass_git.core.text import plural
 
 LOCK_WAIT_SECONDS = 2.0
 CANCEL_POLL_SECONDS = 0.1  # how often a backoff wait looks for a cancel request
@@ -333,7 +334,7 @@ class Supervisor:
         """A session entry in the agent's memory, committed on its desk branch, so the
         agent's PR carries it. A failure here is logged, never fatal to the run."""
         text = (f"dispatch {task['id']} from @{task['from']}: {task['subject']} -> {outcome}; "
-                f"{time.monotonic() - started:.1f} s; {commits} commit{'s' if commits != 1 else ''}")
+                f"{time.monotonic() - started:.1f} s; {plural(commits, 'commit')}")
         try:
             working.record(discover(desk.path), config, self.agent, "session", text[:1000],
                            message_by="supervisor", commit=desk.head())

@@ -7,6 +7,7 @@ the shim; `uninstall` puts it back.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from aipass_git.core import git, program, resources
@@ -28,12 +29,56 @@ def hooks_dir(repo: Repo) -> Path:
     return git.git_paths(repo.root, "hooks")[0]
 
 
+def shared_hooks_path(repo: Repo) -> str | None:
+    """Why the hooks folder git uses here is not this repository's own, or None when it is.
+
+    A core.hooksPath from the user's global or the system config points every repository
+    at one folder: shims installed there would run, and fail, in all of them."""
+    found = git.config_origin(repo.root, "core.hooksPath")
+    if found is None or found[0] in ("local", "worktree"):
+        return None
+    scope, origin, value = found
+    where = origin.removeprefix("file:") if origin.startswith("file:") else origin
+    return f"core.hooksPath is set to {value!r} in the {scope} git config ({where}), which every repository shares"
+
+
+def require_own_hooks_dir(repo: Repo) -> None:
+    reason = shared_hooks_path(repo)
+    if reason is not None:
+        raise RefusedError(f"hooks not installed: {reason}", OWN_DIR_HINT)
+
+
+OWN_DIR_HINT = ("give this repository its own hooks folder, then install: "
+                "git config --local core.hooksPath .git/hooks && git aipass hooks install")
+
+
+# The shims' way to aipass-git: the installation that installed them, else a git-aipass
+# on PATH; when both are gone (a deleted venv) the guard hooks say in one line that they
+# were skipped and the commit or push goes on, instead of every commit failing.
+FIND = """\
+aipass_exe=@EXE@
+aipass() { @ARGV@ "$@"; }
+if [ ! -x "$aipass_exe" ]; then
+    if command -v git-aipass >/dev/null 2>&1; then
+        aipass() { git-aipass "$@"; }
+    else
+        aipass() {
+            case "@HOOK@" in pre-commit|pre-push)
+                echo "aipass-git: @HOOK@ checks skipped: $aipass_exe is gone and git-aipass is not on PATH" \\
+                     "(reinstall aipass-git, or remove its hooks: git aipass hooks uninstall)" >&2 ;;
+            esac
+        }
+    fi
+fi"""
+
+
 def _render(hook: str) -> str:
     shims = resources.hook_shims_dir()
     template = (shims / f"{hook}.sh") if (shims / f"{hook}.sh").is_file() else shims / "shim.sh"
-    text = template.read_text(encoding="utf-8")
-    return (text.replace("@HOOK@", hook).replace("@AIPASS@", program.command().replace("'", "'\\''"))
-            .replace("@STDIN@", "yes" if HOOKS[hook] else "no"))
+    words = program.argv()
+    find = FIND.replace("@EXE@", shlex.quote(words[0])).replace("@ARGV@", " ".join(shlex.quote(w) for w in words))
+    text = template.read_text(encoding="utf-8").replace("@FIND_AIPASS@", find)
+    return text.replace("@HOOK@", hook).replace("@STDIN@", "yes" if HOOKS[hook] else "no")
 
 
 def is_ours(path: Path) -> bool:
@@ -44,6 +89,7 @@ def is_ours(path: Path) -> bool:
 
 
 def install(repo: Repo) -> list[str]:
+    require_own_hooks_dir(repo)
     folder = hooks_dir(repo)
     folder.mkdir(parents=True, exist_ok=True)
     done = []

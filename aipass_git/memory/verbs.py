@@ -29,12 +29,13 @@ class Added:
     secrets: list[str]  # kinds of secret the text seems to hold, let through with --allow-secret
 
 
-def whose(session: Session, raw: str | None, *, writing: bool) -> str:
-    """The agent whose memory a command means: RAW, or the speaker's own."""
+def whose(session: Session, raw: str | None, *, writing: bool, example: str) -> str:
+    """The agent whose memory a command means: RAW, or the speaker's own. EXAMPLE is the
+    command line that names one, for the hint."""
     speaker = session.speaker
     if raw is None:
         if speaker.is_human:
-            raise RefusedError("you are the human here: say whose memory", "add --agent @name (or name the agent)")
+            raise RefusedError("you are the human here: say whose memory", f"name the agent: {example}")
         return speaker.name
     owner = session.registry.get(raw).name
     if writing:
@@ -49,7 +50,7 @@ def add(session: Session, text: str, *, kind: str = "learning", agent: str | Non
     (then the commit records it): memory and its commit subject stay in history."""
     if kind not in ADDABLE:
         raise RefusedError(f"--kind: {kind!r} is not learning or observation", "sessions are recorded by the supervisor")
-    owner = whose(session, agent, writing=True)
+    owner = whose(session, agent, writing=True, example='git aipass memory add --agent @NAME "TEXT"')
     allowed = secrets.check("the entry", text, allow=allow_secret)
     entry, commit, archived = working.record(session.repo, session.config, owner, kind, text,
                                              message_by=session.speaker.name, allowed_secrets=allowed)
@@ -58,7 +59,7 @@ def add(session: Session, text: str, *, kind: str = "learning", agent: str | Non
 
 def show(session: Session, agent: str | None = None, *, at: str | None = None) -> tuple[str, dict[str, Any]]:
     """(owner, memory document) of AGENT, as in the work tree or as committed at AT."""
-    owner = whose(session, agent, writing=False)
+    owner = whose(session, agent, writing=False, example="git aipass memory show @NAME")
     if at is None:
         return owner, working.load(session.repo.root, owner)
     rel = working.memory_rel(owner)
@@ -72,4 +73,4 @@ def scope(session: Session, agent: str | None, everyone: bool) -> list[str] | No
     """Whose memory a search covers: None for everyone's (the human's default)."""
     if everyone or (agent is None and session.speaker.is_human):
         return None
-    return [whose(session, agent, writing=False)]
+    return [whose(session, agent, writing=False, example="git aipass memory search QUERY @NAME")]

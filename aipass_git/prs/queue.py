@@ -34,6 +34,7 @@ from aipass_git.store import locks
 from aipass_git.store.events import EventStore
 from aipass_git.store.journal import Entry, Journal
 from aipass_git.store.refs import move
+from aipass_git.core.text import plural
 
 JOURNAL_KIND = "merge"
 
@@ -111,7 +112,7 @@ class MergeQueue:
             findings = audit_merge(self.repo, tree, base_old)
             store.append(record.ref_for(pr["id"]), record.event(
                 "audited", self.speaker.author, {"audit": {"errors": len(findings), "at": clock.utc_now()}},
-                summary=f"{len(findings)} errors"))
+                summary=plural(len(findings), "error")))
             if findings:
                 return self._bounce(store, pr, "the audit of the merged tree failed", findings=findings)
             message = (f"Merge PR {pr['id'][:12]}: {pr['title']}\n\n"

@@ -13,6 +13,7 @@ from aipass_git.mail.postoffice import PostOffice
 from aipass_git.memory import review
 from aipass_git.prs import record
 from aipass_git.store.events import EventStore
+from aipass_git.core.text import plural
 
 
 def open_pr(repo: Repo, *, title: str | None = None, body: str = "") -> tuple[dict[str, Any], str]:
@@ -52,7 +53,7 @@ def open_pr(repo: Repo, *, title: str | None = None, body: str = "") -> tuple[di
     with PostOffice(session) as po:
         po.send([config.orchestrator], f"PR {happened}: {title}"[:200],
                 f"@{speaker.name} {happened} PR {pr['id']} ({branch} -> {base}, head {head[:10]}).\n\n"
-                f"{len(subjects)} commits:\n" + "\n".join(f"  {s}" for s in subjects) +
+                f"{plural(len(subjects), 'commit')}:\n" + "\n".join(f"  {s}" for s in subjects) +
                 f"\n\nReview: git aipass pr show {pr['id'][:12]}\nMerge:  git aipass pr merge {pr['id'][:12]}\n",
                 kind="pr", meta={"pr": pr["id"]})
     return pr, happened

@@ -137,6 +137,10 @@ def _drivers(repo: repo_mod.Repo) -> Check:
 def _hooks(repo: repo_mod.Repo) -> Check:
     hooks_dir = install.hooks_dir(repo)
     ours = install.installed(repo)
+    shared = install.shared_hooks_path(repo)
+    if shared is not None:
+        # shims there (an older aipass-git put them there) would run in every repository
+        return Check("hooks", "warn" if not ours else "error", shared, install.OWN_DIR_HINT)
     if ours:
         return Check("hooks", "ok", f"installed in {hooks_dir}: {', '.join(ours)}")
     return Check(

@@ -37,6 +37,7 @@ class InitResult:
     files: list[str] = field(default_factory=list)
     drivers_installed: bool = False
     hooks_installed: list[str] = field(default_factory=list)
+    hooks_skipped: str | None = None  # why the hooks were not installed
 
     @property
     def changed(self) -> bool:
@@ -83,8 +84,8 @@ def initialise(repo: Repo, *, orchestrator: str | None = None, hooks: bool = Tru
         drivers.install(repo)  # repository config, not committed: nothing for the commit
         result.drivers_installed = True
     if hooks:
-
-        if set(hook_shims.installed(repo)) != set(hook_shims.HOOKS):
+        result.hooks_skipped = hook_shims.shared_hooks_path(repo)
+        if result.hooks_skipped is None and set(hook_shims.installed(repo)) != set(hook_shims.HOOKS):
             result.hooks_installed = hook_shims.install(repo)
     if contents:
         message = (

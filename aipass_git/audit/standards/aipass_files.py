@@ -10,6 +10,7 @@ from aipass_git.core.canonical import dumps
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AGENTS_DIR, AIPASS_DIR, CONFIG_FILE
 from aipass_git.memory import working
+from aipass_git.core.text import plural
 
 
 def _folders(ctx) -> list[str]:
@@ -55,7 +56,7 @@ def memory_caps(ctx):
         rel = working.memory_rel(name)
         for section in schemas.MEMORY_SECTIONS:
             if len(doc[section]) > caps.entries:
-                yield Problem(rel, f"{section} has {len(doc[section])} entries (cap {caps.entries})",
+                yield Problem(rel, f"{section} has {plural(len(doc[section]), 'entry', 'entries')} (cap {caps.entries})",
                               "write through `git aipass memory add`, which archives the overflow")
             for e in doc[section]:
                 if len(e["text"]) > caps.entry_chars:
@@ -141,7 +142,7 @@ def retired_not_addressed(ctx):
             waiting = [l for l in mailbox.MailboxReader(store, agent.name).summaries() if l["status"] != "done"]
             if waiting:
                 yield Problem(f"{AGENTS_DIR}/{agent.name}/passport.json",
-                              f"retired @{agent.name} still has {len(waiting)} undone messages",
+                              f"retired @{agent.name} still has {plural(len(waiting), 'undone message')}",
                               f"send them to another agent, then: git aipass done --as @{agent.name} ID...")
             if agent.owns:
                 yield Problem(f"{AGENTS_DIR}/{agent.name}/passport.json",

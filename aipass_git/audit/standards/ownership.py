@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aipass_git.audit.engine import Problem, owned_pattern, standard
+from aipass_git.agents.ownership import pattern as owned_pattern
+from aipass_git.audit.engine import Problem, standard
 from aipass_git.core.repo import AGENTS_DIR
 
 
