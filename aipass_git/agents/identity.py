@@ -76,7 +76,7 @@ def resolve(
                 f"{AGENT_ENV}={claimed} but this is the desk of @{at_desk}",
                 f"an agent speaks only from its own desk; unset {AGENT_ENV} or run from @{claimed}'s desk",
             )
-        speaker = _agent(registry, claimed, f"{AGENT_ENV}={claimed}")
+        speaker = _agent(registry, claimed, f"{AGENT_ENV}={claimed!r}")
     elif at_desk is not None:
         speaker = _agent(registry, at_desk, f"the desk branch {desk.branch_for(at_desk)}")
     else:

@@ -26,6 +26,15 @@ AS = typer.Option(None, "--as", metavar="@AGENT", help="Act as this agent (only 
 FILE = typer.Option(None, "--file", "-F", metavar="FILE", help="Read the body from FILE ('-' for standard input).")
 ALLOW_SECRET = typer.Option(False, "--allow-secret",
                             help="Send even though the text looks like it holds a credential (recorded with it).")
+def _show(text: str, raw: bool) -> None:
+    if raw:
+        # as stored: click.echo would strip ANSI sequences when stdout is not a terminal
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    else:
+        typer.echo(for_terminal(text))
+
+
 RAW = typer.Option(False, "--raw", help="Print the body as stored, control characters and all (not escaped).")
 
 
@@ -177,7 +186,7 @@ def read(
         emit_json(m)
         return
     text = _render(m)
-    typer.echo(text if raw else for_terminal(text))
+    _show(text, raw)
 
 
 def _render(m: dict) -> str:
@@ -244,7 +253,7 @@ def thread(
         emit_json({"v": 1, "thread": messages[0]["thread"], "messages": messages})
         return
     text = "\n".join(_render(m) for m in messages).rstrip("\n")
-    typer.echo(text if raw else for_terminal(text))
+    _show(text, raw)
 
 
 @mail_app.command("log")

@@ -14,7 +14,7 @@ from aipass_git.core.repo import discover
 from aipass_git.prs import record
 from aipass_git.prs.queue import MergeQueue
 from aipass_git.prs.requests import close as close_pr, list_prs, open_pr, show as show_pr
-from aipass_git.core.text import plural
+from aipass_git.core.text import for_terminal, plural
 
 app = commands()
 
@@ -114,10 +114,17 @@ def merge(
             extra = f" as {short(o.merge_commit)}" if o.merge_commit else ""
             files = f": {', '.join(o.conflicts)}" if o.conflicts else ""
             typer.echo(f"PR {o.pr[:12]} {o.result}{extra}" + (f" ({o.detail}{files})" if o.detail else ""))
+            for line in (o.findings or [])[:FINDINGS_SHOWN]:
+                typer.echo(f"  {for_terminal(line)}")
+            if len(o.findings or []) > FINDINGS_SHOWN:
+                typer.echo(f"  ... and {len(o.findings) - FINDINGS_SHOWN} more: git aipass pr show {o.pr[:12]}")
         if not outcomes:
             typer.echo("no open PRs")
     if any(o.result == "bounced" for o in outcomes):
         raise typer.Exit(1)
+
+
+FINDINGS_SHOWN = 10  # of a bounced PR's audit errors, under its line; `pr show` has them all
 
 
 @pr_app.command("close")

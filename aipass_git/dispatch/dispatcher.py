@@ -39,6 +39,7 @@ def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None
         raise RefusedError("the task holds a NUL byte", "a dispatch is text; remove the NUL byte (nothing was sent)")
     runtime = Runtime(repo)
     with PostOffice(repo, act_as=act_as) as po:
+        po.check_text(subject, body, allow_secret=allow_secret)
         agent = po.registry.resolve(to)
         policy.require_may_dispatch(po.speaker.name, agent.name)
         provider = providers.check(po.config, agent.provider, agent.model)

@@ -73,6 +73,15 @@ class PostOffice:
 
     # -- writing ------------------------------------------------------------------------
 
+    def check_text(self, subject: str, body: str, *, allow_secret: bool = False) -> tuple[str, str, list[str]]:
+        """(subject, body, kinds of secret let through) as `send` would deliver them, or the
+        refusal; callers with more to check (a dispatch's provider) ask this first, so a bad
+        message is what the user hears about."""
+        limits = self.config.limits
+        subject = msg.check_subject(subject, limits["subject_max_chars"])
+        body = msg.check_body(body, limits["body_max_bytes"])
+        return subject, body, secrets.check("the message", subject, body, allow=allow_secret)
+
     def send(
         self,
         to: list[str],
@@ -88,11 +97,8 @@ class PostOffice:
         """Deliver one message per recipient; every check happens before anything is written.
         A message that looks like it holds a secret is refused unless ALLOW_SECRET, which
         the message and its commits record."""
-        limits = self.config.limits
-        subject = msg.check_subject(subject, limits["subject_max_chars"])
-        body = msg.check_body(body, limits["body_max_bytes"])
+        subject, body, allowed = self.check_text(subject, body, allow_secret=allow_secret)
         owners = self.recipients(to)
-        allowed = secrets.check("the message", subject, body, allow=allow_secret)
         meta = dict(meta or {})
         trailers = {}
         if allowed:
