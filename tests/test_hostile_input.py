@@ -333,6 +333,17 @@ def test_pre_commit_catches_a_staged_secret_whatever_the_other_names(hooked: Pat
     assert name in tree.stdout.split("\0")
 
 
+def test_a_commit_message_holding_a_secret_is_refused_unless_it_says_so(hooked: Path):
+    (hooked / "a.txt").write_text("a\n")
+    git(hooked, "add", "a.txt")
+    before = git(hooked, "rev-parse", "HEAD")
+    leak = run(hooked, "commit", "-qm", f"deploy with {AWS_KEY}")
+    assert leak.returncode == 1 and b"the commit message looks like it holds an AWS access key" in leak.stderr
+    assert git(hooked, "rev-parse", "HEAD") == before
+    allowed = run(hooked, "commit", "-qm", f"fixture key {AWS_KEY}\n\nAipass-Allowed-Secret: AWS access key")
+    assert allowed.returncode == 0 and git(hooked, "rev-parse", "HEAD") != before
+
+
 @pytest.mark.parametrize("name", ["a\ncontents HEAD:README.md", "a\ninfo HEAD"])
 def test_pr_merge_audits_a_desk_with_newline_names(mail_repo: Path, cli, name):
     desk = make_desk(mail_repo, "api")

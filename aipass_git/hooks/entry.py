@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aipass_git.core.repo import Repo
 
-REFUSING = {"pre-commit": "commit", "pre-push": "push"}  # hooks whose problems stop git
+REFUSING = {"pre-commit": "commit", "commit-msg": "commit", "pre-push": "push"}  # hooks whose problems stop git
 
 
 def run(repo: Repo, name: str, args: list[str], stdin: str) -> list[str]:
@@ -16,6 +16,10 @@ def run(repo: Repo, name: str, args: list[str], stdin: str) -> list[str]:
         from aipass_git.hooks import guard  # deferred: see above
 
         return guard.pre_commit(repo)
+    if name == "commit-msg":
+        from aipass_git.hooks import guard  # deferred: see above
+
+        return guard.commit_msg(repo, args[0] if args else "")
     if name == "pre-push":
         from aipass_git.hooks import guard  # deferred: see above
 

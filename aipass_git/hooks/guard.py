@@ -8,6 +8,8 @@ from aipass_git.audit import documents
 from aipass_git.audit.engine import Context, describe, run
 from aipass_git.audit.standards import BUILTIN, aipass_files, hygiene, secrets
 from aipass_git.core import config as config_mod, git, names
+from aipass_git.core.secrets import find as find_secrets
+from aipass_git.core.text import article
 from aipass_git.core.repo import Repo
 from aipass_git.agents import desk
 from aipass_git.agents.identity import AGENT_ENV, desk_of
@@ -39,6 +41,25 @@ def pre_commit(repo: Repo) -> list[str]:
     problems += describe(documents.validate(staged, ctx.read))
     problems += describe(run(ctx, ON_COMMIT))
     return problems
+
+
+ALLOWED_TRAILER = "Aipass-Allowed-Secret:"
+
+
+def commit_msg(repo: Repo, path: str) -> list[str]:
+    """A commit message that looks like it holds a credential, refused: history keeps
+    messages forever. A message that says `Aipass-Allowed-Secret: <kind>` goes through."""
+    try:
+        text = (repo.root / path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return [f"cannot read the commit message {path}: {exc.strerror}"]
+    message = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    if ALLOWED_TRAILER in message:
+        return []
+    kinds = find_secrets(message)
+    return [f"the commit message looks like it holds {article(kinds[0])}"
+            f"\nhint: take it out and commit again; if it is not a secret, add the line: {ALLOWED_TRAILER} {kinds[0]}"
+            ] if kinds else []
 
 
 def pre_push(repo: Repo, updates: list[tuple[str, str, str, str]]) -> list[str]:

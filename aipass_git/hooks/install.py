@@ -17,6 +17,7 @@ from aipass_git.core.repo import Repo
 MARKER = "aipass-git hook shim"
 HOOKS = {  # hook -> reads standard input
     "pre-commit": False,
+    "commit-msg": False,
     "pre-push": True,
     "post-merge": False,
     "post-checkout": False,
