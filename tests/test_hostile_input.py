@@ -305,6 +305,9 @@ def test_the_audit_and_doctor_report_links_in_aipass(mail_repo: Path, cli):
     result = cli("audit", "--json", cwd=mail_repo)
     found = [f for f in json.loads(result.out)["findings"] if f["standard"] == "aipass.no-links"]
     assert result.code == 1 and [f["path"] for f in found] == [".aipass/notes.md"]
+    doctor = cli("doctor", "--json", cwd=mail_repo)
+    [links] = [c for c in json.loads(doctor.out)["checks"] if c["name"] == "links"]
+    assert doctor.code == 1 and links["status"] == "error" and ".aipass/notes.md" in links["detail"]
 
 
 # -- file names -----------------------------------------------------------------------------

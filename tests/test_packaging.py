@@ -58,3 +58,24 @@ def test_pre_commit_try_repo_runs_our_hooks_on_a_sample_repository(mail_repo, tm
     assert failed.returncode == 1 and "Failed" in failed.stdout and "field 'status'" in failed.stdout
     audit = try_repo("aipass-audit")
     assert audit.returncode == 1 and "aipass.passport" in audit.stdout
+
+
+def test_the_readme_local_hook_runs_with_the_pinned_pre_commit(mail_repo, tmp_path):
+    """The README's `repo: local` block, as written there, under the pre-commit the test
+    extra installs (`language: unsupported` needs pre-commit 4.4 or newer)."""
+    import os
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "- repo: local" in block and "language: unsupported" in block
+    (mail_repo / ".pre-commit-config.yaml").write_text("repos:\n" + block)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run([sys.executable, "-m", "pre_commit", "run", "aipass-audit", "--all-files"],
+                         cwd=mail_repo, capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0 and "aipass audit" in run.stdout and "Passed" in run.stdout, run.stdout + run.stderr
+    (mail_repo / "notes.txt").write_text("<<<<<<< HEAD\na\n=======\nb\n>>>>>>> other\n")
+    subprocess.run(["git", "add", "notes.txt"], cwd=mail_repo, check=True)
+    failed = subprocess.run([sys.executable, "-m", "pre_commit", "run", "aipass-audit", "--all-files"],
+                            cwd=mail_repo, capture_output=True, text=True, env=env, timeout=600)
+    assert failed.returncode == 1 and "hygiene.conflict-markers" in failed.stdout

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from aipass_git.agents.registry import Registry, agent_files
 from aipass_git.audit.engine import Context, run
 from aipass_git.audit.standards import refs
-from aipass_git.core import config as config_mod, git, names, repo as repo_mod
+from aipass_git.core import config as config_mod, files, git, names, repo as repo_mod
 from aipass_git.core.errors import AipassError
 from aipass_git.dispatch import providers
 from aipass_git.hooks import install
@@ -39,6 +39,7 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
     except AipassError as exc:
         return checks + [Check("repository", "error", exc.message, exc.hint)]
     checks.append(Check("repository", "ok", str(repo.root)))
+    checks.append(_links(repo))
     try:
         config = config_mod.load(repo)
     except AipassError as exc:
@@ -66,6 +67,15 @@ def _git_version() -> Check:
             "install a newer git: merging PRs uses `git merge-tree --write-tree`",
         )
     return Check("git", "ok", f"git {shown}")
+
+
+def _links(repo: repo_mod.Repo) -> Check:
+    found = files.links_under(repo.root, repo_mod.AIPASS_DIR)
+    if not found:
+        return Check("links", "ok", f"no symbolic links in {repo_mod.AIPASS_DIR}")
+    shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    return Check("links", "error", f"symbolic links in {repo_mod.AIPASS_DIR}, which aipass-git refuses to follow: {shown}",
+                 "replace each with the real file or folder (git rm --cached the ones git tracks)")
 
 
 def _agents(repo: repo_mod.Repo, config: config_mod.Config) -> list[Check]:
