@@ -9,6 +9,6 @@ chained="$(dirname "$0")/@HOOK@.aipass-chained"
 if [ -x "$chained" ]; then
     printf '%s' "$input" | "$chained" "$@" || exit $?
 fi
-# aipass's own commits were validated as they were written, message included
-case "@HOOK@" in pre-commit|commit-msg) [ -n "$AIPASS_TOOL_COMMIT" ] && exit 0 ;; esac
+# aipass's own commits of .aipass files were validated as they were written
+[ "@HOOK@" = pre-commit ] && [ -n "$AIPASS_TOOL_COMMIT" ] && exit 0
 printf '%s' "$input" | aipass hook @HOOK@ "$@"

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from conftest import BIN_DIR, git, make_desk, snapshot
 
 AWS_KEY = "AKIAABCDEFGHIJKLMNOP"
@@ -611,3 +612,22 @@ def test_a_sha256_pre_commit_hook_reads_newline_names_safely(sha256_repo: Path):
     git(sha256_repo, "add", "-A")
     result = run(sha256_repo, "commit", "-qm", "leak")
     assert result.returncode == 1 and b"creds.txt:1: looks like an AWS access key" in result.stderr
+
+
+# -- the commit-msg hook's shell prefilter --------------------------------------------------
+
+FRAGMENTS = [AWS_KEY, "ASIA" + "Q" * 16, "ghp_" + "x" * 36, "github_pat_" + "y" * 40, "sk-ant-" + "z" * 24,
+             "sk-proj-" + "k" * 32, "AIza" + "0" * 35, "xoxb-1234567890ab", "-----BEGIN RSA PRIVATE KEY-----",
+             "DB_PASSWORD=", "api-key: ", "Access_Key = ", "client_secret='", "PWD=", "my_credentials: ",
+             "Xk29vLq7Ztp4RmW8sYc1", "q9Zr7TmX2kLp4VwB8nYc3HsD", " ", "\n", "=", ":", '"', "fix: ", "key"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=8), max_size=8).map("".join))
+def test_every_message_the_secret_check_flags_passes_the_hook_prefilter(text):
+    import re
+
+    from aipass_git.core import secrets
+
+    if secrets.find(text):
+        assert re.search(secrets.ANCHORS, text, re.IGNORECASE), text

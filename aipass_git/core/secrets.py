@@ -32,6 +32,10 @@ _ASSIGNED = re.compile(
     r"[a-z0-9_.-]*[\"']?\s*[:=]\s*[\"']?([^\s\"'`,;]{12,})"
 )
 ASSIGNED = "secret assignment"
+# Words of which every text `find` flags holds one (ignoring case): the commit-msg hook
+# greps for them in the shell (an ERE) and starts Python only on a hit.
+ANCHORS = ("private key|akia|asia|gh[pousr]_|github_pat_|sk-|aiza|xox|"
+           "secret|token|passw|pwd|api.?key|access.?key|private.?key|credential")
 HINT = "remove it (and rotate it if it is real); if it is not a secret, repeat with --allow-secret, which is recorded"
 
 

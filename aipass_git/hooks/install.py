@@ -10,7 +10,7 @@ import os
 import shlex
 from pathlib import Path
 
-from aipass_git.core import git, program, resources
+from aipass_git.core import git, program, resources, secrets
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import Repo
 
@@ -79,7 +79,8 @@ def _render(hook: str) -> str:
     words = program.argv()
     find = FIND.replace("@EXE@", shlex.quote(words[0])).replace("@ARGV@", " ".join(shlex.quote(w) for w in words))
     text = template.read_text(encoding="utf-8").replace("@FIND_AIPASS@", find)
-    return text.replace("@HOOK@", hook).replace("@STDIN@", "yes" if HOOKS[hook] else "no")
+    return (text.replace("@HOOK@", hook).replace("@STDIN@", "yes" if HOOKS[hook] else "no")
+            .replace("@SECRET_WORDS@", secrets.ANCHORS))
 
 
 def is_ours(path: Path) -> bool:
