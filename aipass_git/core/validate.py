@@ -83,6 +83,13 @@ class Int(Spec):
 
 
 @dataclass
+class Bool(Spec):
+    def check(self, value: Any, path: str) -> None:
+        if not isinstance(value, bool):
+            raise Violation(path, f"expected true or false, got {_type_name(value)} {_show(value)}")
+
+
+@dataclass
 class Num(Spec):
     min: float | None = None
     positive: bool = False

@@ -12,11 +12,14 @@ Listing a mailbox reads the index files only, never the bodies and never history
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aipass_git.core.canonical import encode
 from aipass_git.core.errors import RefusedError
+from aipass_git.core.text import plural
 from aipass_git.mail import message as msg
+from aipass_git.store import entity
 from aipass_git.store.events import Apply, Event, EventStore
 from aipass_git.store.objects import Ident
 from aipass_git.store.tree_view import TreeView
@@ -93,6 +96,52 @@ def mark(owner: str, message_id: str, status: str, author: Ident, extra_trailers
         )
 
     return apply
+
+
+def merge(ours: TreeView, theirs: TreeView) -> str:
+    """Merge THEIRS into OURS (see store/entity.py): every message of either side, each
+    status the furthest along (new < read < done). Folders both sides hold alike are not
+    even opened, so a merge costs what the two sides did differently."""
+    added = advanced = 0
+    top_a, top_b = ours.list(), theirs.list()
+    for c1 in sorted(set(top_a) | set(top_b)):
+        if top_a.get(c1) == top_b.get(c1):
+            continue
+        if c1 not in top_a:
+            ours.link(c1, *top_b[c1])
+            added += _count_messages(theirs, c1)
+            continue
+        if c1 not in top_b:
+            continue
+        mid_a, mid_b = ours.list(c1), theirs.list(c1)
+        for c2 in sorted(set(mid_a) | set(mid_b)):
+            folder = f"{c1}/{c2}"
+            if mid_a.get(c2) == mid_b.get(c2) or c2 not in mid_b:
+                continue
+            if c2 not in mid_a:
+                ours.link(folder, *mid_b[c2])
+                added += _count_messages(theirs, folder)
+                continue
+            a, b = ours.list(folder), theirs.list(folder)
+            for name, entry in b.items():
+                if name.endswith(".json") and (name not in a or entry[1] < a[name][1]):
+                    # a message is never changed after delivery: the same id twice with two
+                    # contents is a forgery, and either side keeps the same one of them
+                    added += name not in a
+                    ours.link(f"{folder}/{name}", *entry)
+            index, moved = msg.merge_index(ours.read(f"{folder}/{INDEX}") or b"", theirs.read(f"{folder}/{INDEX}") or b"")
+            advanced += moved
+            ours.write(f"{folder}/{INDEX}", index)
+    return f"{plural(added, 'message')} and {plural(advanced, 'status', 'statuses')} from the other side"
+
+
+KIND = entity.Kind("mailbox", NAMESPACE, re.compile(r"[a-z][a-z0-9_-]{0,31}"), merge, "see: git aipass agent list")
+
+
+def _count_messages(view: TreeView, folder: str) -> int:
+    data = b"".join(view.read(f"{f}/{INDEX}") or b"" for f in ([folder] if "/" in folder else
+                                                               [f"{folder}/{c2}" for c2 in view.list(folder)]))
+    return data.count(b"\n")
 
 
 class MailboxReader:

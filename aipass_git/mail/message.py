@@ -112,6 +112,7 @@ def summary(message: dict[str, Any], status: str = "new") -> dict[str, Any]:
 # the others: a status change rewrites one line, an append adds one.
 def encode_summary(line: dict[str, Any]) -> bytes:
     ordered = {"id": line["id"], **{k: line[k] for k in (*SUMMARY_FIELDS[1:], "status")}}
+    ordered.update((k, line[k]) for k in sorted(line.keys() - ordered.keys()))  # e.g. a dispatch's claim
     return json.dumps(ordered, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
@@ -129,6 +130,28 @@ def decode_summary_blobs(blobs: list[bytes]) -> list[dict[str, Any]]:
     """Every summary line of many index files, parsed in one pass of the JSON decoder."""
     parts = [b.strip(b"\n").replace(b"\n", b",") for b in blobs if b.strip()]
     return json.loads(b"[" + b",".join(parts) + b"]") if parts else []
+
+
+def merge_index(ours: bytes, theirs: bytes) -> tuple[bytes, int]:
+    """The index lines of both sides as one index, sorted by id (the same bytes whichever
+    side is ours), and how many of OURS's statuses moved forward. A line both sides hold
+    takes the later status; the other fields never change after delivery, so where they
+    differ (a forgery) the same one wins on either side."""
+    lines: dict[str, dict[str, Any]] = {}
+    for line in decode_summary_blobs([ours]):
+        lines[line["id"]] = line
+    advanced = 0
+    for line in decode_summary_blobs([theirs]):
+        mine = lines.get(line["id"])
+        if mine is None:
+            lines[line["id"]] = line
+            continue
+        status = later_status(mine["status"], line["status"])
+        advanced += status != mine["status"]
+        fixed = {k: v for k, v in mine.items() if k != "status"}, {k: v for k, v in line.items() if k != "status"}
+        winner = dict(min(fixed, key=lambda d: json.dumps(d, sort_keys=True))) if fixed[0] != fixed[1] else fixed[0]
+        lines[line["id"]] = {**winner, "status": status}
+    return b"".join(encode_summary(lines[i]) for i in sorted(lines)), advanced
 
 
 def later_status(a: str, b: str) -> str:

@@ -8,19 +8,38 @@ so reading a PR never walks history; `git log refs/aipass/prs/<id>` reads as its
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from aipass_git.core import clock, ids
+from aipass_git.core import clock, ids, schemas
 from aipass_git.core.canonical import encode
-from aipass_git.core.errors import RefusedError, UnknownMessageError
+from aipass_git.core.documents import load_json
+from aipass_git.core.errors import RefusedError
+from aipass_git.core.validate import Bool, Int, List, Nullable, Obj, Str
+from aipass_git.store import entity
 from aipass_git.store.events import Apply, Event, EventStore
 from aipass_git.store.objects import Ident
 from aipass_git.store.tree_view import TreeView
-from aipass_git.core import git
 
 NAMESPACE = "refs/aipass/prs/"
 FILE = "pr.json"
 STATES = ("open", "merged", "bounced", "closed")
+# which of two diverged records wins a merge: a terminal state over a live one, then the
+# later update (the history of both stays in the merge commit's parents)
+_RANK = {"open": 0, "bounced": 0, "closed": 1, "merged": 2}
+
+SHA = Str(pattern=r"[0-9a-f]{40}|[0-9a-f]{64}", expected="a commit id")
+PR = Obj(
+    required={
+        "v": Int(min=1, max=1), "id": schemas.ENTRY_ID, "agent": Str(pattern=r"[a-z][a-z0-9_-]{0,31}", expected="an agent name"),
+        "branch": Str(max_len=255, one_line=True), "base": Str(max_len=255, one_line=True), "head": SHA,
+        "title": Str(max_len=1000, one_line=True), "body": Str(min_len=0, max_len=1024 * 1024),
+        "state": Str(choices=STATES), "created": schemas.TIMESTAMP, "updated": schemas.TIMESTAMP,
+        "merge_commit": Nullable(SHA), "audit": Nullable(Obj(allow_extra=True)), "reason": Nullable(Str(min_len=0, max_len=10_000)),
+        "conflicts": List(Str(max_len=4096)), "findings": List(Str(max_len=10_000)),
+        "told": Nullable(Bool()), "notice": Nullable(Obj(allow_extra=True)),
+    },
+)
 
 
 def ref_for(pr_id: str) -> str:
@@ -40,6 +59,30 @@ def new(*, agent: str, branch: str, base: str, head: str, title: str, body: str)
 def _read(view: TreeView) -> dict[str, Any] | None:
     data = view.read(FILE)
     return json.loads(data) if data is not None else None
+
+
+def merge(ours: TreeView, theirs: TreeView) -> str:
+    """Merge THEIRS into OURS (see store/entity.py): the record further along wins."""
+    a, b = _read(ours), _read(theirs)
+    if b is None:
+        return "nothing from the other side"
+    if a is None or _merge_key(b) > _merge_key(a):
+        ours.write(FILE, encode(b))
+        return f"{b['state']}, from the other side"
+    return f"{a['state']}, kept"
+
+
+def _merge_key(pr: dict[str, Any]) -> tuple:
+    return _RANK.get(pr.get("state"), 0), str(pr.get("updated")), encode(pr)
+
+
+KIND = entity.Kind("PR", NAMESPACE, re.compile(ids.ID_PATTERN.pattern.removesuffix("\\Z")), merge, "list them with: git aipass pr list --state all")
+
+
+def parse(data: bytes, pr_id: str) -> dict[str, Any]:
+    """A pr.json, validated (anyone who can push a ref can write one)."""
+    return load_json(data, f"{ref_for(pr_id)}:{FILE}", PR,
+                     "this record was not written by aipass-git; see: git log " + ref_for(pr_id))
 
 
 def event(kind: str, author: Ident, change: dict[str, Any], *, expect: tuple[str, ...] | None = None,
@@ -72,22 +115,18 @@ class PRBook:
         self.store = store
 
     def ids(self) -> list[str]:
-
-        return sorted(ref[len(NAMESPACE):] for ref, _ in git.list_refs(self.store.repo.root, NAMESPACE))
+        return entity.ids(self.store, KIND)
 
     def all(self) -> list[dict[str, Any]]:
         ids_ = self.ids()
         if not ids_:
             return []
         blobs = self.store.reader.read_many([f"{ref_for(i)}:{FILE}" for i in ids_])
-        return [json.loads(data) for _, data in blobs]
+        return [parse(data, i) for i, (_, data) in zip(ids_, blobs)]
 
     def get(self, raw_id: str) -> dict[str, Any]:
-        prefix = raw_id.strip().lower()
-        matches = [i for i in self.ids() if i.startswith(prefix)] if prefix else []
-        if not matches:
-            raise UnknownMessageError(f"no PR {raw_id!r}", "list them with: git aipass pr list --state all")
-        if len(matches) > 1:
-            raise RefusedError(f"PR id {raw_id!r} is ambiguous ({', '.join(m[:14] for m in matches[:4])})", "give more characters")
-        data = self.store.view(ref_for(matches[0])).read(FILE)
-        return json.loads(data)
+        pr_id = entity.resolve(KIND, self.ids(), raw_id)
+        data = self.store.view(ref_for(pr_id)).read(FILE)
+        if data is None:
+            raise RefusedError(f"{ref_for(pr_id)} holds no {FILE}", "this ref was not written by aipass-git")
+        return parse(data, pr_id)

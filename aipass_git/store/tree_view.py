@@ -58,6 +58,14 @@ class TreeView:
         self._pending[path] = data
         self._changes.append((path, data))
 
+    def link(self, path: str, mode: str, oid: str) -> None:
+        """Point PATH at an object that already exists (a blob or tree of another state
+        being merged in): nothing is read or written again."""
+        folder, name = self._locate(path, create=True)
+        folder.entries[name] = (mode, oid)
+        folder.children.pop(name, None)
+        self._pending.pop(path, None)
+
     def delete(self, path: str) -> None:
         folder, name = self._locate(path, create=False)
         if folder is not None and name in folder.entries:

@@ -1,0 +1,75 @@
+"""Kinds of entity on refs, and what the store does with any of them (after git-bug's
+entity/dag): list their ids, resolve a prefix, and merge two histories of one entity.
+
+A kind is a definition: the ref namespace, the rule its ids follow, and a merge function.
+Everything else is generic. Two clones that both wrote to one entity hold two tips; the
+merge of those is a commit with both as parents (so `git log` of the ref shows both
+histories) whose tree is the kind's merge of the two states. A kind's merge must be
+symmetric and lose nothing (a mailbox keeps the union of messages, each status the
+furthest along), so merging in any order, or twice, gives the same state.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from aipass_git.core import git
+from aipass_git.core.errors import RefusedError, UnknownMessageError
+from aipass_git.store.events import Event, EventStore
+from aipass_git.store.objects import Ident
+from aipass_git.store.tree_view import TreeView
+
+# (ours, theirs) -> a line saying what came from theirs; OURS is edited into the merged
+# state in place. THEIRS is only read.
+Merge = Callable[[TreeView, TreeView], str]
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # "mailbox", "PR": for messages
+    namespace: str  # "refs/aipass/mail/"
+    id_pattern: re.Pattern[str]  # what follows the namespace
+    merge: Merge
+    list_hint: str  # where a person sees them all, for "no such id" errors
+
+    def ref(self, entity_id: str) -> str:
+        return self.namespace + entity_id
+
+    def id_of(self, ref: str) -> str | None:
+        """The id REF names, or None when it is not one of this kind's (a stray ref)."""
+        if not ref.startswith(self.namespace):
+            return None
+        rest = ref[len(self.namespace):]
+        return rest if self.id_pattern.fullmatch(rest) else None
+
+
+def ids(store: EventStore, kind: Kind) -> list[str]:
+    """The ids of every entity of KIND in the repository, sorted."""
+    return sorted(i for ref, _ in git.list_refs(store.repo.root, kind.namespace)
+                  if (i := kind.id_of(ref)) is not None)
+
+
+def resolve(kind: Kind, known: list[str], raw: str) -> str:
+    """The one id among KNOWN that RAW is a prefix of (case aside)."""
+    prefix = raw.strip().lower()
+    matches = [i for i in known if i.startswith(prefix)] if prefix else []
+    if not matches:
+        raise UnknownMessageError(f"no {kind.name} {raw!r}", kind.list_hint)
+    if len(matches) > 1:
+        shown = ", ".join(m[:14] for m in matches[:4])
+        raise RefusedError(f"{kind.name} id {raw!r} is ambiguous ({shown})", "give more characters")
+    return matches[0]
+
+
+def merge_tips(store: EventStore, kind: Kind, ref: str, ours: str, theirs: str, author: Ident) -> str:
+    """A commit whose parents are OURS and THEIRS and whose tree is KIND's merge of their
+    states (written, not yet on any ref). The caller has checked that neither contains the
+    other (then there is nothing to merge: one is the answer)."""
+    view = TreeView(store, store.tree_of(ours))
+    summary = kind.merge(view, TreeView(store, store.tree_of(theirs)))
+    tree = view.flush()
+    event = Event("merge", f"{kind.name}: merge {ref[len(kind.namespace):]} ({summary})", author,
+                  {"Aipass-Merge": theirs})
+    return store.writer.commit(tree, [ours, theirs], author, author, event.message())

@@ -1,0 +1,147 @@
+"""Merging two histories of one entity (store/entity.py): random event histories on real
+refs, merged in every order; the merge is commutative, associative and idempotent, and
+loses nothing."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from conftest import git
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from aipass_git.core.repo import discover
+from aipass_git.mail import mailbox, message as msg
+from aipass_git.prs import record
+from aipass_git.store import entity
+from aipass_git.store.events import EventStore
+from aipass_git.store.objects import Ident
+
+WHO = Ident("tester", "tester@example.invalid")
+STATUSES = ("read", "done")
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, isolated_git):
+    path = tmp_path_factory.mktemp("merge") / "repo"
+    path.mkdir()
+    git(path, "init", "-q")
+    with EventStore(discover(path)) as s:
+        yield s
+
+
+def message(n: int) -> dict:
+    return msg.build(sender="human", recipient="api", subject=f"m{n}", body=f"body {n}", message_id=f"01m8{n:022d}")
+
+
+# one branch: a list of ops; ("new", k) delivers message k, (status, k) marks it
+ops = st.lists(st.tuples(st.sampled_from(("new", "read", "done")), st.integers(0, 11)), max_size=8)
+
+
+def build(store: EventStore, base: str | None, steps: list[tuple[str, int]]) -> str | None:
+    """A history of STEPS on top of BASE, on a scratch ref; returns its tip."""
+    ref = f"refs/test/{next(_counter)}"
+    if base:
+        store.refs.apply([entity_update(ref, base)])
+    for op, k in steps:
+        m = message(k)
+        if op == "new":
+            store.append(ref, mailbox.deliver(m, WHO))
+        elif store.view(ref).read(mailbox.message_path(m["id"])) is not None:
+            store.append(ref, mailbox.mark("api", m["id"], op, WHO))
+    return store.tip(ref)
+
+
+def entity_update(ref, new):
+    from aipass_git.store.refs import RefUpdate
+
+    return RefUpdate(ref, new, None)
+
+
+def merged(store: EventStore, a: str | None, b: str | None) -> str | None:
+    """The tip both merge to: one side when it holds the other, else a merge commit."""
+    if a is None or b is None or a == b:
+        return a or b
+    if _ancestor(store, a, b):
+        return b
+    if _ancestor(store, b, a):
+        return a
+    return entity.merge_tips(store, mailbox.KIND, "refs/aipass/mail/api", a, b, WHO)
+
+
+def _ancestor(store, a, b) -> bool:
+    import subprocess
+
+    return subprocess.run(["git", "merge-base", "--is-ancestor", a, b], cwd=store.repo.root).returncode == 0
+
+
+def state(store: EventStore, tip: str | None) -> tuple[str | None, dict]:
+    """(root tree id, {message id: status}) of a mailbox tip."""
+    if tip is None:
+        return None, {}
+    tree = store.tree_of(tip)
+    lines = msg.decode_summary_blobs(store.collect(tree, name=mailbox.INDEX))
+    return tree, {line["id"]: line["status"] for line in lines}
+
+
+def expected(*histories: list[tuple[str, int]], base: list[tuple[str, int]]) -> dict:
+    """What a lossless merge must hold: every delivered message, its furthest status."""
+    out: dict[str, str] = {}
+    for steps in histories:
+        seen: dict[str, str] = {}
+        for op, k in base + steps:
+            mid = message(k)["id"]
+            if op == "new":
+                seen.setdefault(mid, "new")
+            elif mid in seen:
+                seen[mid] = msg.later_status(seen[mid], op)
+        for mid, status in seen.items():
+            out[mid] = msg.later_status(out.get(mid, "new"), status)
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=ops, a=ops, b=ops, c=ops)
+def test_mailbox_merges_are_commutative_associative_idempotent_and_lossless(store, base, a, b, c):
+    root = build(store, None, base)
+    ta, tb, tc = (build(store, root, steps) for steps in (a, b, c))
+    ab, ba = merged(store, ta, tb), merged(store, tb, ta)
+    assert state(store, ab) == state(store, ba)
+    assert state(store, merged(store, ab, tc)) == state(store, merged(store, ta, merged(store, tb, tc)))
+    assert state(store, merged(store, ab, ab)) == state(store, ab)
+    if ab is not None:  # merging a state with itself changes nothing, down to the tree
+        assert state(store, entity.merge_tips(store, mailbox.KIND, "refs/aipass/mail/api", ab, ab, WHO))[0] == state(store, ab)[0]
+    assert state(store, merged(store, ab, tc))[1] == expected(a, b, c, base=base)
+
+
+def test_a_merge_commit_keeps_both_histories(store):
+    root = build(store, None, [("new", 1)])
+    ours = build(store, root, [("new", 2), ("read", 1)])
+    theirs = build(store, root, [("new", 3), ("done", 1)])
+    tip = entity.merge_tips(store, mailbox.KIND, "refs/aipass/mail/api", ours, theirs, WHO)
+    parents = git(store.repo.root, "log", "-1", "--format=%P", tip).split()
+    assert parents == [ours, theirs]
+    subject = git(store.repo.root, "log", "-1", "--format=%s", tip)
+    assert subject == "mailbox: merge api (1 message and 1 status from the other side)"
+    assert state(store, tip)[1] == {message(1)["id"]: "done", message(2)["id"]: "new", message(3)["id"]: "new"}
+
+
+def test_pr_records_merge_to_the_one_further_along(store):
+    import json
+
+    from aipass_git.store.tree_view import TreeView
+
+    pr = record.new(agent="api", branch="aipass/api", base="main", head="a" * 40, title="t", body="")
+    open_ = store.append(f"refs/test/pr{next(_counter)}", record.event("opened", WHO, {}, create=pr))
+    merged_ref, bounced_ref = f"refs/test/pr{next(_counter)}", f"refs/test/pr{next(_counter)}"
+    for ref in (merged_ref, bounced_ref):
+        store.refs.apply([entity_update(ref, open_)])
+    store.append(merged_ref, record.event("merged", WHO, {"state": "merged", "merge_commit": "b" * 40}))
+    store.append(bounced_ref, record.event("bounced", WHO, {"state": "bounced", "reason": "conflict"}))
+    for ours, theirs in ((merged_ref, bounced_ref), (bounced_ref, merged_ref)):
+        tip = entity.merge_tips(store, record.KIND, "refs/aipass/prs/x", store.tip(ours), store.tip(theirs), WHO)
+        doc = json.loads(TreeView(store, store.tree_of(tip)).read(record.FILE))
+        assert doc["state"] == "merged" and doc["merge_commit"] == "b" * 40
+        record.parse(TreeView(store, store.tree_of(tip)).read(record.FILE), doc["id"])
