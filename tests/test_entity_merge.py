@@ -36,8 +36,10 @@ def message(n: int) -> dict:
     return msg.build(sender="human", recipient="api", subject=f"m{n}", body=f"body {n}", message_id=f"01m8{n:022d}")
 
 
-# one branch: a list of ops; ("new", k) delivers message k, (status, k) marks it
-ops = st.lists(st.tuples(st.sampled_from(("new", "read", "done")), st.integers(0, 11)), max_size=8)
+# one branch: a list of ops; ("new", k) delivers message k, (status, k) marks it,
+# ("claim:<clone>", k) claims it for a clone (two clones claiming offline is the hard case)
+ops = st.lists(st.tuples(st.sampled_from(("new", "read", "done", "claim:box-a", "claim:box-b")), st.integers(0, 11)),
+               max_size=8)
 
 
 def build(store: EventStore, base: str | None, steps: list[tuple[str, int]]) -> str | None:
@@ -49,7 +51,11 @@ def build(store: EventStore, base: str | None, steps: list[tuple[str, int]]) -> 
         m = message(k)
         if op == "new":
             store.append(ref, mailbox.deliver(m, WHO))
-        elif store.view(ref).read(mailbox.message_path(m["id"])) is not None:
+        elif store.view(ref).read(mailbox.message_path(m["id"])) is None:
+            continue
+        elif op.startswith("claim:"):
+            store.append(ref, mailbox.claim("api", m["id"], op[6:], WHO))
+        else:
             store.append(ref, mailbox.mark("api", m["id"], op, WHO))
     return store.tip(ref)
 
@@ -68,7 +74,7 @@ def merged(store: EventStore, a: str | None, b: str | None) -> str | None:
         return b
     if _ancestor(store, b, a):
         return a
-    return entity.merge_tips(store, mailbox.KIND, "refs/aipass/mail/api", a, b, WHO)
+    return entity.merge_tips(store, mailbox.KIND, "refs/aipass/mail/api", a, b, WHO)[0]
 
 
 def _ancestor(store, a, b) -> bool:
@@ -78,27 +84,32 @@ def _ancestor(store, a, b) -> bool:
 
 
 def state(store: EventStore, tip: str | None) -> tuple[str | None, dict]:
-    """(root tree id, {message id: status}) of a mailbox tip."""
+    """(root tree id, {message id: (status, claim)}) of a mailbox tip."""
     if tip is None:
         return None, {}
     tree = store.tree_of(tip)
     lines = msg.decode_summary_blobs(store.collect(tree, name=mailbox.INDEX))
-    return tree, {line["id"]: line["status"] for line in lines}
+    return tree, {line["id"]: (line["status"], line.get("claim")) for line in lines}
 
 
 def expected(*histories: list[tuple[str, int]], base: list[tuple[str, int]]) -> dict:
-    """What a lossless merge must hold: every delivered message, its furthest status."""
-    out: dict[str, str] = {}
+    """What a lossless merge must hold: every delivered message, its furthest status, and
+    of two clones' claims the same one whatever the order (the smaller name)."""
+    out: dict[str, tuple[str, str | None]] = {}
     for steps in histories:
-        seen: dict[str, str] = {}
+        seen: dict[str, tuple[str, str | None]] = {}
         for op, k in base + steps:
             mid = message(k)["id"]
             if op == "new":
-                seen.setdefault(mid, "new")
+                seen.setdefault(mid, ("new", None))
+            elif mid in seen and op.startswith("claim:"):
+                seen[mid] = (seen[mid][0], seen[mid][1] or op[6:])
             elif mid in seen:
-                seen[mid] = msg.later_status(seen[mid], op)
-        for mid, status in seen.items():
-            out[mid] = msg.later_status(out.get(mid, "new"), status)
+                seen[mid] = (msg.later_status(seen[mid][0], op), seen[mid][1])
+        for mid, (status, claim) in seen.items():
+            before = out.get(mid, ("new", None))
+            claims = sorted(c for c in (before[1], claim) if c)
+            out[mid] = (msg.later_status(before[0], status), claims[0] if claims else None)
     return out
 
 
@@ -112,7 +123,7 @@ def test_mailbox_merges_are_commutative_associative_idempotent_and_lossless(stor
     assert state(store, merged(store, ab, tc)) == state(store, merged(store, ta, merged(store, tb, tc)))
     assert state(store, merged(store, ab, ab)) == state(store, ab)
     if ab is not None:  # merging a state with itself changes nothing, down to the tree
-        assert state(store, entity.merge_tips(store, mailbox.KIND, "refs/aipass/mail/api", ab, ab, WHO))[0] == state(store, ab)[0]
+        assert state(store, entity.merge_tips(store, mailbox.KIND, "refs/aipass/mail/api", ab, ab, WHO)[0])[0] == state(store, ab)[0]
     assert state(store, merged(store, ab, tc))[1] == expected(a, b, c, base=base)
 
 
@@ -120,12 +131,12 @@ def test_a_merge_commit_keeps_both_histories(store):
     root = build(store, None, [("new", 1)])
     ours = build(store, root, [("new", 2), ("read", 1)])
     theirs = build(store, root, [("new", 3), ("done", 1)])
-    tip = entity.merge_tips(store, mailbox.KIND, "refs/aipass/mail/api", ours, theirs, WHO)
+    tip = entity.merge_tips(store, mailbox.KIND, "refs/aipass/mail/api", ours, theirs, WHO)[0]
     parents = git(store.repo.root, "log", "-1", "--format=%P", tip).split()
     assert parents == [ours, theirs]
     subject = git(store.repo.root, "log", "-1", "--format=%s", tip)
     assert subject == "mailbox: merge api (1 message and 1 status from the other side)"
-    assert state(store, tip)[1] == {message(1)["id"]: "done", message(2)["id"]: "new", message(3)["id"]: "new"}
+    assert state(store, tip)[1] == {message(1)["id"]: ("done", None), message(2)["id"]: ("new", None), message(3)["id"]: ("new", None)}
 
 
 def test_pr_records_merge_to_the_one_further_along(store):
@@ -141,7 +152,7 @@ def test_pr_records_merge_to_the_one_further_along(store):
     store.append(merged_ref, record.event("merged", WHO, {"state": "merged", "merge_commit": "b" * 40}))
     store.append(bounced_ref, record.event("bounced", WHO, {"state": "bounced", "reason": "conflict"}))
     for ours, theirs in ((merged_ref, bounced_ref), (bounced_ref, merged_ref)):
-        tip = entity.merge_tips(store, record.KIND, "refs/aipass/prs/x", store.tip(ours), store.tip(theirs), WHO)
+        tip = entity.merge_tips(store, record.KIND, "refs/aipass/prs/x", store.tip(ours), store.tip(theirs), WHO)[0]
         doc = json.loads(TreeView(store, store.tree_of(tip)).read(record.FILE))
         assert doc["state"] == "merged" and doc["merge_commit"] == "b" * 40
         record.parse(TreeView(store, store.tree_of(tip)).read(record.FILE), doc["id"])

@@ -125,12 +125,13 @@ class Registry:
         model: str | None = None,
         owns: list[str] | None = None,
         template: str = "default",
+        home: str | None = None,
         config: config_mod.Config | None = None,
     ) -> tuple[Agent, str | None]:
         """Create an agent from TEMPLATE and commit its files. Checks everything first."""
         config = config or config_mod.load(self.repo)
         agent, contents = self.prepare(
-            raw_name, role=role, provider=provider, model=model, owns=owns, template=template, config=config
+            raw_name, role=role, provider=provider, model=model, owns=owns, template=template, home=home, config=config
         )
         message = (
             f"aipass: add agent {agent.name}\n\n"
@@ -149,6 +150,7 @@ class Registry:
         model: str | None = None,
         owns: list[str] | None = None,
         template: str = "default",
+        home: str | None = None,
     ) -> tuple[Agent, dict[str, bytes]]:
         """Check a new agent's settings and render its files, without writing anything."""
         name = names.normalize(raw_name)
@@ -178,6 +180,8 @@ class Registry:
             "give globs relative to the repository root without '..', e.g. --owns 'src/api/**'",
         )
         self._require_unowned(owned)
+        if home is not None:
+            check_input(home, schemas.CLONE_NAME, "--home", "give a clone's name, as `git config aipass.clone` prints it there")
         creator, _ = git.user_ident(self.repo.root)
         doc = passport.build(
             name=name,
@@ -189,6 +193,8 @@ class Registry:
             created=clock.utc_now(),
             created_by=creator,
         )
+        if home is not None:
+            doc["home"] = home
         files = agent_files(name)
         readme = tpl.render_readme(name=name, role=role, owns=owned, orchestrator=config.orchestrator)
         contents = {

@@ -41,11 +41,12 @@ def new(
         None, "--owns", metavar="GLOB", help="Paths this agent owns, as globs relative to the repository root (repeatable)."
     ),
     template: str = typer.Option("default", "--template", help="Template from templates/agents/ (see: git aipass agent templates)."),
+    home: Optional[str] = typer.Option(None, "--home", metavar="CLONE", help="The clone that runs this agent (its `git config aipass.clone`); other clones deliver its dispatches and do not run them."),
     as_json: bool = JSON,
 ) -> None:
     """Create an agent: passport, working memory and README, committed in one commit."""
     registry = _registry()
-    agent, commit = registry.create(name, role=role, provider=provider, model=model, owns=owns, template=template)
+    agent, commit = registry.create(name, role=role, provider=provider, model=model, owns=owns, template=template, home=home)
     if as_json:
         emit_json({"agent": agent.passport, "commit": commit})
     else:
@@ -94,6 +95,7 @@ def show(
         ("status", p["status"] + (f" since {p['retired']}" if p["retired"] else "")),
         ("provider", p["provider"] + (f" ({p['model']})" if p["model"] else "")),
         ("owns", ", ".join(p["owns"]) or "-"),
+        ("home", p.get("home") or "any clone"),
         ("template", p["template"]),
         ("created", f"{p['created']} by {p['created_by']}"),
         ("memory", ", ".join(f"{n} {s}" for s, n in counts.items())),

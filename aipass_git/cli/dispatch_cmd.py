@@ -17,6 +17,7 @@ from aipass_git.dispatch import dispatcher
 from aipass_git.dispatch.cancel import cancel as cancel_dispatch
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.dispatch.status import agents_status
+from aipass_git.core.errors import RefusedError
 from aipass_git.core.text import plural
 
 app = commands()
@@ -46,6 +47,10 @@ def dispatch(
     repo = discover()
     result = dispatcher.dispatch(repo, agent, subject, _body(body, file), act_as=act_as, allow_secret=allow_secret)
     message = result.message
+    if wait and result.state.startswith("delivered"):
+        raise RefusedError(f"{result.state.split('; ')[1]}: @{message['to']} runs in another clone, so this one cannot wait "
+                           f"(the dispatch {message['id']} was delivered)",
+                           "run `git aipass sync` here and there; the reply comes back as mail")
     if wait:
         result.outcome = dispatcher.wait(repo, message["id"], timeout, agent=message["to"])
     if as_json:
@@ -93,7 +98,8 @@ def status(as_json: bool = JSON) -> None:
         return
     typer.echo(table(
         ["AGENT", "STATE", "ATTEMPT", "RUN TIME", "BACKOFF", "QUEUED", "DISPATCH", "SUBJECT"],
-        [(r["agent"], r["state"], f"{r['attempt']}/{r['attempts']}" if r["attempt"] else "-",
+        [(r["agent"], r["state"] + (f" ({', '.join(sorted({e['clone'] for e in r['elsewhere']}))})" if r["state"] == "elsewhere" else ""),
+          f"{r['attempt']}/{r['attempts']}" if r["attempt"] else "-",
           _seconds(r["run_seconds"]), _seconds(r["backoff_seconds"]), r["queued"], r["dispatch"] or "-",
           r["subject"] or "-") for r in rows],
     ))

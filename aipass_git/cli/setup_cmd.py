@@ -39,7 +39,7 @@ def init(
         emit_json(
             {"changed": result.changed, "commit": result.commit, "files": result.files,
              "drivers_installed": result.drivers_installed, "hooks_installed": result.hooks_installed,
-             "hooks_skipped": result.hooks_skipped,
+             "hooks_skipped": result.hooks_skipped, "remotes_set_up": result.remotes_set_up,
              "orchestrator": result.orchestrator, "base_branch": result.base_branch}
         )
         return
@@ -51,11 +51,14 @@ def init(
             f"{plural(len(result.files), 'file')} committed ({short(result.commit)})"
         )
         typer.echo("next: git aipass agent new NAME --role TEXT")
-    elif result.drivers_installed or result.hooks_installed:
+    elif result.drivers_installed or result.hooks_installed or result.remotes_set_up:
         typer.echo("set up this clone: " + ", ".join(
             (["memory.json diff and merge drivers"] if result.drivers_installed else [])
             + ([f"hooks ({', '.join(result.hooks_installed)})"] if result.hooks_installed else [])
+            + ([f"event refs from {', '.join(result.remotes_set_up)}"] if result.remotes_set_up else [])
         ) + "; nothing to commit")
+    if result.remotes_set_up:
+        typer.echo(f"next: git aipass sync {result.remotes_set_up[0]}  (brings the mail and PRs of the other clones)")
     else:
         typer.echo("already set up; nothing changed")
 

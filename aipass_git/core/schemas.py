@@ -32,6 +32,7 @@ def _relative_glob(text: str) -> bool:
 OWNED_GLOB = Str(max_len=300, one_line=True, test=_relative_glob, expected="a glob relative to the repository root")
 MODEL = Str(max_len=100, pattern=r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*", expected="a model name")
 
+CLONE_NAME = Str(pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", max_len=63, expected="a clone name (git config aipass.clone)")
 PASSPORT = Obj(
     required={
         "v": Const(FORMAT_VERSION),
@@ -46,6 +47,8 @@ PASSPORT = Obj(
         "status": Str(choices=("active", "retired")),
         "retired": Nullable(TIMESTAMP),
     },
+    # the clone that runs the agent (its `aipass.clone` name); other clones only deliver
+    optional={"home": Nullable(CLONE_NAME)},
 )
 
 MEMORY_ENTRY = Obj(

@@ -13,6 +13,7 @@ from aipass_git.dispatch import environment, providers, recovery, replies
 from aipass_git.dispatch.launch import start_supervisor
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail.postoffice import PostOffice
+from aipass_git.store import remote
 
 TERMINAL = ("ok", "bounced", "crashed", "cancelled")
 HEAL_SECONDS = 1.0  # how often a waiting `dispatch --wait` checks that a supervisor still runs
@@ -28,7 +29,7 @@ class WaitTimeout(AipassError):
 @dataclass
 class Dispatched:
     message: dict[str, Any]
-    state: str  # started | queued | bounced
+    state: str  # started | queued | bounced | "delivered; runs at <clone>"
     outcome: dict[str, Any] | None = None  # the "finished" event, with --wait
 
 
@@ -42,6 +43,12 @@ def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None
         po.check_text(subject, body, allow_secret=allow_secret)
         agent = po.registry.resolve(to)
         policy.require_may_dispatch(po.speaker.name, agent.name)
+        home = agent.passport.get("home")
+        if home and home != remote.clone_name(repo.root, create=False):
+            # the agent runs in another clone: deliver here, and its next sync wakes it there
+            [message] = po.send([agent.name], subject, body, kind="dispatch", allow_secret=allow_secret)
+            runtime.log("dispatched", agent.name, dispatch=message["id"], sender=message["from"], home=home)
+            return Dispatched(message, f"delivered; runs at {home}")
         provider = providers.check(po.config, agent.provider, agent.model)
         refusal = providers.refusal(provider)
         if refusal is not None:

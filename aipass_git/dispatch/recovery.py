@@ -28,15 +28,20 @@ from aipass_git.dispatch.launch import start_supervisor
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
+from aipass_git.store import remote
 from aipass_git.store.events import EventStore
 
 IDLE = "idle"
 
 
 def pending_dispatches(store: EventStore, agent: str) -> list[dict[str, Any]]:
-    """Undone dispatches in AGENT's mailbox, oldest first."""
-    lines = mailbox.MailboxReader(store, agent).summaries()
-    return sorted((l for l in lines if l["kind"] == "dispatch" and l["status"] != "done"), key=lambda l: l["id"])
+    """Undone dispatches in AGENT's mailbox that this clone may run, oldest first: those
+    another clone claimed run there (claim.py)."""
+    lines = [l for l in mailbox.MailboxReader(store, agent).summaries() if l["kind"] == "dispatch" and l["status"] != "done"]
+    if any(l.get("claim") for l in lines):
+        here = remote.clone_name(store.repo.root, create=False)
+        lines = [l for l in lines if l.get("claim") in (None, here)]
+    return sorted(lines, key=lambda l: l["id"])
 
 
 def heal(repo: Repo, agent: str, *, queue: bool = False, waiting: bool | None = None) -> bool:
@@ -151,3 +156,25 @@ def _answer(runtime: Runtime, agent: str, dispatch_id: str, how, *args, **kwargs
         how(*args, **kwargs)
     except AipassError as exc:
         runtime.log("answer-failed", agent, dispatch=dispatch_id, error=exc.message)
+
+
+def wake_owners(repo: Repo, owners: list[str], why: str) -> list[str]:
+    """Start supervisors for those of OWNERS (mailboxes that just received events from
+    another clone) that are active agents here with dispatches to run. Returns them."""
+    from aipass_git.agents.registry import Registry  # deferred: only when mail came in
+
+    registry = Registry(repo)
+    runtime = Runtime(repo)
+    woken = []
+    for owner in dict.fromkeys(owners):
+        try:
+            registry.resolve(owner)
+        except AipassError:
+            continue  # not an active agent of this clone: nothing to wake
+        with EventStore(repo) as store:
+            if not pending_dispatches(store, owner):
+                continue
+        runtime.log(why, owner)
+        heal(repo, owner, queue=True, waiting=True)
+        woken.append(owner)
+    return woken

@@ -1,7 +1,8 @@
 """`git aipass status`: what every agent is doing, and how far it has got.
 
 States: idle; queued (dispatches wait, nothing runs yet); starting; running (attempt N
-of M); backoff (waiting before the next attempt, with the time left). A supervisor found
+of M); backoff (waiting before the next attempt, with the time left); elsewhere (its
+dispatches were claimed by another clone, which runs them: claim.py). A supervisor found
 dead is recovered on the spot (recovery.py), so status never shows a stale "running".
 """
 
@@ -15,6 +16,7 @@ from aipass_git.core.repo import Repo
 from aipass_git.dispatch import recovery
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
+from aipass_git.store import remote
 from aipass_git.store.events import EventStore
 
 
@@ -23,16 +25,19 @@ def agents_status(repo: Repo) -> list[dict[str, Any]]:
     agents = [a.name for a in Registry(repo).all()]
     now = time.time()
     rows = []
+    here = remote.clone_name(repo.root, create=False)
     with EventStore(repo) as store:
-        pending = {name: _pending(store, name) for name in agents}
+        undone = {name: _undone(store, name) for name in agents}
+        pending = {name: [l for l in lines if l.get("claim") in (None, here)] for name, lines in undone.items()}
         restarted = set(recovery.heal_all(repo, agents, queue=True, waiting={n: bool(p) for n, p in pending.items()}))
         for name in agents:
             if name in restarted:
-                pending[name] = _pending(store, name)  # a recovery may have settled some
+                pending[name] = [l for l in _undone(store, name) if l.get("claim") in (None, here)]  # a recovery may have settled some
             state = runtime.read_state(name)
             busy = state.get("state", "idle") != "idle" and runtime.is_busy(name)
             current = state.get("dispatch") if busy else None
-            shown = state["state"] if busy else ("queued" if pending[name] else "idle")
+            elsewhere = [{"dispatch": l["id"], "clone": l["claim"]} for l in undone[name] if l.get("claim") not in (None, here)]
+            shown = state["state"] if busy else ("queued" if pending[name] else "elsewhere" if elsewhere else "idle")
             started_at = state.get("started_at") if busy else None
             backoff_until = state.get("backoff_until") if busy and shown == "backoff" else None
             rows.append({
@@ -48,9 +53,10 @@ def agents_status(repo: Repo) -> list[dict[str, Any]]:
                 "backoff_seconds": round(max(0.0, backoff_until - now), 1) if backoff_until else None,
                 "queued": len([p for p in pending[name] if p["id"] != current]),
                 "restarted": name in restarted,
+                "elsewhere": elsewhere,
             })
     return rows
 
 
-def _pending(store: EventStore, agent: str) -> list[dict[str, Any]]:
+def _undone(store: EventStore, agent: str) -> list[dict[str, Any]]:
     return [l for l in mailbox.MailboxReader(store, agent).summaries() if l["kind"] == "dispatch" and l["status"] != "done"]

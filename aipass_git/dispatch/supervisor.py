@@ -28,11 +28,12 @@ from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.files import read as read_doc
 from aipass_git.core.program import program
 from aipass_git.core.repo import Repo, discover
-from aipass_git.dispatch import environment, prompt, proctree, providers, recovery, replies, watchdog
+from aipass_git.dispatch import claim, environment, prompt, proctree, providers, recovery, replies, watchdog
 from aipass_git.dispatch.recovery import pending_dispatches
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
+from aipass_git.store import remote
 from aipass_git.store.events import EventStore
 from aipass_git.memory import working
 from aipass_git.core.text import plural
@@ -61,6 +62,7 @@ class Supervisor:
         self.runtime = Runtime(repo)
         self.current: dict[str, Any] = {}  # state fields of the dispatch being run
         self._session: Session | None = None
+        self.stalled = False  # a dispatch could not be claimed: stop rather than spin
 
     @property
     def session(self) -> Session:
@@ -71,7 +73,10 @@ class Supervisor:
         return self._session
 
     def run(self) -> int:
-
+        home = self._home_elsewhere()
+        if home is not None:
+            self.runtime.log("homed-elsewhere", self.agent, home=home)
+            return 0
         lock = self.runtime.agent_lock(self.agent)
         config = config_mod.load(self.repo)
         limit = 1 + config.limits["max_queued_wakes"]
@@ -99,11 +104,20 @@ class Supervisor:
             # left; look once more so that it is never stranded.
             with EventStore(self.repo) as store:
                 left = pending_dispatches(store, self.agent)
-            if not left:
+            if not left or self.stalled:
                 return 0
             if wakes >= limit:
                 self.runtime.log("queue-limit", self.agent, waiting=len(left), limit=limit)
                 return 0
+
+    def _home_elsewhere(self) -> str | None:
+        """The clone the agent's passport names as its home, when that is not this one:
+        its dispatches are delivered here and run there."""
+        try:
+            home = Registry(self.repo).resolve(self.agent).passport.get("home")
+        except AipassError:
+            return None
+        return home if home and home != remote.clone_name(self.repo.root, create=False) else None
 
     def _next(self) -> tuple[dict[str, Any], int] | None:
         """The oldest undone dispatch, marked as started in the state; cancelled ones on
@@ -116,6 +130,16 @@ class Supervisor:
                 cancel = self.runtime.cancel_request(self.agent, task["id"])
                 if cancel is not None:
                     self._cancelled(po, task, cancel["by"], running=False)
+                    continue
+                taken = claim.take(po.store, self.agent, task["id"], po.speaker.author)
+                if not taken.won:
+                    if taken.holder is None:
+                        # unreachable remote: running unclaimed could run it twice; the
+                        # next sync or wake tries again
+                        self.runtime.log("claim-failed", self.agent, dispatch=task["id"], reason=taken.why)
+                        self.stalled = True
+                        return None
+                    self.runtime.log("claimed-elsewhere", self.agent, dispatch=task["id"], clone=taken.holder)
                     continue
                 self.current = {
                     "pid": os.getpid(), "dispatch": task["id"], "sender": task["from"], "subject": task["subject"],

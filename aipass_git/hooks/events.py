@@ -7,14 +7,12 @@ import subprocess
 import sys
 import time
 
-from aipass_git.agents.registry import Registry
 from aipass_git.core import git
-from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.dispatch import recovery
-from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
-from aipass_git.store.events import EventStore
+from aipass_git.store import remote
+from aipass_git.sync import cycle
 from aipass_git.store.worktree_commit import commit_files
 
 
@@ -63,24 +61,18 @@ def refresh_index_in_background(repo: Repo) -> None:
 
 
 def wake_on_mail(repo: Repo, lines: list[str]) -> list[str]:
-    """Start supervisors for agents whose mailbox received undone dispatches. Returns them."""
-    owners = []
+    """Start supervisors for agents whose mailbox received undone dispatches, written here
+    by something other than aipass, or fetched into the tracking namespace (those are taken
+    in first: cycle.take_in). Returns them."""
+    local, tracking = [], []
     for line in lines:
         parts = line.split()
-        if len(parts) == 3 and parts[2].startswith(mailbox.NAMESPACE) and set(parts[1]) != {"0"}:
-            owners.append(parts[2][len(mailbox.NAMESPACE):])
-    woken = []
-    registry = Registry(repo)
-    runtime = Runtime(repo)
-    for owner in dict.fromkeys(owners):
-        try:
-            registry.resolve(owner)
-        except AipassError:
-            continue  # not an active agent of this clone: nothing to wake
-        with EventStore(repo) as store:
-            if not recovery.pending_dispatches(store, owner):
-                continue
-        runtime.log("fetched-dispatch", owner)
-        recovery.heal(repo, owner, queue=True, waiting=True)
-        woken.append(owner)
-    return woken
+        if len(parts) != 3 or set(parts[1]) == {"0"}:
+            continue
+        if parts[2].startswith(mailbox.NAMESPACE):
+            local.append(parts[2])
+        elif parts[2].startswith(remote.TRACKING):
+            tracking.append(parts[2])
+    moved = [*local, *cycle.take_in(repo, tracking)]
+    owners = [ref[len(mailbox.NAMESPACE):] for ref in moved]
+    return recovery.wake_owners(repo, owners, "fetched-dispatch")

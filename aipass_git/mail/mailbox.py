@@ -98,6 +98,27 @@ def mark(owner: str, message_id: str, status: str, author: Ident, extra_trailers
     return apply
 
 
+def claim(owner: str, message_id: str, clone: str, author: Ident) -> Apply:
+    """The event that says clone CLONE runs dispatch MESSAGE_ID (and so no other clone
+    does); a no-op when it is claimed already, by anyone."""
+
+    def apply(view: TreeView) -> Event | None:
+        shard = index_path(message_id)
+        data = view.read(shard) or b""
+        found = msg.find_summary(data, message_id)
+        if found is None:
+            raise RefusedError(f"no message {message_id} in @{owner}'s mailbox", f"see: git aipass inbox @{owner} --all")
+        line, start, end = found
+        if line.get("claim"):
+            return None
+        line["claim"] = clone
+        view.write(shard, data[:start] + msg.encode_summary(line) + data[end:])
+        return Event("claim", f"mail: {owner} claim {message_id[:12]} on {clone}: {line['subject']}", author,
+                     {"Aipass-Message": message_id, "Aipass-Claim": clone})
+
+    return apply
+
+
 def merge(ours: TreeView, theirs: TreeView) -> str:
     """Merge THEIRS into OURS (see store/entity.py): every message of either side, each
     status the furthest along (new < read < done). Folders both sides hold alike are not

@@ -12,6 +12,8 @@ from aipass_git.core.validate import Const, Nullable, Obj, Str, Violation
 
 KINDS = ("mail", "dispatch", "reply", "bounce", "notice", "pr")
 STATUSES = ("new", "read", "done")  # only ever moves forward, so merges can take the max
+# summary fields events change after delivery: the status, and which clone claimed a dispatch
+MUTABLE = ("status", "claim")
 
 ADDRESS = Str(pattern=r"[a-z][a-z0-9_-]*", max_len=32, expected="an agent name or human")
 MESSAGE = Obj(
@@ -148,9 +150,12 @@ def merge_index(ours: bytes, theirs: bytes) -> tuple[bytes, int]:
             continue
         status = later_status(mine["status"], line["status"])
         advanced += status != mine["status"]
-        fixed = {k: v for k, v in mine.items() if k != "status"}, {k: v for k, v in line.items() if k != "status"}
+        fixed = ({k: v for k, v in mine.items() if k not in MUTABLE}, {k: v for k, v in line.items() if k not in MUTABLE})
         winner = dict(min(fixed, key=lambda d: json.dumps(d, sort_keys=True))) if fixed[0] != fixed[1] else fixed[0]
-        lines[line["id"]] = {**winner, "status": status}
+        # a claim is won on the remote, so two differing ones mean a clone ran offline or
+        # forged one: either side keeps the same one
+        claims = sorted(c for c in (mine.get("claim"), line.get("claim")) if c)
+        lines[line["id"]] = {**winner, "status": status, **({"claim": claims[0]} if claims else {})}
     return b"".join(encode_summary(lines[i]) for i in sorted(lines)), advanced
 
 

@@ -17,6 +17,8 @@ from aipass_git.hooks import install
 from aipass_git.memory import drivers, working
 from aipass_git.setup import leftovers
 from aipass_git.setup.project_init import ATTRIBUTES_BLOCK, ATTRIBUTES_FILE
+from aipass_git.sync import health
+from aipass_git.core.text import plural
 
 MIN_GIT = (2, 38)  # `git merge-tree --write-tree`, used to merge PRs without a worktree
 
@@ -51,6 +53,7 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
     checks.append(_drivers(repo))
     checks.append(_hooks(repo))
     checks.append(_refs(repo))
+    checks.extend(_sync(repo))
     checks.extend(_leftovers(repo))
     return checks
 
@@ -165,6 +168,25 @@ def _leftovers(repo: repo_mod.Repo) -> list[Check]:
         return [Check("leftovers", "ok", "no stale locks, interrupted writes or temporary files")]
     return [Check(f"leftover {item.kind}", "warn", f"{item.where}: {item.detail}",
                   "run: git aipass doctor --fix" if item.fixable else None) for item in found]
+
+
+def _sync(repo: repo_mod.Repo) -> list[Check]:
+    checks = []
+    for state in health.remote_states(repo):
+        name = f"sync {state.remote}"
+        if not state.set_up:
+            checks.append(Check(name, "warn", f"fetches from {state.remote!r} do not bring mail and PRs (no refspec for refs/aipass/*)",
+                                f"run: git aipass sync {state.remote}  (it sets the refspec up, once)"))
+            continue
+        parts = [f"{plural(n, 'event ref')} {what}" for n, what in (
+            (state.only_here, "not on the remote"), (state.only_there, "fetched but not here"),
+            (state.differ, "unpushed, behind or diverged")) if n]
+        if parts:
+            checks.append(Check(name, "warn", f"as last fetched from {state.remote!r}: " + "; ".join(parts),
+                                f"run: git aipass sync {state.remote}"))
+        else:
+            checks.append(Check(name, "ok", f"event refs match {state.remote!r} as last fetched"))
+    return checks
 
 
 def _refs(repo: repo_mod.Repo) -> Check:

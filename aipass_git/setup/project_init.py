@@ -8,6 +8,7 @@ from aipass_git.agents.registry import Registry
 from aipass_git.core import config as config_mod, git, names
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import CONFIG_FILE, Repo
+from aipass_git.store import remote
 from aipass_git.store.worktree_commit import commit_files
 from aipass_git.hooks import install as hook_shims
 from aipass_git.memory import drivers
@@ -38,10 +39,11 @@ class InitResult:
     drivers_installed: bool = False
     hooks_installed: list[str] = field(default_factory=list)
     hooks_skipped: str | None = None  # why the hooks were not installed
+    remotes_set_up: list[str] = field(default_factory=list)  # remotes whose fetches now carry event refs
 
     @property
     def changed(self) -> bool:
-        return bool(self.files) or self.drivers_installed or bool(self.hooks_installed)
+        return bool(self.files) or self.drivers_installed or bool(self.hooks_installed) or bool(self.remotes_set_up)
 
 
 def initialise(repo: Repo, *, orchestrator: str | None = None, hooks: bool = True) -> InitResult:
@@ -87,6 +89,8 @@ def initialise(repo: Repo, *, orchestrator: str | None = None, hooks: bool = Tru
         result.hooks_skipped = hook_shims.shared_hooks_path(repo)
         if result.hooks_skipped is None and set(hook_shims.installed(repo)) != set(hook_shims.HOOKS):
             result.hooks_installed = hook_shims.install(repo)
+    result.remotes_set_up = [name for name in remote.remotes(repo.root) if remote.set_up(repo.root, name)]
+    remote.clone_name(repo.root)  # named now, so that it is there to read and change
     if contents:
         message = (
             "aipass: set up aipass-git\n\n"

@@ -63,13 +63,13 @@ def resolve(kind: Kind, known: list[str], raw: str) -> str:
     return matches[0]
 
 
-def merge_tips(store: EventStore, kind: Kind, ref: str, ours: str, theirs: str, author: Ident) -> str:
+def merge_tips(store: EventStore, kind: Kind, ref: str, ours: str, theirs: str, author: Ident) -> tuple[str, str]:
     """A commit whose parents are OURS and THEIRS and whose tree is KIND's merge of their
-    states (written, not yet on any ref). The caller has checked that neither contains the
-    other (then there is nothing to merge: one is the answer)."""
+    states (written, not yet on any ref), and a line saying what THEIRS brought. The
+    caller has seen that neither contains the other (else one of them is the answer)."""
     view = TreeView(store, store.tree_of(ours))
     summary = kind.merge(view, TreeView(store, store.tree_of(theirs)))
     tree = view.flush()
     event = Event("merge", f"{kind.name}: merge {ref[len(kind.namespace):]} ({summary})", author,
                   {"Aipass-Merge": theirs})
-    return store.writer.commit(tree, [ours, theirs], author, author, event.message())
+    return store.writer.commit(tree, [ours, theirs], author, author, event.message()), summary

@@ -195,21 +195,29 @@ class EventStore:
                 # Read under the lock, never from a cache: another process may have written
                 # since, and a stale tip would only buy a failed CAS and a wasted commit.
                 tip = self.tip(ref)
-                view = TreeView(self, self.tree_of(tip) if tip else None)
-                event = apply(view)
-                if event is None:
+                commit = self.draft(tip, apply)
+                if commit is None:
                     return None
-                tree = view.flush()
-                commit = self.writer.commit(tree, [tip] if tip else [], event.author, event.author, event.message())
                 faults.point("event-written")
                 if self.refs.apply([RefUpdate(ref, commit, tip)]):
-                    if len(self._commit_trees) > 10_000:
-                        self._commit_trees.clear()
-                    self._commit_trees[commit] = tree
                     return commit
                 blocked = self._still_blocked(blocked)
                 _backoff(attempt)
         raise _gave_up(ref)
+
+    def draft(self, tip: str | None, apply: Apply) -> str | None:
+        """The commit APPLY makes on top of TIP, written but on no ref (None: nothing to do).
+        A dispatch claim is drafted, offered to the remote, and only then made local."""
+        view = TreeView(self, self.tree_of(tip) if tip else None)
+        event = apply(view)
+        if event is None:
+            return None
+        tree = view.flush()
+        commit = self.writer.commit(tree, [tip] if tip else [], event.author, event.author, event.message())
+        if len(self._commit_trees) > 10_000:
+            self._commit_trees.clear()
+        self._commit_trees[commit] = tree
+        return commit
 
     def append_many(self, batch: list[tuple[str, Apply]]) -> dict[str, str]:
         """Apply many events, in order, to one or more refs in one transaction.

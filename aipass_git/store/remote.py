@@ -15,11 +15,14 @@ what moved and acts on it once.
 
 from __future__ import annotations
 
+import re
+import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from aipass_git.core import git
-from aipass_git.core.errors import AipassError
+from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.store.refs import NO_HOOKS, TOOL_WRITE
 
 LOCAL = "refs/aipass/"
@@ -28,19 +31,89 @@ TRACKING = "refs/aipass-sync/"
 NETWORK_SECONDS = 600.0
 
 
+CLONE_KEY = "aipass.clone"
+CLONE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
 def tracking_prefix(remote: str) -> str:
     return f"{TRACKING}{remote}/"
 
 
-def tracking_refspec(remote: str) -> str:
-    return f"+{LOCAL}*:{tracking_prefix(remote)}*"
+def tracking_refspec(remote: str, under: str = "") -> str:
+    return f"+{LOCAL}{under}*:{tracking_prefix(remote)}{under}*"
 
 
-def fetch_tracking(root: Path, remote: str) -> None:
-    """Mirror the remote's refs/aipass/* into the tracking namespace (one transaction;
-    refs the remote deleted go too)."""
-    proc = git.run([*NO_HOOKS, "fetch", "--quiet", "--atomic", "--prune", "--no-write-fetch-head", "--no-tags",
-                    remote, tracking_refspec(remote)], root, env=TOOL_WRITE, check=False, timeout=NETWORK_SECONDS)
+def remotes(root: Path) -> list[str]:
+    return git.output(["remote"], root).split()
+
+
+def default_remote(root: Path) -> str | None:
+    """The current branch's remote, else `origin`, else the only remote; None without one."""
+    names = remotes(root)
+    branch = git.current_branch(root)
+    upstream = git.config_get(root, f"branch.{branch}.remote") if branch else None
+    if upstream in names:
+        return upstream
+    if "origin" in names:
+        return "origin"
+    return names[0] if len(names) == 1 else None
+
+
+def is_set_up(root: Path, remote: str) -> bool:
+    """Whether REMOTE's fetch refspecs carry the event refs (see `set_up`)."""
+    proc = git.run(["config", "--get-all", f"remote.{remote}.fetch"], root, check=False)
+    return tracking_refspec(remote) in proc.stdout.decode("utf-8", "replace").split()
+
+
+def set_up(root: Path, remote: str) -> bool:
+    """Make every `git fetch REMOTE` bring its event refs into the tracking namespace, and
+    keep a reflog for every aipass ref so that no update is ever lost without a trace.
+    No push refspec: that would replace what a plain `git push` pushes (the branch);
+    `git aipass sync` pushes the event refs. Returns whether anything changed."""
+    if remote not in remotes(root):
+        raise RefusedError(f"no remote {remote!r} in this repository", "see: git remote -v")
+    changed = False
+    if not is_set_up(root, remote):
+        git.run(["config", "--add", f"remote.{remote}.fetch", tracking_refspec(remote)], root)
+        changed = True
+    if git.config_get(root, "core.logAllRefUpdates") != "always":
+        git.config_set(root, "core.logAllRefUpdates", "always")
+        changed = True
+    return changed
+
+
+def sync_remote(root: Path) -> str | None:
+    """The remote event refs travel through: the default remote, once it is set up."""
+    name = default_remote(root)
+    return name if name is not None and is_set_up(root, name) else None
+
+
+def clone_name(root: Path, *, create: bool = True) -> str | None:
+    """This clone's name among the clones of the repository (`git config aipass.clone`),
+    made on first use: the host name and a random suffix, so two clones on one machine
+    differ too. Dispatch claims and passports' `home` name clones by it."""
+    name = git.config_get(root, CLONE_KEY)
+    if name:
+        if not CLONE_NAME.fullmatch(name):
+            raise RefusedError(f"git config {CLONE_KEY} is {name!r}, not a clone name",
+                               "letters, digits, '.', '_' and '-', at most 63: git config aipass.clone NAME")
+        return name
+    if not create:
+        return None
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:40].strip("-._") or "clone"
+    name = f"{host}-{secrets.token_hex(3)}"
+    git.config_set(root, CLONE_KEY, name)
+    return name
+
+
+def fetch_tracking(root: Path, remote: str, under: str = "") -> None:
+    """Mirror the remote's refs/aipass/<UNDER>* into the tracking namespace (one
+    transaction; with no UNDER, refs the remote deleted go too). A pattern, not a name, so
+    that a ref the remote does not have yet is no error."""
+    prune = [] if under else ["--prune"]
+    proc = git.run([*NO_HOOKS, "fetch", "--quiet", "--atomic", *prune, "--no-write-fetch-head", "--no-tags",
+                    remote, tracking_refspec(remote, under)], root, env=TOOL_WRITE, check=False,
+                   timeout=NETWORK_SECONDS)
     if proc.returncode != 0:
         raise _network_error("fetch from", remote, proc.stderr)
 
@@ -60,11 +133,13 @@ class Pushed:
     reason: str  # git's summary: "[new reference]", "[rejected] (non-fast-forward)", ...
 
 
-def push(root: Path, remote: str, refs: list[str]) -> list[Pushed]:
-    """Push each local REF to the same name on REMOTE, never forced; one result per ref."""
+def push(root: Path, remote: str, refs: list[str], sources: dict[str, str] | None = None) -> list[Pushed]:
+    """Push each local REF to the same name on REMOTE, never forced; one result per ref.
+    SOURCES may give a commit to push instead of a ref's local value (a drafted claim)."""
     if not refs:
         return []
-    proc = git.run([*NO_HOOKS, "push", "--porcelain", "--no-verify", remote, *[f"{r}:{r}" for r in refs]],
+    sources = sources or {}
+    proc = git.run([*NO_HOOKS, "push", "--porcelain", "--no-verify", remote, *[f"{sources.get(r, r)}:{r}" for r in refs]],
                    root, env=TOOL_WRITE, check=False, timeout=NETWORK_SECONDS)
     results = {}
     for line in proc.stdout.decode("utf-8", "replace").splitlines():

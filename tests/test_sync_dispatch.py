@@ -1,0 +1,187 @@
+"""Each dispatch runs once across clones: claims pushed to the remote before a run, homes,
+wakes by sync and by a plain fetch, a crash between the claim and the run, no remote."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import git, main_in
+from dispatching import calls, drepo, events, fake_cli, run_dispatch, wait_for  # noqa: F401 - fixtures
+
+from aipass_git.agents import identity
+from aipass_git.core.repo import discover
+from aipass_git.dispatch import dispatcher
+from aipass_git.mail import mailbox
+from aipass_git.mail.postoffice import PostOffice
+from aipass_git.store import exchange
+from aipass_git.store.events import EventStore
+from aipass_git.sync import cycle
+
+CLAIMER = """
+import json, sys
+from aipass_git.agents import identity
+from aipass_git.core.repo import discover
+from aipass_git.dispatch import claim
+from aipass_git.store.events import EventStore
+repo = discover(sys.argv[1])
+with EventStore(repo) as store:
+    got = claim.take(store, "api", sys.argv[2], identity.human(repo).author)
+print(json.dumps({"won": got.won, "holder": got.holder, "why": got.why}))
+"""
+
+
+@pytest.fixture
+def pair(drepo: Path, tmp_path: Path, cli):
+    """Clone A (the dispatch repository, clone name box-a) and clone B (box-b) of one bare remote."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(drepo, "config", "aipass.clone", "box-a")
+    git(drepo, "remote", "add", "origin", remote.as_uri())
+    git(drepo, "push", "-q", "origin", "HEAD:main")
+    assert main_in(drepo, "sync") == 0
+    b = tmp_path / "b"
+    assert cli("clone", "--no-hooks", remote.as_uri(), str(b), cwd=tmp_path).code == 0
+    git(b, "config", "aipass.clone", "box-b")
+    return drepo, b
+
+
+def exchange_only(repo: Path) -> None:
+    """Sync without waking anyone: the refs only."""
+    r = discover(repo)
+    with EventStore(r) as store:
+        assert exchange.exchange(store, "origin", cycle.KINDS, identity.human(r).author).apart == {}
+
+
+def deliver(repo: Path, subject: str = "task") -> str:
+    """A dispatch delivered as mail only (no supervisor started)."""
+    with PostOffice(discover(repo)) as po:
+        [task] = po.send(["@api"], subject, "please", kind="dispatch")
+    return task["id"]
+
+
+def runs_of(record: Path, dispatch_id: str) -> int:
+    return sum(1 for c in calls(record) if c["env"].get("AIPASS_DISPATCH") == dispatch_id)
+
+
+def claim_in(repo: Path, dispatch_id: str) -> str | None:
+    with EventStore(discover(repo)) as store:
+        return (mailbox.MailboxReader(store, "api").summary(dispatch_id) or {}).get("claim")
+
+
+def test_a_dispatch_run_in_one_clone_is_not_run_again_in_the_other(pair, fake_cli: Path, cli):  # noqa: F811
+    a, b = pair
+    sent, outcome = run_dispatch(a, "api")
+    assert outcome["result"] == "ok"
+    assert claim_in(a, sent.message["id"]) == "box-a"
+    assert cli("sync", cwd=a).code == 0
+    synced = json.loads(cli("sync", "--json", cwd=b).out)
+    assert "refs/aipass/mail/api" in synced["came_in"] and synced["woken"] == []
+    assert claim_in(b, sent.message["id"]) == "box-a"
+    assert runs_of(fake_cli, sent.message["id"]) == 1
+    assert not [e for e in events(b) if e.get("event") == "wake"]
+
+
+def test_two_clones_claiming_at_once_agree_on_one_winner(pair, fake_cli: Path):  # noqa: F811
+    a, b = pair
+    task = deliver(a)
+    exchange_only(a)
+    exchange_only(b)
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(c), task], stdout=subprocess.PIPE, text=True)
+             for c in (a, b)]
+    results = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert sorted(r["won"] for r in results) == [False, True], results
+    winner = "box-a" if results[0]["won"] else "box-b"
+    assert [r["holder"] for r in results] == [winner, winner]
+    exchange_only(a)
+    exchange_only(b)
+    assert claim_in(a, task) == claim_in(b, task) == winner
+
+
+def test_a_supervisor_killed_after_its_claim_landed_runs_it_on_restart_and_nowhere_else(
+        pair, fake_cli: Path, cli, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+    a, b = pair
+    monkeypatch.setenv("AIPASS_FAULT", "claim-pushed")
+    sent = dispatcher.dispatch(discover(a), "api", "task", "details")
+    task = sent.message["id"]
+    remote = Path(git(a, "remote", "get-url", "origin").removeprefix("file://"))
+    wait_for(lambda: git(remote, "log", "-1", "--format=%(trailers:key=Aipass-Claim,valueonly)",
+                         "refs/aipass/mail/api", "--", check=False) == "box-a", "the claim on the remote")
+    assert claim_in(a, task) is None  # killed before the claim was made local
+    monkeypatch.delenv("AIPASS_FAULT")
+    synced = json.loads(cli("sync", "--json", cwd=b).out)
+    assert synced["woken"] == [] and claim_in(b, task) == "box-a"
+    [api] = [r for r in json.loads(cli("status", "--json", cwd=b).out)["agents"] if r["agent"] == "api"]
+    assert api["state"] == "elsewhere" and api["elsewhere"] == [{"dispatch": task, "clone": "box-a"}]
+    assert "elsewhere (box-a)" in cli("status", cwd=b).out
+    outcome = dispatcher.wait(discover(a), task, timeout=60, agent="api")
+    assert outcome["result"] == "ok"
+    assert runs_of(fake_cli, task) == 1
+
+
+def test_an_agent_homed_in_another_clone_is_delivered_here_and_run_there(pair, fake_cli: Path, cli):  # noqa: F811
+    a, b = pair
+    passport = a / ".aipass/agents/api/passport.json"
+    doc = json.loads(passport.read_text())
+    doc["home"] = "box-b"
+    passport.write_text(json.dumps(doc))
+    git(a, "commit", "-qam", "api runs at box-b")
+    git(a, "push", "-q", "origin", "HEAD:main")
+    git(b, "pull", "-q", "origin", "main")
+    sent = json.loads(cli("dispatch", "@api", "task", "details", "--json", cwd=a).out)
+    assert sent["state"] == "delivered; runs at box-b"
+    waited = cli("dispatch", "@api", "task", "details", "--wait", cwd=a)
+    assert waited.code == 2 and "runs in another clone" in waited.err
+    assert cli("sync", cwd=a).code == 0
+    assert runs_of(fake_cli, sent["dispatch"]["id"]) == 0
+    synced = json.loads(cli("sync", "--json", cwd=b).out)
+    assert synced["woken"] == ["api"]
+    assert dispatcher.wait(discover(b), sent["dispatch"]["id"], timeout=60, agent="api")["result"] == "ok"
+    assert runs_of(fake_cli, sent["dispatch"]["id"]) == 1
+    assert claim_in(b, sent["dispatch"]["id"]) == "box-b"
+
+
+def test_a_plain_fetch_starts_python_only_for_a_dispatch_and_that_dispatch_runs(pair, fake_cli: Path, cli, tmp_path: Path):  # noqa: F811
+    a, b = pair
+    passport = a / ".aipass/agents/api/passport.json"
+    doc = json.loads(passport.read_text())
+    doc["home"] = "box-b"
+    passport.write_text(json.dumps(doc))
+    git(a, "commit", "-qam", "api runs at box-b")
+    git(a, "push", "-q", "origin", "HEAD:main")
+    git(b, "pull", "-q", "origin", "main")
+    assert cli("hooks", "install", cwd=b).code == 0
+    hook = b / ".git/hooks/reference-transaction"
+    started = tmp_path / "python-started"
+    text = hook.read_text()
+    last = "printf '%s\\n' \"$input\" | aipass hook reference-transaction \"$@\""
+    assert last in text
+    hook.write_text(text.replace(last, f"echo started >> {started}\n{last}"))
+
+    assert cli("send", "@api", "plain mail", "b", cwd=a).code == 0
+    assert cli("sync", cwd=a).code == 0
+    git(b, "fetch", "-q", "origin")
+    assert not started.exists()  # mail without a dispatch: the shell said no
+
+    task = deliver(a)
+    assert cli("sync", cwd=a).code == 0
+    git(b, "fetch", "-q", "origin")
+    assert started.exists()
+    assert dispatcher.wait(discover(b), task, timeout=60, agent="api")["result"] == "ok"
+    assert runs_of(fake_cli, task) == 1 and claim_in(b, task) == "box-b"
+
+
+def test_without_the_remote_a_dispatch_waits_and_runs_once_it_is_back(pair, fake_cli: Path, cli, tmp_path: Path):  # noqa: F811
+    a, _ = pair
+    url = git(a, "remote", "get-url", "origin")
+    git(a, "remote", "set-url", "origin", (tmp_path / "gone.git").as_uri())
+    sent = dispatcher.dispatch(discover(a), "api", "task", "details")
+    task = sent.message["id"]
+    wait_for(lambda: [e for e in events(a, task) if e.get("event") == "claim-failed"], "the claim to fail")
+    assert runs_of(fake_cli, task) == 0 and claim_in(a, task) is None
+    git(a, "remote", "set-url", "origin", url)
+    synced = json.loads(cli("sync", "--json", cwd=a).out)
+    assert synced["woken"] == ["api"]
+    assert dispatcher.wait(discover(a), task, timeout=60, agent="api")["result"] == "ok"
+    assert runs_of(fake_cli, task) == 1
