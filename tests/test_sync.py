@@ -197,3 +197,17 @@ def test_sync_refuses_without_a_remote_and_says_what_failed_when_it_cannot_reach
     assert unknown.code == 2 and "no remote 'upstream'" in unknown.err
     gone = cli("sync", cwd=mail_repo)
     assert gone.code == 1 and "could not fetch from 'origin'" in gone.err and "hint:" in gone.err
+
+
+def test_refs_of_no_kind_are_neither_pushed_nor_taken_in(mail_repo: Path, tmp_path: Path, cli):
+    remote = bare_remote(tmp_path)
+    assert cli("send", "@api", "hello", "b", cwd=mail_repo).code == 0
+    head = git(mail_repo, "rev-parse", "HEAD")
+    git(mail_repo, "update-ref", "refs/aipass/mail/Upper", head)
+    git(mail_repo, "update-ref", "refs/aipass/junk/x", head)
+    publish(mail_repo, remote.as_uri())
+    on_remote = git(remote, "for-each-ref", "--format=%(refname)", "refs/aipass/").split()
+    assert on_remote == ["refs/aipass/mail/api"]
+    git(remote, "update-ref", "refs/aipass/mail/Other", head)  # a stray written on the remote
+    b = clone(cli, remote.as_uri(), tmp_path / "b")
+    assert git(b, "for-each-ref", "--format=%(refname)", "refs/aipass/").split() == ["refs/aipass/mail/api"]

@@ -152,22 +152,29 @@ def test_a_plain_fetch_starts_python_only_for_a_dispatch_and_that_dispatch_runs(
     git(a, "push", "-q", "origin", "HEAD:main")
     git(b, "pull", "-q", "origin", "main")
     assert cli("hooks", "install", cwd=b).code == 0
-    hook = b / ".git/hooks/reference-transaction"
+    hooks_dir = b / ".git/hooks"
     started = tmp_path / "python-started"
-    text = hook.read_text()
-    last = "printf '%s\\n' \"$input\" | aipass hook reference-transaction \"$@\""
-    assert last in text
-    hook.write_text(text.replace(last, f"echo started >> {started}\n{last}"))
+    text = (hooks_dir / "reference-transaction").read_text()
+    call = "echo fetched | aipass hook reference-transaction fetched"
+    assert call in text
+    (hooks_dir / "reference-transaction").write_text(text.replace(call, f"echo started >> {started}; {call}"))
 
-    assert cli("send", "@api", "plain mail", "b", cwd=a).code == 0
+    def fetch_and_look() -> None:
+        """A plain fetch; then wait for the shim's look after it (its marker goes last)."""
+        git(b, "fetch", "-q", "origin")
+        wait_for(lambda: not list(hooks_dir.glob("aipass-fetch-*")), "the look after the fetch")
+
+    for n in range(3):
+        assert cli("send", "@api", f"plain mail {n}", "b", cwd=a).code == 0
     assert cli("sync", cwd=a).code == 0
-    git(b, "fetch", "-q", "origin")
+    fetch_and_look()
     assert not started.exists()  # mail without a dispatch: the shell said no
+    assert git(b, "rev-parse", "refs/aipass-sync/origin/mail/api") == git(a, "rev-parse", "refs/aipass/mail/api")
 
     task = deliver(a)
     assert cli("sync", cwd=a).code == 0
-    git(b, "fetch", "-q", "origin")
-    assert started.exists()
+    fetch_and_look()
+    assert started.read_text() == "started\n"  # once for the whole fetch
     assert dispatcher.wait(discover(b), task, timeout=60, agent="api")["result"] == "ok"
     assert runs_of(fake_cli, task) == 1 and claim_in(b, task) == "box-b"
 

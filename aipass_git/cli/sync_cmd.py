@@ -20,6 +20,7 @@ from aipass_git.sync import cycle
 app = commands()
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
+LISTED = 20
 
 
 def _short(ref: str) -> str:
@@ -33,12 +34,9 @@ def _say(synced: cycle.Synced) -> None:
     came, went = sorted(set(report.came_in)), sorted(set(report.went_out))
     if not (came or went or report.merged or report.apart):
         typer.echo(f"in sync with {report.remote}: nothing to exchange")
-    for ref in came:
-        typer.echo(f"in:     {_short(ref)}")
-    for ref, what in sorted(report.merged.items()):
-        typer.echo(f"merged: {_short(ref)} ({for_terminal(what)})")
-    for ref in went:
-        typer.echo(f"out:    {_short(ref)}")
+    _listed("in:    ", [_short(ref) for ref in came])
+    _listed("merged:", [f"{_short(ref)} ({for_terminal(what)})" for ref, what in sorted(report.merged.items())])
+    _listed("out:   ", [_short(ref) for ref in went])
     for ref, why in sorted(report.apart.items()):
         typer.echo(f"apart:  {_short(ref)}: {for_terminal(why)}", err=True)
     for agent in synced.woken:
@@ -46,6 +44,14 @@ def _say(synced: cycle.Synced) -> None:
     if came or went or report.merged:
         typer.echo(f"{report.remote}: {plural(len(came), 'ref')} in, {plural(len(report.merged), 'merge')}, "
                    f"{plural(len(went), 'ref')} out")
+
+
+def _listed(label: str, lines: list[str]) -> None:
+    """A line per ref, up to LISTED; past that a count (a sync may move a thousand)."""
+    for line in lines[:LISTED]:
+        typer.echo(f"{label} {line}")
+    if len(lines) > LISTED:
+        typer.echo(f"{label} ... and {len(lines) - LISTED} more (--json lists them all)")
 
 
 @app.command()

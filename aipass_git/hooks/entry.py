@@ -36,4 +36,7 @@ def run(repo: Repo, name: str, args: list[str], stdin: str) -> list[str]:
             events.refresh_index_in_background(repo)
     elif name == "reference-transaction" and args[:1] == ["committed"]:
         events.wake_on_mail(repo, stdin.splitlines())
+    elif name == "reference-transaction" and args[:1] == ["fetched"]:
+        # not a state git passes: the shim's look after a fetch that brought a dispatch
+        events.wake_on_fetch(repo)
     return []

@@ -11,7 +11,6 @@ from aipass_git.core import git
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.dispatch import recovery
 from aipass_git.mail import mailbox
-from aipass_git.store import remote
 from aipass_git.sync import cycle
 from aipass_git.store.worktree_commit import commit_files
 
@@ -61,18 +60,18 @@ def refresh_index_in_background(repo: Repo) -> None:
 
 
 def wake_on_mail(repo: Repo, lines: list[str]) -> list[str]:
-    """Start supervisors for agents whose mailbox received undone dispatches, written here
-    by something other than aipass, or fetched into the tracking namespace (those are taken
-    in first: cycle.take_in). Returns them."""
-    local, tracking = [], []
+    """Start supervisors for agents whose mailbox received undone dispatches written here by
+    something other than aipass (a fetch straight into refs/aipass/mail/*). Returns them."""
+    owners = []
     for line in lines:
         parts = line.split()
-        if len(parts) != 3 or set(parts[1]) == {"0"}:
-            continue
-        if parts[2].startswith(mailbox.NAMESPACE):
-            local.append(parts[2])
-        elif parts[2].startswith(remote.TRACKING):
-            tracking.append(parts[2])
-    moved = [*local, *cycle.take_in(repo, tracking)]
-    owners = [ref[len(mailbox.NAMESPACE):] for ref in moved]
+        if len(parts) == 3 and parts[2].startswith(mailbox.NAMESPACE) and set(parts[1]) != {"0"}:
+            owners.append(parts[2][len(mailbox.NAMESPACE):])
     return recovery.wake_owners(repo, owners, "fetched-dispatch")
+
+
+def wake_on_fetch(repo: Repo) -> list[str]:
+    """After a plain fetch brought a dispatch into the tracking namespace: take the fetched
+    mailboxes in (cycle.take_in) and wake their agents. Returns them."""
+    moved = cycle.take_in(repo)
+    return recovery.wake_owners(repo, [ref[len(mailbox.NAMESPACE):] for ref in moved], "fetched-dispatch")

@@ -43,4 +43,8 @@ def clone(url: str, directory: Path | None, *, hooks: bool = True) -> Cloned:
                           "check the URL and that you can reach it (git ls-remote URL)")
     repo = discover(target)
     init = initialise(repo, hooks=hooks) if repo.config_path.is_file() else None
+    if init is None and git.head_commit(repo.root) is None:
+        # git clone warned already; without a checkout there is no set-up to join
+        raise RefusedError(f"cloned into {target.name}, but nothing is checked out: the remote's HEAD names a branch it does not have",
+                           f"cd {target.name} && git checkout BRANCH && git aipass init && git aipass sync")
     return Cloned(target, init, cycle.sync(repo, "origin"))

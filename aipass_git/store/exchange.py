@@ -19,7 +19,7 @@ merges again. After `MAX_ROUNDS` the refs still apart are reported, never forced
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 from aipass_git.core import git
 from aipass_git.core.errors import AipassError
@@ -50,20 +50,27 @@ def kind_of(kinds: Iterable[entity.Kind], ref: str) -> entity.Kind | None:
     return next((k for k in kinds if k.id_of(ref) is not None), None)
 
 
-def exchange(store: EventStore, name: str, kinds: list[entity.Kind], author: Ident, under: str = "") -> Report:
+def exchange(store: EventStore, name: str, kinds: list[entity.Kind], author: Ident | Callable[[], Ident],
+             under: str = "") -> Report:
     """Bring the event refs of KINDS in line with remote NAME: all of them, or those under
-    refs/aipass/UNDER when UNDER ends with '/', or the one ref refs/aipass/UNDER."""
+    refs/aipass/UNDER when UNDER ends with '/', or the one ref refs/aipass/UNDER. AUTHOR
+    signs merges; a function is asked only when there is one to make (a fresh clone
+    whose user git does not know yet can still take everything in)."""
     root = store.repo.root
     report = Report(name)
     prefix = remote.tracking_prefix(name)
     only = Scope(kinds, under)
     for report.rounds in range(1, MAX_ROUNDS + 1):
         remote.fetch_tracking(root, name, under)
-        theirs = only({remote.LOCAL + r[len(prefix):]: oid for r, oid in git.list_refs(root, prefix + under)})
+        fetched = {remote.LOCAL + r[len(prefix):]: oid for r, oid in git.list_refs(root, prefix + under)}
+        theirs = only(fetched)
         ours = only(dict(git.list_refs(root, remote.LOCAL + under)))
+        # a whole namespace moves by one pattern, with the refs of no kind left out
+        whole = not under or under.endswith("/")
         behind = [(prefix + ref[len(remote.LOCAL):], ref) for ref, oid in theirs.items() if ours.get(ref) != oid]
         if behind:
-            remote.fast_forward(root, behind)
+            stray = [prefix + ref[len(remote.LOCAL):] for ref in fetched.keys() - theirs.keys()]
+            remote.fast_forward(root, behind, (prefix + under, remote.LOCAL + under) if whole else None, stray)
             moved = only(dict(git.list_refs(root, remote.LOCAL + under)))
             report.came_in += [ref for ref, oid in moved.items() if oid != ours.get(ref)]
             ours = moved
@@ -72,7 +79,8 @@ def exchange(store: EventStore, name: str, kinds: list[entity.Kind], author: Ide
             report.apart.clear()
             return report
         report.apart = {}
-        for pushed in remote.push(root, name, differ):
+        stray = sorted(dict(git.list_refs(root, remote.LOCAL + under)).keys() - ours.keys())
+        for pushed in remote.push(root, name, differ, glob=remote.LOCAL + under if whole else None, skip=stray):
             if pushed.ok:
                 report.went_out.append(pushed.ref)
             else:
@@ -98,9 +106,11 @@ class Scope:
                 if (ref == whole or self.under.endswith("/") or not self.under) and kind_of(self.kinds, ref) is not None}
 
 
-def _merge_diverged(store: EventStore, kinds: list[entity.Kind], author: Ident, report: Report,
+def _merge_diverged(store: EventStore, kinds: list[entity.Kind], author: Ident | Callable[[], Ident], report: Report,
                     diverged: list[str], ours: dict[str, str], theirs: dict[str, str]) -> None:
     updates, summaries = [], {}
+    if diverged and not isinstance(author, Ident):
+        author = author()
     for ref in diverged:
         if ref not in theirs:
             # refused though the remote had no such ref: a hook or permission on the remote

@@ -118,12 +118,18 @@ def fetch_tracking(root: Path, remote: str, under: str = "") -> None:
         raise _network_error("fetch from", remote, proc.stderr)
 
 
-def fast_forward(root: Path, pairs: list[tuple[str, str]]) -> None:
+def fast_forward(root: Path, pairs: list[tuple[str, str]], glob: tuple[str, str] | None = None,
+                 skip: list[str] | tuple[str, ...] = ()) -> None:
     """Move each local ref DST to SRC where DST's value is in SRC's history (or DST does
-    not exist yet); git refuses the others, which the caller sees by reading the refs."""
-    if pairs:
-        git.run([*NO_HOOKS, "fetch", "--quiet", "--no-write-fetch-head", "--no-tags", ".",
-                 *[f"{src}:{dst}" for src, dst in pairs]], root, env=TOOL_WRITE, check=False, timeout=NETWORK_SECONDS)
+    not exist yet); git refuses the others, which the caller sees by reading the refs.
+    With GLOB (source and destination prefixes) one pattern moves every ref under them
+    but the SKIP sources: git matches each explicit refspec against every ref, so a
+    thousand explicit pairs cost a million comparisons."""
+    if not pairs:
+        return
+    specs = [f"{glob[0]}*:{glob[1]}*", *[f"^{s}" for s in skip]] if glob else [f"{src}:{dst}" for src, dst in pairs]
+    git.run([*NO_HOOKS, "fetch", "--quiet", "--no-write-fetch-head", "--no-tags", ".", *specs],
+            root, env=TOOL_WRITE, check=False, timeout=NETWORK_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -133,13 +139,18 @@ class Pushed:
     reason: str  # git's summary: "[new reference]", "[rejected] (non-fast-forward)", ...
 
 
-def push(root: Path, remote: str, refs: list[str], sources: dict[str, str] | None = None) -> list[Pushed]:
+def push(root: Path, remote: str, refs: list[str], sources: dict[str, str] | None = None,
+         glob: str | None = None, skip: list[str] | tuple[str, ...] = ()) -> list[Pushed]:
     """Push each local REF to the same name on REMOTE, never forced; one result per ref.
-    SOURCES may give a commit to push instead of a ref's local value (a drafted claim)."""
+    SOURCES may give a commit to push instead of a ref's local value (a drafted claim).
+    With GLOB (a prefix), one pattern pushes every local ref under it but SKIP (see
+    `fast_forward`); refs the remote already holds come back as up to date."""
     if not refs:
         return []
     sources = sources or {}
-    proc = git.run([*NO_HOOKS, "push", "--porcelain", "--no-verify", remote, *[f"{sources.get(r, r)}:{r}" for r in refs]],
+    specs = ([f"{glob}*:{glob}*", *[f"^{s}" for s in skip]] if glob and not sources
+             else [f"{sources.get(r, r)}:{r}" for r in refs])
+    proc = git.run([*NO_HOOKS, "push", "--porcelain", "--no-verify", remote, *specs],
                    root, env=TOOL_WRITE, check=False, timeout=NETWORK_SECONDS)
     results = {}
     for line in proc.stdout.decode("utf-8", "replace").splitlines():

@@ -59,7 +59,7 @@ def sync(repo: Repo, name: str | None = None) -> Synced:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock_path), timeout=LOCK_SECONDS):
         with EventStore(repo) as store:
-            report = exchange.exchange(store, name, KINDS, identity.human(repo).author)
+            report = exchange.exchange(store, name, KINDS, lambda: identity.human(repo).author)
     # what came in may hold new dispatches; what went out may hold ones that waited for
     # the remote (a claim needs it): either way the owner's queue is looked at
     moved = [*report.came_in, *report.merged, *report.went_out]
@@ -68,27 +68,33 @@ def sync(repo: Repo, name: str | None = None) -> Synced:
     return Synced(report, changed, woken)
 
 
-def take_in(repo: Repo, tracking: list[str]) -> list[str]:
-    """Bring fetched mailboxes (TRACKING: refs under refs/aipass-sync/<remote>/mail/) into
-    the local refs without the network: fast-forward, or merge when both sides wrote.
-    What a plain `git fetch` brought then reaches the agents; the next sync pushes the
-    merges. Returns the local refs that moved."""
-    pairs = []
-    for ref in tracking:
-        rest = ref[len(remote.TRACKING):].partition("/")[2]
-        if mailbox.KIND.id_of(remote.LOCAL + rest) is not None:
-            pairs.append((ref, remote.LOCAL + rest))
+def take_in(repo: Repo) -> list[str]:
+    """Bring fetched mailboxes (refs/aipass-sync/<remote>/mail/*) into the local refs without
+    the network: fast-forward, or merge when both sides wrote. What a plain `git fetch`
+    brought then reaches the agents; the next sync pushes the merges. Returns the local
+    refs that moved."""
+    root = repo.root
+    before = dict(git.list_refs(root, mailbox.NAMESPACE))
+    pairs: dict[str, str] = {}  # local ref -> the tracking ref to take in
+    for name in remote.remotes(root):
+        prefix = remote.tracking_prefix(name) + "mail/"
+        fetched = dict(git.list_refs(root, prefix))
+        ours = {ref: remote.LOCAL + "mail/" + ref[len(prefix):] for ref in fetched}
+        kept = {ref: dst for ref, dst in ours.items() if mailbox.KIND.id_of(dst) is not None}
+        if any(before.get(dst) != fetched[ref] for ref, dst in kept.items()):
+            remote.fast_forward(root, [(ref, dst) for ref, dst in kept.items()], (prefix, mailbox.NAMESPACE),
+                                sorted(fetched.keys() - kept.keys()))
+            pairs.update({dst: ref for ref, dst in kept.items()})
     if not pairs:
         return []
-    before = dict(git.list_refs(repo.root, mailbox.NAMESPACE))
-    remote.fast_forward(repo.root, pairs)
     with EventStore(repo) as store:
-        author = identity.human(repo).author
-        for src, dst in pairs:
+        author = None
+        for dst, src in sorted(pairs.items()):
             ours, theirs = store.tip(dst), store.tip(src)
-            if ours is None or theirs is None or ours == theirs or git.is_ancestor(repo.root, theirs, ours):
+            if ours is None or theirs is None or ours == theirs or git.is_ancestor(root, theirs, ours):
                 continue
+            author = author or identity.human(repo).author
             merged, _ = entity.merge_tips(store, mailbox.KIND, dst, ours, theirs, author)
             store.refs.apply([RefUpdate(dst, merged, ours)])
-    after = dict(git.list_refs(repo.root, mailbox.NAMESPACE))
-    return [dst for _, dst in pairs if after.get(dst) != before.get(dst)]
+    after = dict(git.list_refs(root, mailbox.NAMESPACE))
+    return [dst for dst in pairs if after.get(dst) != before.get(dst)]
