@@ -2,6 +2,7 @@
 wakes by sync and by a plain fetch, a crash between the claim and the run, no remote."""
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,39 @@ def test_without_the_remote_a_dispatch_waits_and_runs_once_it_is_back(pair, fake
     assert synced["woken"] == ["api"]
     assert dispatcher.wait(discover(a), task, timeout=60, agent="api")["result"] == "ok"
     assert runs_of(fake_cli, task) == 1
+
+
+def test_three_clones_syncing_at_once_run_a_dispatch_once(pair, fake_cli: Path, cli, tmp_path: Path):  # noqa: F811
+    a, b = pair
+    c = tmp_path / "c"
+    assert cli("clone", "--no-hooks", git(a, "remote", "get-url", "origin"), str(c), cwd=tmp_path).code == 0
+    git(c, "config", "aipass.clone", "box-c")
+    task = deliver(a)
+    syncs = [subprocess.Popen([sys.executable, "-m", "aipass_git", "sync", "--json"], cwd=where,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for where in (a, b, c)]
+    for proc in syncs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    # each clone that saw the dispatch woke api; the claims decide who runs it
+    wait_for(lambda: runs_of(fake_cli, task) == 1 and any(
+        e.get("event") == "finished" and e.get("dispatch") == task for where in (a, b, c) for e in events(where)),
+        "the dispatch to finish somewhere", seconds=60)
+    for where in (a, b, c, a, b, c):
+        assert main_in(where, "sync") == 0
+    holders = {claim_in(where, task) for where in (a, b, c)}
+    assert len(holders) == 1 and holders <= {"box-a", "box-b", "box-c"}
+    assert runs_of(fake_cli, task) == 1
+    assert sum(1 for where in (a, b, c) for e in events(where) if e.get("event") == "wake" and e.get("dispatch") == task) == 1
+
+
+def test_sync_watch_goes_on_until_interrupted(pair, cli):
+    a, _ = pair
+    proc = subprocess.Popen([sys.executable, "-m", "aipass_git", "sync", "--watch", "1"], cwd=a,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    assert "in sync with origin" in first
+    second = proc.stdout.readline()  # the next round, a second later
+    assert "in sync with origin" in second
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130) and "Traceback" not in err
