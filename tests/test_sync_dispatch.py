@@ -62,6 +62,17 @@ def deliver(repo: Path, subject: str = "task") -> str:
     return task["id"]
 
 
+def home_api_at(a: Path, b: Path, clone: str) -> None:
+    """Commit api's passport with a home in A, and bring it to B."""
+    passport = a / ".aipass/agents/api/passport.json"
+    doc = json.loads(passport.read_text())
+    doc["home"] = clone
+    passport.write_text(json.dumps(doc))
+    git(a, "commit", "-qam", f"api runs at {clone}")
+    git(a, "push", "-q", "origin", "HEAD:main")
+    git(b, "pull", "-q", "origin", "main")
+
+
 def runs_of(record: Path, dispatch_id: str) -> int:
     return sum(1 for c in calls(record) if c["env"].get("AIPASS_DISPATCH") == dispatch_id)
 
@@ -123,13 +134,7 @@ def test_a_supervisor_killed_after_its_claim_landed_runs_it_on_restart_and_nowhe
 
 def test_an_agent_homed_in_another_clone_is_delivered_here_and_run_there(pair, fake_cli: Path, cli):  # noqa: F811
     a, b = pair
-    passport = a / ".aipass/agents/api/passport.json"
-    doc = json.loads(passport.read_text())
-    doc["home"] = "box-b"
-    passport.write_text(json.dumps(doc))
-    git(a, "commit", "-qam", "api runs at box-b")
-    git(a, "push", "-q", "origin", "HEAD:main")
-    git(b, "pull", "-q", "origin", "main")
+    home_api_at(a, b, "box-b")
     sent = json.loads(cli("dispatch", "@api", "task", "details", "--json", cwd=a).out)
     assert sent["state"] == "delivered; runs at box-b"
     waited = cli("dispatch", "@api", "task", "details", "--wait", cwd=a)
@@ -145,13 +150,7 @@ def test_an_agent_homed_in_another_clone_is_delivered_here_and_run_there(pair, f
 
 def test_a_plain_fetch_starts_python_only_for_a_dispatch_and_that_dispatch_runs(pair, fake_cli: Path, cli, tmp_path: Path):  # noqa: F811
     a, b = pair
-    passport = a / ".aipass/agents/api/passport.json"
-    doc = json.loads(passport.read_text())
-    doc["home"] = "box-b"
-    passport.write_text(json.dumps(doc))
-    git(a, "commit", "-qam", "api runs at box-b")
-    git(a, "push", "-q", "origin", "HEAD:main")
-    git(b, "pull", "-q", "origin", "main")
+    home_api_at(a, b, "box-b")
     assert cli("hooks", "install", cwd=b).code == 0
     hooks_dir = b / ".git/hooks"
     started = tmp_path / "python-started"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Callable
 
 from aipass_git.core.canonical import encode
 from aipass_git.core.errors import RefusedError
@@ -74,20 +74,33 @@ def deliver(message: dict[str, Any], author: Ident, extra_trailers: dict[str, st
     return apply
 
 
+def _edit_line(view: TreeView, owner: str, message_id: str, change: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+    """Apply CHANGE to MESSAGE_ID's index line in VIEW; the line when CHANGE changed it."""
+    shard = index_path(message_id)
+    data = view.read(shard) or b""
+    found = msg.find_summary(data, message_id)
+    if found is None:
+        raise RefusedError(f"no message {message_id} in @{owner}'s mailbox", f"see: git aipass inbox @{owner} --all")
+    line, start, end = found
+    if not change(line):
+        return None
+    view.write(shard, data[:start] + msg.encode_summary(line) + data[end:])
+    return line
+
+
 def mark(owner: str, message_id: str, status: str, author: Ident, extra_trailers: dict[str, str] | None = None) -> Apply:
     """The event that moves a message's status forward; a no-op when it is already there or past."""
 
-    def apply(view: TreeView) -> Event | None:
-        shard = index_path(message_id)
-        data = view.read(shard) or b""
-        found = msg.find_summary(data, message_id)
-        if found is None:
-            raise RefusedError(f"no message {message_id} in @{owner}'s mailbox", f"see: git aipass inbox @{owner} --all")
-        line, start, end = found
+    def forward(line: dict[str, Any]) -> bool:
         if msg.later_status(line["status"], status) == line["status"]:
-            return None
+            return False
         line["status"] = status
-        view.write(shard, data[:start] + msg.encode_summary(line) + data[end:])
+        return True
+
+    def apply(view: TreeView) -> Event | None:
+        line = _edit_line(view, owner, message_id, forward)
+        if line is None:
+            return None
         return Event(
             status,
             f"mail: {owner} {status} {message_id[:12]}: {line['subject']}",
@@ -102,17 +115,16 @@ def claim(owner: str, message_id: str, clone: str, author: Ident) -> Apply:
     """The event that says clone CLONE runs dispatch MESSAGE_ID (and so no other clone
     does); a no-op when it is claimed already, by anyone."""
 
-    def apply(view: TreeView) -> Event | None:
-        shard = index_path(message_id)
-        data = view.read(shard) or b""
-        found = msg.find_summary(data, message_id)
-        if found is None:
-            raise RefusedError(f"no message {message_id} in @{owner}'s mailbox", f"see: git aipass inbox @{owner} --all")
-        line, start, end = found
+    def first(line: dict[str, Any]) -> bool:
         if line.get("claim"):
-            return None
+            return False
         line["claim"] = clone
-        view.write(shard, data[:start] + msg.encode_summary(line) + data[end:])
+        return True
+
+    def apply(view: TreeView) -> Event | None:
+        line = _edit_line(view, owner, message_id, first)
+        if line is None:
+            return None
         return Event("claim", f"mail: {owner} claim {message_id[:12]} on {clone}: {line['subject']}", author,
                      {"Aipass-Message": message_id, "Aipass-Claim": clone})
 
