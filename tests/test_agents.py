@@ -17,7 +17,7 @@ def test_agent_new_commits_passport_memory_and_readme(aipass_repo: Path, cli):
     assert "created agent quality" in result.out
     folder = aipass_repo / ".aipass/agents/quality"
     files = git(aipass_repo, "show", "--name-only", "--format=", "HEAD").splitlines()
-    assert sorted(files) == [f".aipass/agents/quality/{f}" for f in ("README.md", "memory.json", "passport.json")]
+    assert sorted(files) == [".aipass/agents/quality/" + f for f in ("README.md", "memory.json", "passport.json")] + [".aipass/allowed_signers"]
     assert git(aipass_repo, "status", "--porcelain") == ""
     raw = (folder / "passport.json").read_text(encoding="utf-8")
     passport = json.loads(raw)

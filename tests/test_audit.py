@@ -85,7 +85,7 @@ def break_mailbox_state(repo, cli):
 
         def drop_index(view):
             view.delete(mailbox.index_path(line["id"]))
-            return Event("tamper", "tamper", Ident("x", "x@y"))
+            return Event("tamper", "tamper", Ident("Test Human", "human@example.invalid"))
 
         po.store.append(mailbox.ref_for("api"), drop_index)
 
@@ -100,7 +100,7 @@ def break_secret_mail(repo, cli):
 
     leaked = msg.build(sender="human", recipient="api", subject="creds", body="-----BEGIN RSA PRIVATE KEY-----\nabc")
     with EventStore(discover(repo)) as store:
-        store.append(mailbox.ref_for("api"), mailbox.deliver(leaked, Ident("x", "x@y")))
+        store.append(mailbox.ref_for("api"), mailbox.deliver(leaked, Ident("Test Human", "human@example.invalid")))
 
 
 def break_retired(repo, cli):

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BIN_DIR, git
+from conftest import BIN_DIR, git, main_in
 from dispatching import (  # noqa: F401 - fixtures
     alive, answers, calls, configure, drepo, events, fake_cli, mailbox, pids, plan, run_dispatch, state_is, wait_for,
 )
@@ -274,6 +274,10 @@ def test_without_a_configured_identity_the_agent_commits_as_itself(drepo: Path, 
     # the human is known from the environment only, as in CI and containers
     monkeypatch.setenv("GIT_AUTHOR_NAME", "Env Human")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "env@example.invalid")
+    with monkeypatch.context() as setup:  # init commits a signing key for this human
+        for var, value in (("GIT_COMMITTER_NAME", "Env Human"), ("GIT_COMMITTER_EMAIL", "env@example.invalid")):
+            setup.setenv(var, value)
+        assert main_in(drepo, "init") == 0  # a key for this human, who signs the dispatch
     plan(fake_cli, "api", "commit")
     _, outcome = run_dispatch(drepo, "api")
     assert outcome["result"] == "ok"

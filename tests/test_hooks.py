@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import git, make_desk
+from conftest import git, main_in, make_desk
 from dispatching import drepo, fake_cli  # noqa: F401 - fixtures
 
 from aipass_git.core.repo import discover
@@ -121,6 +121,9 @@ def test_a_dispatch_fetched_from_another_clone_wakes_the_agent(drepo: Path, fake
     other = tmp_path / "other-clone"
     git(tmp_path, "clone", "-q", str(drepo), str(other))
     git(other, "config", "user.name", "Remote Human")
+    # the other clone's human gets a key there, and this clone's base branch trusts it
+    assert main_in(other, "init", "--no-hooks") == 0
+    git(drepo, "pull", "-q", "--no-rebase", str(other), "main")
     # the other clone sends the dispatch as mail only: nothing there wakes anyone
     from aipass_git.mail.postoffice import PostOffice
 

@@ -45,7 +45,18 @@ def pair(drepo: Path, tmp_path: Path, cli):
     b = tmp_path / "b"
     assert cli("clone", "--no-hooks", remote.as_uri(), str(b), cwd=tmp_path).code == 0
     git(b, "config", "aipass.clone", "box-b")
+    join(drepo, b)
     return drepo, b
+
+
+def join(a: Path, other: Path) -> None:
+    """What a new clone's human does: push the signing key the clone made for them (A
+    takes it in), and bring api's key from A, to run api there too."""
+    git(other, "push", "-q", "origin", "HEAD:main")
+    git(a, "pull", "-q", "--ff-only", "origin", "main")
+    with EventStore(discover(a)) as store:
+        path = store.keys.path("api@aipass.invalid")
+    assert main_in(other, "key", "import", "@api", str(path)) == 0
 
 
 def exchange_only(repo: Path) -> None:
@@ -70,7 +81,7 @@ def home_api_at(a: Path, b: Path, clone: str) -> None:
     passport.write_text(json.dumps(doc))
     git(a, "commit", "-qam", f"api runs at {clone}")
     git(a, "push", "-q", "origin", "HEAD:main")
-    git(b, "pull", "-q", "origin", "main")
+    git(b, "pull", "-q", "--ff-only", "origin", "main")
 
 
 def runs_of(record: Path, dispatch_id: str) -> int:
@@ -199,6 +210,8 @@ def test_three_clones_syncing_at_once_run_a_dispatch_once(pair, fake_cli: Path, 
     c = tmp_path / "c"
     assert cli("clone", "--no-hooks", git(a, "remote", "get-url", "origin"), str(c), cwd=tmp_path).code == 0
     git(c, "config", "aipass.clone", "box-c")
+    join(a, c)
+    git(b, "pull", "-q", "--ff-only", "origin", "main")
     task = deliver(a)
     syncs = [subprocess.Popen([sys.executable, "-m", "aipass_git", "sync", "--json"], cwd=where,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for where in (a, b, c)]

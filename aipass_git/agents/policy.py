@@ -47,3 +47,19 @@ def require_may_cancel(speaker: str, sender: str, dispatch_id: str, orchestrator
     if speaker not in (sender, HUMAN, orchestrator):
         raise RefusedError(f"@{speaker} may not cancel {dispatch_id}: it was sent by @{sender}",
                            f"ask @{sender}, the human or the orchestrator @{orchestrator}")
+
+
+def require_may_manage_keys(speaker: str) -> None:
+    """Keys are the authority to speak as someone: only the human makes or changes them."""
+    if speaker != HUMAN:
+        raise RefusedError(f"@{speaker} may not change signing keys", "the human runs `git aipass key ...`, outside any desk")
+
+
+def may_sign_for(sender: str, signer: str | None, orchestrator: str) -> bool:
+    """Whether an event by SIGNER (an agent name, HUMAN, or None for nobody known) may carry
+    SENDER's name: its own, or, acting for an agent (--as), the human's or the orchestrator's."""
+    if signer is None:
+        return False
+    if signer == sender:
+        return True
+    return sender != HUMAN and signer in (HUMAN, orchestrator)

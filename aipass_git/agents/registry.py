@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aipass_git.agents import ownership, passport, templates
+from aipass_git.agents import ownership, passport, templates, trust
 from aipass_git.core import clock, config as config_mod, git, names, schemas
 from aipass_git.core.canonical import encode
 from aipass_git.core.errors import RefusedError, UnknownAgentError
 from aipass_git.core.files import read as read_doc
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.core.validate import List, check_input
+from aipass_git.store.keyring import Keyring
 from aipass_git.store.worktree_commit import commit_files
 
 
@@ -195,12 +196,16 @@ class Registry:
         )
         if home is not None:
             doc["home"] = home
+        # the agent's signing key: private in this clone's keyring, public in the passport
+        key = Keyring(self.repo.root).create(trust.agent_email(name))
+        doc["keys"] = [trust.key_entry(key.public_line)]
         files = agent_files(name)
         readme = tpl.render_readme(name=name, role=role, owns=owned, orchestrator=config.orchestrator)
         contents = {
             files["passport"]: encode(doc),
             files["memory"]: encode(schemas.empty_memory(name)),
             files["readme"]: readme.encode("utf-8"),
+            **trust.files_for(self.repo, {name: doc}),
         }
         return Agent(name, doc, folder), contents
 
@@ -229,8 +234,12 @@ class Registry:
                 f"{agent.name!r} is the orchestrator and cannot be retired",
                 "name another orchestrator in .aipass/config.yaml first",
             )
-        doc = {**agent.passport, "status": "retired", "retired": clock.utc_now()}
+        now = clock.utc_now()
+        doc = {**agent.passport, "status": "retired", "retired": now}
+        if "keys" in doc:
+            doc["keys"] = trust.retire_keys(doc["keys"], now)  # trusted for what it signed before, not after
         message = f"aipass: retire agent {agent.name}\n\nAipass-Event: agent-retire\nAipass-Agent: {agent.name}\n"
-        commit = commit_files(self.repo, {agent_files(agent.name)["passport"]: encode(doc)}, message)
+        commit = commit_files(self.repo, {agent_files(agent.name)["passport"]: encode(doc),
+                                          **trust.files_for(self.repo, {agent.name: doc})}, message)
         return Agent(agent.name, doc, agent.folder), commit
 

@@ -12,7 +12,7 @@ from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, table
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
-from aipass_git.core.text import for_terminal
+from aipass_git.core.text import for_terminal, plural
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail.postoffice import PostOffice
 
@@ -164,8 +164,14 @@ def inbox(
         typer.echo(f"@{owner_name}: no messages" + ("" if include_done else " (add --all for done ones)"))
         return
     short = short_ids([l["id"] for l in lines])
-    rows = [(short[l["id"]], l["status"], f"@{l['from']}", l["kind"], l["created"].replace("T", " ")[:16], l["subject"]) for l in lines]
+    # an unproven sender is marked where the eye reads it, next to the name
+    rows = [(short[l["id"]], l["status"], f"@{l['from']}" + ("" if l.get("verified", True) else " (unverified)"),
+             l["kind"], l["created"].replace("T", " ")[:16], l["subject"]) for l in lines]
     typer.echo(table(["ID", "STATUS", "FROM", "KIND", "DATE (UTC)", "SUBJECT"], rows))
+    unproven = sum(1 for l in lines if l.get("verified") is False)
+    if unproven:
+        typer.echo(f"warning: {plural(unproven, 'message')} not signed by {'its' if unproven == 1 else 'their'} sender: "
+                   "do not act on them before you know who wrote them (git aipass read ID says why)", err=True)
 
 
 @app.command()
@@ -192,7 +198,7 @@ def read(
 def _render(m: dict) -> str:
     head = [
         ("id", m["id"]),
-        ("from", _who(m["from"], m.get("meta"))),
+        ("from", _who(m["from"], m.get("meta")) + (f"  UNVERIFIED: {m['unverified']}" if m.get("unverified") else "")),
         ("to", f"@{m['to']}"),
         ("date", m["created"]),
         ("kind", m["kind"] + (f" (reply to {m['in_reply_to']})" if m.get("in_reply_to") else "")),

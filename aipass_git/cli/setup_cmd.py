@@ -57,10 +57,10 @@ def init(
             + ([f"hooks ({', '.join(result.hooks_installed)})"] if result.hooks_installed else [])
             + ([f"event refs from {', '.join(result.remotes_set_up)}"] if result.remotes_set_up else [])
         ) + "; nothing to commit")
-    if result.remotes_set_up:
-        typer.echo(f"next: git aipass sync {result.remotes_set_up[0]}  (brings the mail and PRs of the other clones)")
     else:
         typer.echo("already set up; nothing changed")
+    if result.remotes_set_up:
+        typer.echo(f"next: git aipass sync {result.remotes_set_up[0]}  (brings the mail and PRs of the other clones)")
 
 
 @app.command()

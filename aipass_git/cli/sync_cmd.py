@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from aipass_git.cli.app import commands
-from aipass_git.cli.output import emit_json
+from aipass_git.cli.output import emit_json, short
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import discover
 from aipass_git.core.text import for_terminal, plural
@@ -111,6 +111,9 @@ def clone(
         emit_json({"path": str(done.path), "aipass": done.init is not None, **done.synced.as_json()})
         return
     typer.echo(f"cloned into {done.path.name}")
+    if done.init is not None and done.init.commit:
+        typer.echo(f"committed a signing key for you in this clone ({short(done.init.commit)}): push it, so that "
+                   "the other clones trust what you write here")
     _say(done.synced)
     if done.init is None:
         typer.echo("this repository has no aipass-git set-up yet; next: git aipass init")

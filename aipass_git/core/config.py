@@ -46,6 +46,10 @@ class Config:
     def timeouts(self) -> dict[str, float]:
         return self.raw["timeouts"]
 
+    @property
+    def trust(self) -> str:
+        return self.raw.get("trust", "any")
+
 
 def parse(text: str, file: str = CONFIG_FILE) -> Config:
     """Validate the YAML TEXT of a config file; errors name FILE, the line or field."""

@@ -32,6 +32,18 @@ def _relative_glob(text: str) -> bool:
 OWNED_GLOB = Str(max_len=300, one_line=True, test=_relative_glob, expected="a glob relative to the repository root")
 MODEL = Str(max_len=100, pattern=r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*", expected="a model name")
 
+SIGNING_KEY = Obj(
+    required={"key": Str(pattern=r"ssh-ed25519 [A-Za-z0-9+/=]{68}", expected="an ssh-ed25519 public key line"),
+              "from": TIMESTAMP},
+    optional={"until": Nullable(TIMESTAMP)},
+)
+HUMAN_KEY = Obj(
+    required={"v": Const(FORMAT_VERSION),
+              "email": Str(max_len=200, one_line=True, pattern=r"[^\s<>]+@[^\s<>]+", expected="an email"),
+              "name": Str(max_len=200, one_line=True),
+              "key": SIGNING_KEY.required["key"], "from": TIMESTAMP},
+    optional={"until": Nullable(TIMESTAMP)},
+)
 CLONE_NAME = Str(pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", max_len=63, expected="a clone name (git config aipass.clone)")
 PASSPORT = Obj(
     required={
@@ -47,8 +59,12 @@ PASSPORT = Obj(
         "status": Str(choices=("active", "retired")),
         "retired": Nullable(TIMESTAMP),
     },
-    # the clone that runs the agent (its `aipass.clone` name); other clones only deliver
-    optional={"home": Nullable(CLONE_NAME)},
+    optional={
+        # the clone that runs the agent (its `aipass.clone` name); other clones only deliver
+        "home": Nullable(CLONE_NAME),
+        # the agent's public signing keys (agents/trust.py), the newest last
+        "keys": List(SIGNING_KEY, max_items=100),
+    },
 )
 
 MEMORY_ENTRY = Obj(
@@ -116,6 +132,9 @@ CONFIG = Obj(
         ),
         "desks": Obj(required={"root": Nullable(Str(max_len=1000, one_line=True))}),
     },
+    # signed: events without a valid signature by their speaker never wake, count or merge;
+    # any: they are only flagged. Absent (a repository from before signing): any.
+    optional={"trust": Str(choices=("signed", "any"))},
 )
 
 

@@ -28,6 +28,7 @@ from aipass_git.dispatch.launch import start_supervisor
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
+from aipass_git.mail.verified import Trust
 from aipass_git.store import remote
 from aipass_git.store.events import EventStore
 
@@ -41,6 +42,15 @@ def pending_dispatches(store: EventStore, agent: str) -> list[dict[str, Any]]:
     if any(l.get("claim") for l in lines):
         here = remote.clone_name(store.repo.root, create=False)
         lines = [l for l in lines if l.get("claim") in (None, here)]
+    if lines:
+        # a dispatch its sender's signature does not prove never wakes anyone (trust: signed)
+        trust = Trust(store, config_mod.load(store.repo))
+        if trust.enforced:
+            unproven = trust.unverified(agent)
+            for line in lines:
+                if line["id"] in unproven:
+                    Runtime(store.repo).log_once("unverified-dispatch", agent, dispatch=line["id"], reason=unproven[line["id"]])
+            lines = [l for l in lines if l["id"] not in unproven]
     return sorted(lines, key=lambda l: l["id"])
 
 

@@ -56,6 +56,17 @@ class Runtime:
             os.close(fd)
         return record
 
+    def log_once(self, event: str, agent: str, *, dispatch: str, **fields: Any) -> None:
+        """`log` EVENT for DISPATCH the first time only: a condition seen by every command
+        that looks (an unverified dispatch) is one line in the log, not one per look."""
+        marker = self.root / "logged" / f"{event}-{dispatch}"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            return
+        self.log(event, agent, dispatch=dispatch, **fields)
+
     def events_since(self, offset: int) -> tuple[list[dict[str, Any]], int]:
         """Events appended after byte OFFSET, and the offset to read from next time (a line
         still being written is left for the next call)."""

@@ -15,7 +15,9 @@ from aipass_git.agents.registry import Registry
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch import recovery
 from aipass_git.dispatch.runtime import Runtime
+from aipass_git.core import config as config_mod
 from aipass_git.mail import mailbox
+from aipass_git.mail.verified import Trust
 from aipass_git.store import remote
 from aipass_git.store.events import EventStore
 
@@ -27,12 +29,16 @@ def agents_status(repo: Repo) -> list[dict[str, Any]]:
     rows = []
     here = remote.clone_name(repo.root, create=False)
     with EventStore(repo) as store:
-        undone = {name: _undone(store, name) for name in agents}
+        trust = Trust(store, config_mod.load(repo))
+        # a dispatch its sender's signature does not prove is not a task (mail/verified.py)
+        unproven = {name: trust.unverified(name) if trust.enforced else {} for name in agents}
+        undone = {name: [l for l in _undone(store, name) if l["id"] not in unproven[name]] for name in agents}
         pending = {name: [l for l in lines if l.get("claim") in (None, here)] for name, lines in undone.items()}
         restarted = set(recovery.heal_all(repo, agents, queue=True, waiting={n: bool(p) for n, p in pending.items()}))
         for name in agents:
             if name in restarted:
-                pending[name] = [l for l in _undone(store, name) if l.get("claim") in (None, here)]  # a recovery may have settled some
+                pending[name] = [l for l in _undone(store, name)  # a recovery may have settled some
+                                 if l.get("claim") in (None, here) and l["id"] not in unproven[name]]
             state = runtime.read_state(name)
             busy = state.get("state", "idle") != "idle" and runtime.is_busy(name)
             current = state.get("dispatch") if busy else None
@@ -54,6 +60,7 @@ def agents_status(repo: Repo) -> list[dict[str, Any]]:
                 "queued": len([p for p in pending[name] if p["id"] != current]),
                 "restarted": name in restarted,
                 "elsewhere": elsewhere,
+                "unverified": len(unproven[name]),
             })
     return rows
 

@@ -14,6 +14,7 @@ from aipass_git.core import git, ids, names, secrets
 from aipass_git.core.errors import InvalidNameError, RefusedError, UnknownMessageError
 from aipass_git.core.repo import Repo
 from aipass_git.mail import mailbox, message as msg
+from aipass_git.mail.verified import Trust
 from aipass_git.store.events import EventStore, HistoryEntry
 
 ALL = "all"
@@ -27,6 +28,7 @@ class PostOffice:
         self.registry = self.session.registry
         self.speaker = self.session.speaker
         self.store = EventStore(self.repo)
+        self._trust: Trust | None = None
 
     def __enter__(self) -> "PostOffice":
         return self
@@ -138,7 +140,9 @@ class PostOffice:
         line = self.find(box, raw_id)
         full = box.message(line["id"])
         self.mark([line["id"]], "read")
-        return {**full, "status": msg.later_status(line["status"], "read")}
+        [shown] = self.trust.mark(box.owner, [{**full, "status": msg.later_status(line["status"], "read")}])
+        why = self.trust.unverified(box.owner).get(line["id"]) if shown.get("verified") is False else None
+        return {**shown, **({"unverified": why} if why else {})}
 
     def reply(self, raw_id: str, body: str, *, allow_secret: bool = False) -> dict[str, Any]:
         """Answer a message of the speaker's mailbox: to its sender, same thread; the original is done."""
@@ -179,7 +183,7 @@ class PostOffice:
             lines = [l for l in lines if l["thread"] == thread_id]
         lines.sort(key=lambda l: l["id"], reverse=True)
         lines.sort(key=lambda l: l["status"] != "new")  # stable: unread first, newest first
-        return lines
+        return self.trust.mark(box.owner, lines)
 
     def thread(self, raw_id: str) -> list[dict[str, Any]]:
         """Every message of the thread RAW_ID belongs to, across all mailboxes, oldest first."""
@@ -189,10 +193,17 @@ class PostOffice:
             box = mailbox.MailboxReader(self.store, owner)
             lines = [l for l in box.summaries() if l["thread"] == thread_id]
             status = {l["id"]: l["status"] for l in lines}
-            for full in box.messages([l["id"] for l in lines]):
-                found.append({**full, "status": status[full["id"]]})
+            found += self.trust.mark(owner, [{**full, "status": status[full["id"]]}
+                                             for full in box.messages([l["id"] for l in lines])])
         found.sort(key=lambda m: m["id"])
         return found
+
+    @property
+    def trust(self) -> Trust:
+        """Which messages their senders' signatures prove (mail/verified.py)."""
+        if self._trust is None:
+            self._trust = Trust(self.store, self.config)
+        return self._trust
 
     def log(self, owner: str | None = None, limit: int | None = None) -> list[HistoryEntry]:
         return self.store.history(mailbox.ref_for(self._owner(owner)), limit)

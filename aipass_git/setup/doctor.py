@@ -18,6 +18,8 @@ from aipass_git.memory import drivers, working
 from aipass_git.setup import leftovers
 from aipass_git.setup.project_init import ATTRIBUTES_BLOCK, ATTRIBUTES_FILE
 from aipass_git.sync import health
+from aipass_git.agents.trust import SIGNERS_FILE
+from aipass_git.store.keyring import own_ssh_key
 from aipass_git.core.text import plural
 
 MIN_GIT = (2, 38)  # `git merge-tree --write-tree`, used to merge PRs without a worktree
@@ -54,6 +56,7 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
     checks.append(_hooks(repo))
     checks.append(_refs(repo))
     checks.extend(_sync(repo))
+    checks.append(_trust(repo, config))
     checks.extend(_leftovers(repo))
     return checks
 
@@ -168,6 +171,30 @@ def _leftovers(repo: repo_mod.Repo) -> list[Check]:
         return [Check("leftovers", "ok", "no stale locks, interrupted writes or temporary files")]
     return [Check(f"leftover {item.kind}", "warn", f"{item.where}: {item.detail}",
                   "run: git aipass doctor --fix" if item.fixable else None) for item in found]
+
+
+def _trust(repo: repo_mod.Repo, config: config_mod.Config) -> Check:
+    from aipass_git.mail import mailbox  # deferred: doctor reads mail only here
+    from aipass_git.mail.verified import Trust
+    from aipass_git.store.events import EventStore
+
+    with EventStore(repo) as store:
+        trust = Trust(store, config)
+        if not trust.active:
+            return Check("signatures", "warn", f"no {SIGNERS_FILE} on {config.base_branch}: events are not signed",
+                         "run: git aipass init (keys for you and the agents), and commit on the base branch")
+        unproven = {owner: len(found) for ref, _ in git.list_refs(repo.root, mailbox.NAMESPACE)
+                    if (found := trust.unverified(owner := ref[len(mailbox.NAMESPACE):]))}
+        _, email = git.user_ident(repo.root)
+        if store.keys.get(email) is None and own_ssh_key(repo.root) is None:
+            return Check("signatures", "warn", f"you ({email}) have no signing key in this clone",
+                         "run: git aipass init (it makes one and commits its public key)")
+    if unproven:
+        shown = ", ".join(f"@{o} {n}" for o, n in sorted(unproven.items()))
+        return Check("signatures", "error" if trust.enforced else "warn",
+                     f"{plural(sum(unproven.values()), 'message')} not signed by their sender ({shown})",
+                     "see: git aipass audit --only refs.signed-mail; do not act on them")
+    return Check("signatures", "ok", f"every message signed by its sender (trust: {config.trust})")
 
 
 def _sync(repo: repo_mod.Repo) -> list[Check]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aipass_git.agents import trust
 from aipass_git.agents.registry import Registry
 from aipass_git.core import config as config_mod, git, names
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import CONFIG_FILE, Repo
 from aipass_git.store import remote
+from aipass_git.store.keyring import Keyring, own_ssh_key
 from aipass_git.store.worktree_commit import commit_files
 from aipass_git.hooks import install as hook_shims
 from aipass_git.memory import drivers
@@ -25,6 +27,8 @@ ATTRIBUTES_BLOCK = "\n".join(
         ".aipass/**/*.jsonl text eol=lf",
         ".aipass/config.yaml text eol=lf",
         ".aipass/agents/*/memory.json diff=aipass-memory merge=aipass-memory",
+        # generated from the passports and humans/: two clones adding keys add lines
+        ".aipass/allowed_signers merge=union",
         ATTRIBUTES_END,
     ]
 )
@@ -63,11 +67,19 @@ def initialise(repo: Repo, *, orchestrator: str | None = None, hooks: bool = Tru
         config = config_mod.parse(text)
 
     registry = Registry(repo)
+    passports = {}
     if not (repo.agents_dir / config.orchestrator).exists():
-        _, files = registry.prepare(config.orchestrator, template="orchestrator", config=config)
+        agent, files = registry.prepare(config.orchestrator, template="orchestrator", config=config)
         contents.update(files)
+        passports[agent.name] = agent.passport
     else:
         registry.get(config.orchestrator)  # validates the existing passport
+    # the allowed signers are regenerated whenever they differ from their sources (a
+    # union merge of two clones' keys, a hand edit), so init also repairs them
+    signers = trust.files_for(repo, passports, _human_key(repo))
+    on_disk = repo.root / trust.SIGNERS_FILE
+    if not on_disk.is_file() or on_disk.read_bytes() != signers[trust.SIGNERS_FILE] or len(signers) > 1:
+        contents.update(signers)
 
     attributes = _attributes(repo)
     if attributes is not None:
@@ -75,7 +87,7 @@ def initialise(repo: Repo, *, orchestrator: str | None = None, hooks: bool = Tru
 
     # Files already right on disk but never committed (an interrupted run, a manual
     # copy) are committed too, so that a second init always leaves nothing to do.
-    ours = [CONFIG_FILE, f".aipass/agents/{config.orchestrator}", ATTRIBUTES_FILE]
+    ours = [CONFIG_FILE, f".aipass/agents/{config.orchestrator}", ATTRIBUTES_FILE, trust.HUMANS_DIR, trust.SIGNERS_FILE]
     for path in git.status_paths(repo.root, ours):
         if path not in contents and (repo.root / path).is_file():
             contents[path] = (repo.root / path).read_bytes()
@@ -91,6 +103,10 @@ def initialise(repo: Repo, *, orchestrator: str | None = None, hooks: bool = Tru
             result.hooks_installed = hook_shims.install(repo)
     result.remotes_set_up = [name for name in remote.remotes(repo.root) if remote.set_up(repo.root, name)]
     remote.clone_name(repo.root)  # named now, so that it is there to read and change
+    if git.config_get(repo.root, "gpg.ssh.allowedSignersFile") is None:
+        # plain git then checks aipass's signatures (git log --show-signature, verify-commit);
+        # relative, git reads it from the top of the work tree, so a moved folder still works
+        git.config_set(repo.root, "gpg.ssh.allowedSignersFile", trust.SIGNERS_FILE)
     if contents:
         message = (
             "aipass: set up aipass-git\n\n"
@@ -101,6 +117,21 @@ def initialise(repo: Repo, *, orchestrator: str | None = None, hooks: bool = Tru
         if result.commit is None:
             result.files = []
     return result
+
+
+def _human_key(repo: Repo) -> dict | None:
+    """A key file for the human of this clone, when they have no trusted key here yet
+    (their own git SSH signing key if git has one, else a new one); None: nothing to add."""
+    name, email = git.user_ident(repo.root)
+    keyring = Keyring(repo.root)
+    key = keyring.get(email) or own_ssh_key(repo.root)
+    listed = {doc["key"] for doc in trust.read_human_keys(repo).values() if doc["email"] == email and not doc.get("until")}
+    if key is not None and " ".join(key.public_line.split()[:2]) in listed:
+        return None
+    if key is None:
+        key = keyring.create(email)
+    path, doc = trust.human_key(email, name, key.public_line)
+    return {path: doc}
 
 
 def _base_branch(repo: Repo) -> str:

@@ -72,4 +72,4 @@ def merge_tips(store: EventStore, kind: Kind, ref: str, ours: str, theirs: str, 
     tree = view.flush()
     event = Event("merge", f"{kind.name}: merge {ref[len(kind.namespace):]} ({summary})", author,
                   {"Aipass-Merge": theirs})
-    return store.writer.commit(tree, [ours, theirs], author, author, event.message()), summary
+    return store.writer.commit(tree, [ours, theirs], author, author, event.message(), store.signer(author)), summary

@@ -26,12 +26,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from aipass_git.core import git
+from aipass_git.core import config as config_mod, git
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
 from aipass_git.store.objects import TREE_MODE, Ident, ObjectReader, ObjectWriter, commit_tree_and_parents, decode_tree
 from aipass_git.core import faults
-from aipass_git.store import locks
+from aipass_git.store import locks, signing
+from aipass_git.store.keyring import Keyring, own_ssh_key
 from aipass_git.store.journal import Entry, Journal
 from aipass_git.store.fast_import import ImportStream
 from aipass_git.store.refs import RefTransactions, RefUpdate
@@ -90,6 +91,8 @@ class EventStore:
         self.refs = RefTransactions(repo.root, "0" * (2 * repo.hash_len))
         self.journal = Journal(repo)
         self.gate = locks.Gate(repo.runtime_dir / "locks" / "refs.gate")
+        self.keys = Keyring(repo.root)
+        self._must_sign: bool | None = None
         self._trees: OrderedDict[str, dict[str, tuple[str, str]]] = OrderedDict()
         # What this process wrote itself need not be read back through git.
         self._commit_trees: dict[str, str] = {}
@@ -205,6 +208,24 @@ class EventStore:
                 _backoff(attempt)
         raise _gave_up(ref)
 
+    def signer(self, who: Ident) -> Callable[[bytes], bytes] | None:
+        """How WHO's commits get signed: their key in this clone's keyring. Without one, an
+        unsigned commit where the project allows it (`trust: any`), else a refusal:
+        speaking as someone needs their key."""
+        key = self.keys.get(who.email)
+        if key is None and not who.email.endswith("@aipass.invalid"):
+            key = own_ssh_key(self.repo.root)
+        if key is not None:
+            return key.sign_commit
+        if self._must_sign is None:
+            try:
+                self._must_sign = config_mod.load(self.repo).trust == "signed"
+            except AipassError:
+                self._must_sign = False  # not set up (a bare store): nothing to enforce
+        if self._must_sign:
+            raise signing.key_error(who.email)
+        return None
+
     def draft(self, tip: str | None, apply: Apply) -> str | None:
         """The commit APPLY makes on top of TIP, written but on no ref (None: nothing to do).
         A dispatch claim is drafted, offered to the remote, and only then made local."""
@@ -213,7 +234,8 @@ class EventStore:
         if event is None:
             return None
         tree = view.flush()
-        commit = self.writer.commit(tree, [tip] if tip else [], event.author, event.author, event.message())
+        commit = self.writer.commit(tree, [tip] if tip else [], event.author, event.author, event.message(),
+                                    self.signer(event.author))
         if len(self._commit_trees) > 10_000:
             self._commit_trees.clear()
         self._commit_trees[commit] = tree
@@ -234,7 +256,9 @@ class EventStore:
                 tips = {ref: self.tip(ref) for ref in refs}
                 scratch = f"refs/aipass-import/{os.getpid()}-{random.getrandbits(48):012x}"
                 with self.journal.record("batch", {"phase": "importing", "scratch": scratch}) as entry:
-                    if len(batch) < STREAM_THRESHOLD:
+                    # fast-import (git 2.39) cannot write signed commits: a signing clone
+                    # writes every batch in-process
+                    if len(batch) < STREAM_THRESHOLD or self.keys.folder() is not None:
                         written, scratch_tip = self._write_in_process(batch, tips), None
                     else:
                         written, scratch_tip = self._fast_import(batch, tips, scratch)
@@ -267,7 +291,8 @@ class EventStore:
             if event is None:
                 continue
             tree = view.flush()
-            commit = self.writer.commit(tree, [head] if head else [], event.author, event.author, event.message())
+            commit = self.writer.commit(tree, [head] if head else [], event.author, event.author, event.message(),
+                                        self.signer(event.author))
             self._commit_trees[commit] = tree
             heads[ref] = written[ref] = commit
         return written

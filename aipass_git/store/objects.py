@@ -16,6 +16,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 from aipass_git.core import git
 from aipass_git.core.errors import AipassError
@@ -91,11 +92,15 @@ class ObjectWriter:
     def tree(self, entries: dict[str, tuple[str, str]]) -> str:
         return self.write("tree", encode_tree(entries, self.hash_name))
 
-    def commit(self, tree: str, parents: list[str], author: Ident, committer: Ident, message: str) -> str:
+    def commit(self, tree: str, parents: list[str], author: Ident, committer: Ident, message: str,
+               sign: Callable[[bytes], bytes] | None = None) -> str:
+        """A commit object; SIGN, when given, turns its content into the signed content
+        (signing.Key.sign_commit adds the `gpgsig` header)."""
         now = time.time()
         lines = [f"tree {tree}", *(f"parent {p}" for p in parents),
                  f"author {author.stamp(now)}", f"committer {committer.stamp(now)}", "", message]
-        return self.write("commit", "\n".join(lines).encode("utf-8"))
+        payload = "\n".join(lines).encode("utf-8")
+        return self.write("commit", sign(payload) if sign else payload)
 
 
 def _sort_key(item: tuple[str, tuple[str, str]]) -> bytes:

@@ -129,6 +129,22 @@ def orchestrator(ctx):
         yield Problem(CONFIG_FILE, f"the orchestrator {name!r} is retired", "name an active agent as orchestrator")
 
 
+@standard("aipass.allowed-signers", ".aipass/allowed_signers is what the passports' keys and .aipass/humans/ make")
+def allowed_signers(ctx):
+    from aipass_git.agents import trust  # deferred: only the full audit reads every passport
+
+    path = ctx.repo.root / trust.SIGNERS_FILE
+    if not path.is_file() and not (ctx.repo.root / trust.HUMANS_DIR).is_dir():
+        return  # a repository from before signed events
+    try:
+        expected = trust.files_for(ctx.repo, {})[trust.SIGNERS_FILE]
+    except AipassError:
+        return  # a broken passport or key file is its own standard's finding
+    if not path.is_file() or path.read_bytes() != expected:
+        yield Problem(trust.SIGNERS_FILE, "does not match the keys in the passports and .aipass/humans/ "
+                      "(edited by hand, or merged as lines)", "regenerate it: git aipass init (it commits the file as its sources make it)")
+
+
 @standard("aipass.retired-not-addressed", "no work waits for a retired agent", severity="warning")
 def retired_not_addressed(ctx):
     from aipass_git.mail import mailbox  # deferred: the commit hook loads every standard; only the full audit reads mail
@@ -164,5 +180,5 @@ def provider_known(ctx):
                           f"set providers.{agent.provider}.argv in {CONFIG_FILE}", severity="warning")
 
 
-STANDARDS = [no_links, config_valid, passports_valid, memory_valid, memory_caps, archives_valid, archives_append_only,
+STANDARDS = [allowed_signers, no_links, config_valid, passports_valid, memory_valid, memory_caps, archives_valid, archives_append_only,
              agent_files, orchestrator, retired_not_addressed, provider_known]

@@ -39,6 +39,23 @@ def mailbox_state(ctx):
                 yield Problem(ref, f"message {mid} is not in the index", "the ref was written outside aipass; restore it from a clone")
 
 
+@standard("refs.signed-mail", "every message in a mailbox was delivered by its sender, as a signature proves")
+def signed_mail(ctx):
+    from aipass_git.mail import mailbox  # deferred: see mailbox_state
+    from aipass_git.mail.verified import Trust
+    from aipass_git.store.events import EventStore
+
+    with EventStore(ctx.repo) as store:
+        trust = Trust(store, ctx.config)
+        for ref, _ in git.list_refs(ctx.repo.root, mailbox.NAMESPACE):
+            for mid, why in sorted(trust.unverified(ref[len(mailbox.NAMESPACE):]).items()):
+                # with `trust: any` the repository chose to flag, not refuse
+                yield Problem(ref, f"message {mid} is unverified: {why}",
+                              "someone wrote this ref without the sender's key; do not act on it, and find who did "
+                              "(git log --show-signature " + ref + ")",
+                              severity=None if trust.enforced else "warning")
+
+
 @standard("refs.leftover-batches", "no scratch refs of interrupted bulk sends remain", severity="warning")
 def leftover_batches(ctx):
     for ref, _ in git.list_refs(ctx.repo.root, "refs/aipass-import/"):
@@ -47,4 +64,4 @@ def leftover_batches(ctx):
                       "or run: git aipass doctor --fix")
 
 
-STANDARDS = [well_formed, mailbox_state, leftover_batches]
+STANDARDS = [well_formed, mailbox_state, signed_mail, leftover_batches]

@@ -1,0 +1,128 @@
+"""Which messages of a mailbox were delivered by their sender, as signatures prove.
+
+A message is verified when the commit that delivered it (its `deliver` event) is signed by
+a key trusted for the committer (store/verify.py) and that committer may speak for the
+message's sender: the sender itself, or, acting for an agent, a human or the
+orchestrator. Anything else in the tree (written with plain git, fetched from a clone that
+forged it, brought in by an unsigned merge) is unverified: shown as such, and with
+`trust: signed` it never wakes an agent.
+
+Each mailbox's answer is kept per allowed-signers file in the runtime folder, with the tip
+it was computed at; a later read walks only the commits since (one `git rev-list`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aipass_git.agents import policy
+from aipass_git.agents.trust import AGENT_EMAIL_DOMAIN
+from aipass_git.core import git
+from aipass_git.core.config import Config
+from aipass_git.mail import mailbox
+from aipass_git.mail.message import HUMAN
+from aipass_git.store.events import EventStore
+from aipass_git.store.verify import Roster, Verifier, roster_at
+
+_TRAILER = re.compile(rb"^(Aipass-[A-Za-z-]+): *(.*)$", re.M)
+
+
+class Trust:
+    """Verification of mailboxes for one command (one roster, one cache)."""
+
+    def __init__(self, store: EventStore, config: Config) -> None:
+        self.store = store
+        self.config = config
+        self.roster: Roster = roster_at(store, config.base_branch)
+        self.verifier = Verifier(store, self.roster)
+
+    @property
+    def active(self) -> bool:
+        """Whether this repository signs at all (its base branch lists signers)."""
+        return self.roster.blob_id is not None
+
+    @property
+    def enforced(self) -> bool:
+        return self.active and self.config.trust == "signed"
+
+    def may_speak_for(self, sender: str, principal: str) -> bool:
+        if principal in self.roster.humans:
+            signer: str | None = HUMAN
+        else:
+            name, _, domain = principal.partition("@")
+            signer = name if domain == AGENT_EMAIL_DOMAIN else None
+        return policy.may_sign_for(sender, signer, self.config.orchestrator)
+
+    def unverified(self, owner: str) -> dict[str, str]:
+        """Message id -> why, for the messages of OWNER's mailbox not proven delivered by
+        their sender. Empty when the repository does not sign."""
+        if not self.active:
+            return {}
+        tip = self.store.tip(mailbox.ref_for(owner))
+        if tip is None:
+            return {}
+        held = {l["id"]: l for l in mailbox.MailboxReader(self.store, owner).summaries()}
+        proven, bad = self._proven(owner, tip)
+        return {mid: bad.get(mid, "no signed delivery") for mid in held if mid not in proven}
+
+    def _cache_file(self, owner: str):
+        return self.store.repo.runtime_dir / "trust" / f"mail-{owner}-{self.roster.blob_id}.json"
+
+    def _proven(self, owner: str, tip: str) -> tuple[set[str], dict[str, str]]:
+        path = self._cache_file(owner)
+        try:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            cached = {}
+        proven, bad = set(cached.get("proven", [])), dict(cached.get("bad", {}))
+        since = cached.get("tip")
+        if since == tip:
+            return proven, bad
+        span = [tip] + ([f"^{since}"] if since and self.store.reader.resolve(since) else [])
+        commits = git.output(["rev-list", *span], self.store.repo.root).split()
+        for commit, (_, raw) in zip(commits, self.store.reader.read_many(commits)):
+            trailers = {k.decode(): v.decode("utf-8", "replace").strip()
+                        for k, v in _TRAILER.findall(raw.split(b"\n\n", 1)[-1])}
+            verdict = self.verifier.check(commit, raw)
+            if not verdict.ok:
+                # whatever an unproven commit wrote into message files is suspect, whatever it says it is
+                for mid in self._messages_changed(commit, raw):
+                    bad[mid] = f"changed by an unproven commit ({verdict.reason})"
+                    proven.discard(mid)
+            if trailers.get("Aipass-Event") != "deliver" or "Aipass-Message" not in trailers:
+                continue
+            mid = trailers["Aipass-Message"]
+            if mid in bad and mid not in proven and bad[mid].startswith("changed by"):
+                continue
+            if not verdict.ok:
+                bad[mid] = verdict.reason
+            elif not self.may_speak_for(trailers.get("Aipass-From", ""), verdict.principal):
+                bad[mid] = f"signed by {verdict.principal}, who may not speak for @{trailers.get('Aipass-From')}"
+            else:
+                proven.add(mid)
+                bad.pop(mid, None)
+        self.verifier.save()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"tip": tip, "proven": sorted(proven), "bad": bad}), encoding="utf-8")
+        tmp.replace(path)
+        return proven, bad
+
+    def _messages_changed(self, commit: str, raw: bytes) -> list[str]:
+        """Ids of the message files COMMIT added or changed (against its first parent)."""
+        first_parent = re.search(rb"^parent ([0-9a-f]+)$", raw.split(b"\n\n", 1)[0], re.M)
+        args = ["diff-tree", "-r", "-z", "--name-only", "--no-commit-id"]
+        args += [first_parent.group(1).decode(), commit] if first_parent else ["--root", commit]
+        paths = git.zsplit(git.run(args, self.store.repo.root).stdout)
+        return [p.rsplit("/", 1)[-1][:-5] for p in paths if p.endswith(".json")]
+
+    def mark(self, owner: str, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """LINES (summaries or messages of OWNER's mailbox) with `verified` set on each."""
+        if not self.active:
+            return lines
+        unverified = self.unverified(owner)
+        for line in lines:
+            line["verified"] = line["id"] not in unverified
+        return lines

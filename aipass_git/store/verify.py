@@ -1,0 +1,142 @@
+"""Checking event commits against the allowed signers, in-process and cached.
+
+The allowed signers are read from the base branch (never the work tree, where an agent
+could add its own key): `<base>:.aipass/allowed_signers`, git's format, written by
+agents/trust.py. A commit verifies when its `gpgsig` is a valid "git" SSH signature by a
+key listed for the committer's email and valid at the committer's time. What verified is
+remembered per allowed-signers file (by its blob id) in the runtime folder, so each
+commit is checked once: a verification costs ~130 us, reading a cached answer nothing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aipass_git.store import signing
+from aipass_git.store.events import EventStore
+
+SIGNERS_PATH = ".aipass/allowed_signers"
+_OPTION = re.compile(r'(valid-after|valid-before)="?(\d{8,14})Z?"?')
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    principal: str  # the committer's email: who the commit says signed it
+    reason: str = ""  # why not, when not ok
+
+
+def _epoch(stamp: str) -> int:
+    stamp = (stamp + "000000")[:14]
+    return calendar.timegm(time.strptime(stamp, "%Y%m%d%H%M%S"))
+
+
+@dataclass
+class Roster:
+    """Principal -> [(key blob, valid after, valid before)] of an allowed-signers file."""
+
+    blob_id: str | None
+    keys: dict[str, list[tuple[bytes, int, int | None]]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data: bytes, blob_id: str | None) -> "Roster":
+        roster = cls(blob_id)
+        for line in data.decode("utf-8", "replace").splitlines():
+            parts = line.split()
+            if len(parts) < 3 or line.lstrip().startswith("#"):
+                continue
+            principal, rest = parts[0], parts[1:]
+            options = "" if rest[0].startswith("ssh-") else rest.pop(0)
+            if len(rest) < 2:
+                continue
+            try:
+                blob = signing.key_blob(f"{rest[0]} {rest[1]}")
+            except Exception:  # noqa: BLE001 - a bad line trusts nobody; the audit names it
+                continue
+            after, before = 0, None
+            for name, value in _OPTION.findall(options):
+                if name == "valid-after":
+                    after = _epoch(value)
+                else:
+                    before = _epoch(value)
+            roster.keys.setdefault(principal, []).append((blob, after, before))
+        return roster
+
+    def keys_at(self, principal: str, when: int) -> list[bytes]:
+        return [blob for blob, after, before in self.keys.get(principal, []) if after <= when and (before is None or when < before)]
+
+    @property
+    def humans(self) -> set[str]:
+        return {p for p in self.keys if not p.endswith("@aipass.invalid")}
+
+
+def roster_at(store: EventStore, base_branch: str) -> Roster:
+    """The allowed signers on the base branch (empty before the repository had any)."""
+    name = f"refs/heads/{base_branch}:{SIGNERS_PATH}"
+    oid = store.reader.resolve(name)
+    if oid is None:
+        return Roster(None)
+    return Roster.parse(store.blob(oid), oid)
+
+
+def committer_of(raw: bytes) -> tuple[str, int]:
+    """(email, time) of a commit object's committer line."""
+    head = raw.split(b"\n\n", 1)[0]
+    for line in head.split(b"\n"):
+        if line.startswith(b"committer "):
+            m = re.search(rb"<([^>]*)> (\d+)", line)
+            if m:
+                return m.group(1).decode("utf-8", "replace"), int(m.group(2))
+    return "", 0
+
+
+class Verifier:
+    def __init__(self, store: EventStore, roster: Roster) -> None:
+        self.store = store
+        self.roster = roster
+        self._cache_path: Path | None = None
+        self._good: set[str] | None = None
+        self._new: list[str] = []
+
+    def _known(self) -> set[str]:
+        if self._good is None:
+            self._good = set()
+            if self.roster.blob_id:
+                self._cache_path = self.store.repo.runtime_dir / "trust" / f"{self.roster.blob_id}.ok"
+                try:
+                    self._good = set(self._cache_path.read_text(encoding="ascii").split())
+                except (FileNotFoundError, UnicodeDecodeError):
+                    pass
+        return self._good
+
+    def check(self, commit: str, raw: bytes | None = None) -> Verdict:
+        """Whether COMMIT (its object content RAW, when read already) is signed by its committer."""
+        if raw is None:
+            raw = self.store.reader.read(commit)[1]
+        email, when = committer_of(raw)
+        if commit in self._known():
+            return Verdict(True, email)
+        payload, armored = signing.split_gpgsig(raw)
+        if armored is None:
+            return Verdict(False, email, "unsigned")
+        allowed = self.roster.keys_at(email, when)
+        if not allowed:
+            return Verdict(False, email, f"no key of {email} is trusted at that time")
+        if signing.verify(armored, payload, allowed) is None:
+            return Verdict(False, email, "the signature does not match")
+        self._known().add(commit)
+        self._new.append(commit)
+        return Verdict(True, email)
+
+    def save(self) -> None:
+        """Remember what verified in this process for the next ones (append-only: two
+        processes appending at once lose nothing a later check cannot redo)."""
+        if self._new and self._cache_path is not None:
+            self._cache_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self._cache_path, "a", encoding="ascii") as out:
+                out.write("\n".join(self._new) + "\n")
+            self._new = []
