@@ -103,6 +103,13 @@ def break_secret_mail(repo, cli):
         store.append(mailbox.ref_for("api"), mailbox.deliver(leaked, Ident("Test Human", "human@example.invalid")))
 
 
+def break_signed_mail(repo, cli):
+    """A delivery committed with plain git: no signature."""
+    from test_trust import forge
+
+    forge(repo, "api", "unsigned", kind="mail")
+
+
 def break_retired(repo, cli):
     assert cli("send", "@docs", "pending", "b", cwd=repo).code == 0
     assert cli("agent", "retire", "docs", cwd=repo).code == 0
@@ -139,6 +146,9 @@ BREAKERS = {
         json.dumps(json.loads((r / ".aipass/agents/api/passport.json").read_text()))),
     "refs.well-formed": lambda r, c: git(r, "update-ref", "refs/aipass/junk/x", "HEAD"),
     "refs.mailbox-state": break_mailbox_state,
+    "refs.signed-mail": break_signed_mail,
+    "aipass.allowed-signers": lambda r, c: (r / ".aipass/allowed_signers").write_text(
+        (r / ".aipass/allowed_signers").read_text() + "mallory@example.invalid ssh-ed25519 " + "A" * 68 + "\n"),
     "refs.leftover-batches": lambda r, c: git(r, "update-ref", "refs/aipass-import/abc/0", "HEAD"),
     "branches.no-agent-commits-on-base": lambda r, c: commit_file(r, "direct.txt", "x", author="api"),
     "branches.desk-owner": lambda r, c: (make_desk(r, "api"), commit_file(r.parent / "desk-api", "x.txt", "x", author="docs")),

@@ -37,6 +37,16 @@ def publish(source: Path, url: str) -> None:
     assert main_in(source, "sync") == 0
 
 
+def share_keys(clones: list[Path]) -> None:
+    """Each new clone committed a signing key for its human: push them all (merging as
+    people do: allowed_signers merges as lines), and every clone takes the result."""
+    for c in clones[1:]:
+        git(c, "pull", "-q", "--no-rebase", "origin", "main")
+        git(c, "push", "-q", "origin", "HEAD:main")
+    for c in clones:
+        git(c, "pull", "-q", "--ff-only", "origin", "main")
+
+
 def clone(cli, url: str, target: Path) -> Path:
     done = cli("clone", "--no-hooks", url, str(target), cwd=target.parent)
     assert done.code == 0, done.err
@@ -110,6 +120,7 @@ def test_three_clones_writing_at_once_end_with_every_message_and_the_furthest_st
     assert cli("send", "@human", "before", "b", cwd=a).code == 0
     publish(a, url)
     clones = [a, clone(cli, url, tmp_path / "b"), clone(cli, url, tmp_path / "c")]
+    share_keys(clones)
 
     workers = [subprocess.Popen([sys.executable, str(WORKER), str(c), str(i + 1), "30", str(tmp_path / f"w{i}.json")],
                                 stderr=subprocess.PIPE, text=True) for i, c in enumerate(clones)]
