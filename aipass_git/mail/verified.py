@@ -63,7 +63,7 @@ class Trust:
         tip = self.store.tip(mailbox.ref_for(owner))
         if tip is None:
             return {}
-        held = {l["id"]: l for l in mailbox.MailboxReader(self.store, owner).summaries()}
+        held = [l["id"] for l in mailbox.MailboxReader(self.store, owner).summaries()]
         proven, bad = self._proven(owner, tip)
         return {mid: bad.get(mid, "no signed delivery") for mid in held if mid not in proven}
 
@@ -122,7 +122,8 @@ class Trust:
         """LINES (summaries or messages of OWNER's mailbox) with `verified` set on each."""
         if not self.active:
             return lines
-        unverified = self.unverified(owner)
+        tip = self.store.tip(mailbox.ref_for(owner))
+        proven = self._proven(owner, tip)[0] if tip else set()
         for line in lines:
-            line["verified"] = line["id"] not in unverified
+            line["verified"] = line["id"] in proven
         return lines
