@@ -34,6 +34,7 @@ from aipass_git.core import faults
 from aipass_git.store import locks, signing
 from aipass_git.store.keyring import Keyring, own_ssh_key
 from aipass_git.store.journal import Entry, Journal
+from aipass_git.store.pack import PackWriter
 from aipass_git.store.fast_import import ImportStream
 from aipass_git.store.refs import RefTransactions, RefUpdate
 from aipass_git.store.tree_view import TreeView
@@ -124,7 +125,8 @@ class EventStore:
     def tree_entries(self, tree: str) -> dict[str, tuple[str, str]]:
         entries = self._trees.get(tree)
         if entries is None:
-            kind, data = self.reader.read(tree)
+            pending = self.writer.get(tree) if isinstance(self.writer, PackWriter) else None
+            kind, data = pending or self.reader.read(tree)
             entries = decode_tree(data, self.repo.hash_len)
             self._remember_tree(tree, entries)
         else:
@@ -142,9 +144,12 @@ class EventStore:
             self._trees.popitem(last=False)
 
     def blob(self, oid: str) -> bytes:
-        return self.reader.read(oid)[1]
+        pending = self.writer.get(oid) if isinstance(self.writer, PackWriter) else None
+        return pending[1] if pending else self.reader.read(oid)[1]
 
     def blobs(self, oids: list[str]) -> list[bytes]:
+        if isinstance(self.writer, PackWriter):
+            return [self.blob(oid) for oid in oids]
         return [data for _, data in self.reader.read_many(oids)]
 
     def folders(self, tree: str, depth: int = 2, *, load: bool = True) -> list[str]:
@@ -256,10 +261,12 @@ class EventStore:
                 tips = {ref: self.tip(ref) for ref in refs}
                 scratch = f"refs/aipass-import/{os.getpid()}-{random.getrandbits(48):012x}"
                 with self.journal.record("batch", {"phase": "importing", "scratch": scratch}) as entry:
-                    # fast-import (git 2.39) cannot write signed commits: a signing clone
-                    # writes every batch in-process
-                    if len(batch) < STREAM_THRESHOLD or self.keys.folder() is not None:
+                    if len(batch) < STREAM_THRESHOLD:
                         written, scratch_tip = self._write_in_process(batch, tips), None
+                    elif self.keys.folder() is not None:
+                        # fast-import (git 2.39) cannot write signed commits: a signing
+                        # clone packs the batch itself (pack.py)
+                        written, scratch_tip = self._write_packed(batch, tips), None
                     else:
                         written, scratch_tip = self._fast_import(batch, tips, scratch)
                     if not written:
@@ -295,6 +302,17 @@ class EventStore:
                                         self.signer(event.author))
             self._commit_trees[commit] = tree
             heads[ref] = written[ref] = commit
+        return written
+
+    def _write_packed(self, batch: list[tuple[str, Apply]], tips: dict[str, str | None]) -> dict[str, str]:
+        """As `_write_in_process`, with every object going into one pack."""
+        loose, self.writer = self.writer, PackWriter(self.repo.root, self.repo.objects_dir, self.repo.hash_name)
+        try:
+            written = self._write_in_process(batch, tips)
+            self.writer.finish()
+            faults.point("batch-packed")
+        finally:
+            self.writer = loose
         return written
 
     def recover(self) -> int:
