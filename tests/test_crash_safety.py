@@ -123,8 +123,9 @@ def without_signing(repo: Path) -> None:
 BATCH_FAULTS = ["batch-journalled", "refs-locked", "refs-locked:1:group", "batch-applied"]
 
 
-# signed batches are written in-process; only the fast-import stream has "batch-imported"
-@pytest.mark.parametrize("fault, signed", [(f, True) for f in BATCH_FAULTS]
+# signed batches are packed in-process ("batch-packed"); the fast-import stream of an
+# unsigned repository has "batch-imported"
+@pytest.mark.parametrize("fault, signed", [(f, True) for f in ["batch-packed", *BATCH_FAULTS]]
                          + [(f, False) for f in ["batch-imported", *BATCH_FAULTS]])
 def test_a_broadcast_is_delivered_to_all_or_none(mail_repo: Path, fault: str, signed: bool):
     everyone = ["api", "docs", "quality", "devpulse", *many_agents(mail_repo)]

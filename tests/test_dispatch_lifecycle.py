@@ -283,6 +283,8 @@ def test_without_a_configured_identity_the_agent_commits_as_itself(drepo: Path, 
     assert outcome["result"] == "ok"
     desk = Path(calls(fake_cli)[0]["cwd"])
     assert git(desk, "log", "-1", "--format=%an|%cn", "--", "fake-work.txt") == "api|api"
+    # the supervisor's session entry on the desk is the agent's too (the branch rule reads authors)
+    assert git(desk, "log", "-1", "--format=%an %ae", "--", ".aipass/agents/api/memory.json") == "api api@aipass.invalid"
 
 
 def test_as_root_claude_without_its_sandbox_variable_is_refused_at_once(drepo: Path, fake_cli: Path, cli,

@@ -153,3 +153,20 @@ def test_a_rotated_key_still_verifies_what_it_signed_and_a_retired_agent_signs_n
     assert box[by_docs]["verified"] is True and box[late["id"]]["verified"] is False
     assert "no key of docs@aipass.invalid is trusted at that time" in cli(
         "read", late["id"], cwd=mail_repo).out
+
+
+def test_a_forged_pr_record_never_reaches_a_merge(mail_repo: Path, cli):
+    from test_prs import agent_pr
+
+    pr = agent_pr(cli, mail_repo, "api", {"src/api.py": "x = 1\n"})
+    ref = f"refs/aipass/prs/{pr['id']}"
+    # the same record, rewritten with plain git: nobody's signature
+    tree = git(mail_repo, "rev-parse", f"{ref}^{{tree}}")
+    env = {**os.environ, "GIT_COMMITTER_NAME": "api", "GIT_COMMITTER_EMAIL": "api@aipass.invalid"}
+    forged = subprocess.run(["git", "commit-tree", tree, "-m", "pr: opened\n\nAipass-Event: opened"], cwd=mail_repo,
+                            env=env, capture_output=True, text=True, check=True).stdout.strip()
+    git(mail_repo, "update-ref", ref, forged)
+    base = git(mail_repo, "rev-parse", "main")
+    result = cli("pr", "merge", pr["id"][:10], cwd=mail_repo)
+    assert result.code == 1 and "its record is not proven" in result.out + result.err and "unsigned" in result.out + result.err
+    assert git(mail_repo, "rev-parse", "main") == base

@@ -34,6 +34,14 @@ def agent_email(name: str) -> str:
     return f"{name}@{AGENT_EMAIL_DOMAIN}"
 
 
+def signer_name(principal: str, humans: set[str]) -> str | None:
+    """Who a verified committer email is: an agent's name, "human", or None (nobody known)."""
+    if principal in humans:
+        return "human"
+    name, _, domain = principal.partition("@")
+    return name if domain == AGENT_EMAIL_DOMAIN else None
+
+
 def key_entry(public_line: str, since: str | None = None) -> dict[str, Any]:
     return {"key": " ".join(public_line.split()[:2]), "from": since or clock.utc_now(), "until": None}
 

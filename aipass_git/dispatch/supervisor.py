@@ -21,6 +21,7 @@ from filelock import Timeout
 
 from aipass_git.agents import desk as desk_mod
 from aipass_git.agents.desk import Desk
+from aipass_git.agents.identity import agent_ident
 from aipass_git.agents.session import Session
 from aipass_git.agents.registry import Registry
 from aipass_git.core import clock, config as config_mod, git, ids, pids
@@ -360,8 +361,9 @@ class Supervisor:
         text = (f"dispatch {task['id']} from @{task['from']}: {task['subject']} -> {outcome}; "
                 f"{time.monotonic() - started:.1f} s; {plural(commits, 'commit')}")
         try:
+            # authored as the agent: its branch holds only its own commits (the audit's branch rule)
             working.record(discover(desk.path), config, self.agent, "session", text[:1000],
-                           message_by="supervisor", commit=desk.head())
+                           message_by="supervisor", commit=desk.head(), author=agent_ident(self.agent))
         except (AipassError, OSError) as exc:
             self.runtime.log("session-not-recorded", self.agent, dispatch=task["id"], error=str(exc))
 

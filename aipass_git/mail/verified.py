@@ -18,11 +18,10 @@ import re
 from typing import Any
 
 from aipass_git.agents import policy
-from aipass_git.agents.trust import AGENT_EMAIL_DOMAIN
+from aipass_git.agents.trust import signer_name
 from aipass_git.core import git
 from aipass_git.core.config import Config
 from aipass_git.mail import mailbox
-from aipass_git.mail.message import HUMAN
 from aipass_git.store.events import EventStore
 from aipass_git.store.verify import Roster, Verifier, roster_at
 
@@ -48,12 +47,7 @@ class Trust:
         return self.active and self.config.trust == "signed"
 
     def may_speak_for(self, sender: str, principal: str) -> bool:
-        if principal in self.roster.humans:
-            signer: str | None = HUMAN
-        else:
-            name, _, domain = principal.partition("@")
-            signer = name if domain == AGENT_EMAIL_DOMAIN else None
-        return policy.may_sign_for(sender, signer, self.config.orchestrator)
+        return policy.may_sign_for(sender, signer_name(principal, self.roster.humans), self.config.orchestrator)
 
     def unverified(self, owner: str) -> dict[str, str]:
         """Message id -> why, for the messages of OWNER's mailbox not proven delivered by

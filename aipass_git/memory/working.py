@@ -20,6 +20,7 @@ from aipass_git.core.errors import RefusedError, ValidationError
 from aipass_git.core.files import read as read_doc
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.core.text import plural
+from aipass_git.store.objects import Ident
 from aipass_git.store.worktree_commit import commit_files, worktree_lock
 
 KINDS = {"learning": "learnings", "observation": "observations", "session": "sessions"}
@@ -138,8 +139,9 @@ def plan_write(root: Path, agent: str, doc: dict[str, Any], caps: Caps) -> tuple
 
 def record(repo: Repo, config: Config, agent: str, kind: str, text: str, *, message_by: str,
            commit: str | None = None, paths: list[str] | None = None,
-           allowed_secrets: list[str] | None = None) -> tuple[dict[str, Any], str | None, int]:
-    """Add one entry to AGENT's working memory in REPO's worktree and commit it there.
+           allowed_secrets: list[str] | None = None, author: Ident | None = None) -> tuple[dict[str, Any], str | None, int]:
+    """Add one entry to AGENT's working memory in REPO's worktree and commit it there (as
+    AUTHOR, when given: the supervisor commits an agent's session as the agent).
     ALLOWED_SECRETS (let through by the user) are recorded in the commit message.
 
     Returns (entry, new commit, number of entries archived by the caps).
@@ -159,5 +161,5 @@ def record(repo: Repo, config: Config, agent: str, kind: str, text: str, *, mess
             + f"Aipass-Event: memory-{kind}\nAipass-Agent: {agent}\nAipass-By: {message_by}\n"
             + (f"Aipass-Allowed-Secret: {', '.join(allowed_secrets)}\n" if allowed_secrets else "")
         )
-        new_commit = commit_files(repo, files, message)
+        new_commit = commit_files(repo, files, message, author=author)
     return entry, new_commit, len(moved)

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Callable
 
 from aipass_git.agents import policy
+from aipass_git.agents.trust import signer_name
 from aipass_git.agents.session import Session
 from aipass_git.audit.runner import audit_merge
-from aipass_git.core import clock, faults, git
+from aipass_git.core import clock, config as config_mod, faults, git
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import Repo
 from aipass_git.mail import mailbox
@@ -34,6 +35,7 @@ from aipass_git.store import locks
 from aipass_git.store.events import EventStore
 from aipass_git.store.journal import Entry, Journal
 from aipass_git.store.refs import move
+from aipass_git.store.verify import Verifier, roster_at
 from aipass_git.core.text import plural
 
 JOURNAL_KIND = "merge"
@@ -89,6 +91,9 @@ class MergeQueue:
             except AipassError as exc:
                 raise RefusedError(f"PR {pr['id'][:12]} is by @{pr['agent']}: {exc.message}",
                                    "close it (git aipass pr close ID) or hand the branch to an active agent") from None
+            unproven = self._unproven(store, pr)
+            if unproven:
+                return self._bounce(store, pr, f"its record is not proven: {unproven}")
             base_ref = f"refs/heads/{pr['base']}"
             base_old = git.resolve_commit(self.repo.root, base_ref)
             if base_old is None:
@@ -131,6 +136,26 @@ class MergeQueue:
                 outcome = self._merged(store, pr, commit, "")
             self.tell_pending(store)
             return outcome
+
+    def _unproven(self, store: EventStore, pr: dict) -> str | None:
+        """Why PR's record cannot be believed (trust: signed), or None: every event signed
+        by a trusted key, the opening one by the PR's agent (or the human or orchestrator
+        for it). A forged record never reaches a merge."""
+        config = config_mod.load(self.repo)
+        roster = roster_at(store, config.base_branch)
+        if roster.blob_id is None or config.trust != "signed":
+            return None
+        verifier = Verifier(store, roster)
+        commits = git.output(["rev-list", "--reverse", record.ref_for(pr["id"])], self.repo.root).split()
+        for n, commit in enumerate(commits):
+            verdict = verifier.check(commit)
+            if not verdict.ok:
+                return f"event {commit[:10]} is {verdict.reason}"
+            signer = signer_name(verdict.principal, roster.humans)
+            if n == 0 and not policy.may_sign_for(pr["agent"], signer, config.orchestrator):
+                return f"it was opened by {verdict.principal}, not by @{pr['agent']}"
+        verifier.save()
+        return None
 
     def recover(self, store: EventStore) -> int:
         """Finish merges a crash interrupted, and send notices no run has sent yet.
