@@ -170,3 +170,28 @@ def test_a_forged_pr_record_never_reaches_a_merge(mail_repo: Path, cli):
     result = cli("pr", "merge", pr["id"][:10], cwd=mail_repo)
     assert result.code == 1 and "its record is not proven" in result.out + result.err and "unsigned" in result.out + result.err
     assert git(mail_repo, "rev-parse", "main") == base
+
+
+def test_a_status_or_claim_moved_without_the_owners_key_is_flagged(mail_repo: Path, cli):
+    ids = [json.loads(cli("send", "@api", f"task {n}", "b", "--json", cwd=mail_repo).out)["messages"][0]["id"]
+           for n in range(3)]
+    ref = mailbox.ref_for("api")
+    with EventStore(discover(mail_repo)) as store:
+        # 1: marked done with plain git (an unsigned commit that says it is about another message)
+        tip = store.tip(ref)
+        view = TreeView(store, store.tree_of(tip))
+        event = mailbox.mark("api", ids[1], "done", DEVPULSE)(view)
+        tree = view.flush()
+        lie = event.message().replace(ids[1], ids[0])
+        commit = subprocess.run(["git", "commit-tree", tree, "-p", tip, "-F", "-"], cwd=mail_repo, input=lie,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        git(mail_repo, "update-ref", ref, commit, tip)
+        # 2: claimed by docs, with docs's own valid key: docs may not act on api's mailbox
+        store.append(ref, mailbox.claim("api", ids[2], "elsewhere", Ident("docs", "docs@aipass.invalid")))
+    box = inbox(cli, mail_repo, "@api")
+    assert [box[i]["verified"] for i in ids] == [True, False, False]
+    why = cli("audit", "--only", "refs.signed-mail", "--json", cwd=mail_repo)
+    assert why.code == 1
+    found = {f["message"] for f in json.loads(why.out)["findings"]}
+    assert any(ids[1] in m and "changed by an unproven commit" in m for m in found)
+    assert any(ids[2] in m and "claim by docs@aipass.invalid" in m for m in found)

@@ -75,28 +75,30 @@ class Trust:
         if since == tip:
             return proven, bad
         span = [tip] + ([f"^{since}"] if since and self.store.reader.resolve(since) else [])
-        commits = git.output(["rev-list", *span], self.store.repo.root).split()
+        # oldest first: a message is delivered before anything marks it
+        commits = git.output(["rev-list", "--reverse", *span], self.store.repo.root).split()
         for commit, (_, raw) in zip(commits, self.store.reader.read_many(commits)):
             trailers = {k.decode(): v.decode("utf-8", "replace").strip()
                         for k, v in _TRAILER.findall(raw.split(b"\n\n", 1)[-1])}
             verdict = self.verifier.check(commit, raw)
+            event, mid = trailers.get("Aipass-Event"), trailers.get("Aipass-Message")
             if not verdict.ok:
-                # whatever an unproven commit wrote into message files is suspect, whatever it says it is
-                for mid in self._messages_changed(commit, raw):
-                    bad[mid] = f"changed by an unproven commit ({verdict.reason})"
-                    proven.discard(mid)
-            if trailers.get("Aipass-Event") != "deliver" or "Aipass-Message" not in trailers:
-                continue
-            mid = trailers["Aipass-Message"]
-            if mid in bad and mid not in proven and bad[mid].startswith("changed by"):
-                continue
-            if not verdict.ok:
-                bad[mid] = verdict.reason
-            elif not self.may_speak_for(trailers.get("Aipass-From", ""), verdict.principal):
-                bad[mid] = f"signed by {verdict.principal}, who may not speak for @{trailers.get('Aipass-From')}"
-            else:
-                proven.add(mid)
-                bad.pop(mid, None)
+                # whatever an unproven commit changed (a message, a status, a claim) is
+                # suspect, whatever its trailers say it is
+                for changed in self._messages_changed(commit, raw):
+                    bad[changed] = f"changed by an unproven commit ({verdict.reason})"
+                    proven.discard(changed)
+            elif event == "deliver" and mid:
+                if mid in bad:
+                    continue  # tampered with before: stays unverified
+                if self.may_speak_for(trailers.get("Aipass-From", ""), verdict.principal):
+                    proven.add(mid)
+                else:
+                    bad[mid] = f"signed by {verdict.principal}, who may not speak for @{trailers.get('Aipass-From')}"
+            elif event in ("read", "done", "claim") and mid and not self.may_speak_for(owner, verdict.principal):
+                # only the owner (or the human or orchestrator for an agent) moves its mail
+                bad[mid] = f"{event} by {verdict.principal}, who may not act on @{owner}'s mailbox"
+                proven.discard(mid)
         self.verifier.save()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -104,13 +106,30 @@ class Trust:
         tmp.replace(path)
         return proven, bad
 
-    def _messages_changed(self, commit: str, raw: bytes) -> list[str]:
-        """Ids of the message files COMMIT added or changed (against its first parent)."""
+    def _messages_changed(self, commit: str, raw: bytes) -> set[str]:
+        """Ids of the messages whose file or index line COMMIT added or changed (against its
+        first parent)."""
         first_parent = re.search(rb"^parent ([0-9a-f]+)$", raw.split(b"\n\n", 1)[0], re.M)
-        args = ["diff-tree", "-r", "-z", "--name-only", "--no-commit-id"]
+        args = ["diff-tree", "-r", "-z", "--no-commit-id"]
         args += [first_parent.group(1).decode(), commit] if first_parent else ["--root", commit]
-        paths = git.zsplit(git.run(args, self.store.repo.root).stdout)
-        return [p.rsplit("/", 1)[-1][:-5] for p in paths if p.endswith(".json")]
+        fields = git.zsplit(git.run(args, self.store.repo.root).stdout)
+        ids: set[str] = set()
+        indexes: list[tuple[str, str]] = []
+        for meta, path in zip(fields[0::2], fields[1::2]):
+            old, new = meta.split()[2:4]
+            if path.endswith(".json"):
+                ids.add(path.rsplit("/", 1)[-1][:-5])
+            elif path.endswith(mailbox.INDEX):
+                indexes.append((old, new))
+        for old, new in indexes:
+            before, after = ({json.loads(line)["id"]: line for line in self._lines(oid)} for oid in (old, new))
+            ids |= {mid for mid, line in after.items() if before.get(mid) != line}
+        return ids
+
+    def _lines(self, oid: str) -> list[bytes]:
+        if set(oid) == {"0"}:
+            return []
+        return [line for line in self.store.blob(oid).splitlines() if line.strip()]
 
     def mark(self, owner: str, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """LINES (summaries or messages of OWNER's mailbox) with `verified` set on each."""
