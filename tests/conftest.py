@@ -94,11 +94,27 @@ def repo(tmp_path: Path, template_repo: Path) -> Path:
     return path
 
 
+def own_keyring(repo: Path) -> None:
+    """A copied repository gets a copy of the template's private keys under a keyring id of
+    its own: a test that rotates a key must not change the keys of the tests after it."""
+    import secrets
+
+    from aipass_git.store.keyring import config_home
+
+    old = git(repo, "config", "aipass.keyring", check=False)
+    if not old:
+        return
+    new = secrets.token_hex(8)
+    shutil.copytree(config_home() / old, config_home() / new)
+    git(repo, "config", "aipass.keyring", new)
+
+
 @pytest.fixture
 def aipass_repo(tmp_path: Path, template_aipass_repo: Path) -> Path:
     """A git repository after `git aipass init` (orchestrator devpulse)."""
     path = tmp_path / "repo"
     shutil.copytree(template_aipass_repo, path, symlinks=True)
+    own_keyring(path)
     return path
 
 
@@ -116,6 +132,7 @@ def mail_repo(tmp_path: Path, template_mail_repo: Path) -> Path:
     """An aipass repository with agents api, docs, quality and the orchestrator devpulse."""
     path = tmp_path / "repo"
     shutil.copytree(template_mail_repo, path, symlinks=True)
+    own_keyring(path)
     return path
 
 

@@ -116,6 +116,10 @@ def _commit_tree(repo: Repo, tree: str, parent: str | None, message: str, author
     env = dict(TOOL_ENV)
     if author is not None:
         env.update({"GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email})
+        if git.ident(repo.root, "COMMITTER", env) is None:
+            # no identity of the machine (CI, containers): the author commits too, as the
+            # agent's own commits do (dispatch/environment.py)
+            env.update({"GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email})
     try:
         return git.commit_tree(repo.root, tree, [parent] if parent else [], message, env=env)
     except AipassError as exc:
