@@ -30,9 +30,11 @@ def agents_status(repo: Repo) -> list[dict[str, Any]]:
     here = remote.clone_name(repo.root, create=False)
     with EventStore(repo) as store:
         trust = Trust(store, config_mod.load(repo))
-        # a dispatch its sender's signature does not prove is not a task (mail/verified.py)
-        unproven = {name: trust.unverified(name) if trust.enforced else {} for name in agents}
-        undone = {name: [l for l in _undone(store, name) if l["id"] not in unproven[name]] for name in agents}
+        undone = {name: _undone(store, name) for name in agents}
+        # a dispatch its sender's signature does not prove is not a task (mail/verified.py);
+        # only mailboxes with undone dispatches are looked at
+        unproven = {name: trust.unverified(name) if trust.enforced and undone[name] else {} for name in agents}
+        undone = {name: [l for l in lines if l["id"] not in unproven[name]] for name, lines in undone.items()}
         pending = {name: [l for l in lines if l.get("claim") in (None, here)] for name, lines in undone.items()}
         restarted = set(recovery.heal_all(repo, agents, queue=True, waiting={n: bool(p) for n, p in pending.items()}))
         for name in agents:
