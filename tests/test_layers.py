@@ -16,6 +16,7 @@ LAYERS = [
     {"mail", "memory"},
     {"audit", "dispatch"},
     {"prs"},
+    {"plans"},
     {"sync"},
     {"hooks"},
     {"setup"},

@@ -41,6 +41,7 @@ COMMANDS = {
     "reindex": ("memory_cmd", "Rebuild the memory index from the files in git (it is derived; nothing is lost)."),
     "pr": ("pr_cmd", "PRs: agents open them from their desks; the orchestrator or the human merges."),
     "audit": ("audit_cmd", "Check the repository against the standards; exit 1 when any error is found."),
+    "plan": ("plan_cmd", "Plans: phases as events, made from templates; see what is ready to start."),
     "key": ("key_cmd", "Signing keys: every event is signed by its speaker; show, rotate and import them."),
     "sync": ("sync_cmd", "Exchange mail and PRs with a remote: fetch, merge what diverged, push; never forced."),
     "clone": ("sync_cmd", "Clone a repository and join its agents: git clone, set-up of this clone, one sync."),

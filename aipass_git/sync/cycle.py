@@ -16,12 +16,13 @@ from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch import recovery
 from aipass_git.mail import mailbox
+from aipass_git.plans import plan
 from aipass_git.prs import record
 from aipass_git.store import entity, exchange, remote
 from aipass_git.store.events import EventStore
 from aipass_git.store.refs import RefUpdate
 
-KINDS = [mailbox.KIND, record.KIND]
+KINDS = [mailbox.KIND, record.KIND, plan.KIND]
 LOCK_SECONDS = 600.0  # another sync of this clone on a slow link
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aipass_git.audit.engine import Problem, standard
 from aipass_git.core import git, ids, names
 
-KINDS = ("mail", "prs")
+KINDS = ("mail", "prs", "plans")
 
 
-@standard("refs.well-formed", "refs under refs/aipass/ are mail/<agent> or prs/<id> and point at commits")
+@standard("refs.well-formed", "refs under refs/aipass/ are mail/<agent>, prs/<id> or plans/<id> and point at commits")
 def well_formed(ctx):
     for ref, kind in git.ref_types(ctx.repo.root, "refs/aipass/"):
         parts = ref.split("/")
@@ -17,7 +17,7 @@ def well_formed(ctx):
             yield Problem(ref, f"not an aipass ref kind (expected refs/aipass/{{{'|'.join(KINDS)}}}/<name>)", hint)
         elif parts[2] == "mail" and not (names.is_valid(parts[3]) or parts[3] == "human"):
             yield Problem(ref, "mailbox of something that is not an agent name", hint)
-        elif parts[2] == "prs" and not ids.is_id(parts[3]):
+        elif parts[2] in ("prs", "plans") and not ids.is_id(parts[3]):
             yield Problem(ref, "not named by an aipass id", hint)
         elif kind != "commit":
             yield Problem(ref, f"points at a {kind}, not an event commit", hint)

@@ -1,0 +1,185 @@
+"""`git aipass plan ...`: plans made from templates, their phases as a graph, what is ready."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from aipass_git.agents.session import Session
+from aipass_git.cli.app import commands, group
+from aipass_git.cli.output import emit_json, table
+from aipass_git.core import secrets
+from aipass_git.core.errors import RefusedError
+from aipass_git.core.names import HUMAN, strip_at
+from aipass_git.core.repo import discover
+from aipass_git.core.text import for_terminal, plural
+from aipass_git.dispatch.runtime import Runtime
+from aipass_git.mail import message as msg
+from aipass_git.plans import plan as plan_mod, templates as templates_mod
+from aipass_git.store.events import EventStore
+
+app = commands()
+
+plan_app = group("plan", "Plans: phases as events, made from templates; see what is ready to start.")
+app.add_typer(plan_app, name="plan")
+
+JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
+
+
+def _sets(raw: list[str]) -> dict[str, str]:
+    out = {}
+    for item in raw:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise RefusedError(f"--set {item!r} is not KEY=VALUE", "e.g. --set agent=@api")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@plan_app.command("new")
+def new(
+    title: str = typer.Argument(..., help="One line: what the plan achieves."),
+    template: str = typer.Option("build", "--template", "-t", help="A template (see: git aipass plan templates)."),
+    sets: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="A template parameter (repeatable)."),
+    owner: Optional[str] = typer.Option(None, "--owner", metavar="@AGENT", help="Who hears about failures (default: the orchestrator)."),
+    as_json: bool = JSON,
+) -> None:
+    """Make a plan from a template and record it on refs/aipass/plans/<id>."""
+    repo = discover()
+    session = Session.open(repo)
+    found = templates_mod.available(repo)
+    if template not in found:
+        raise RefusedError(f"no plan template {template!r}", f"templates: {', '.join(sorted(found))}")
+    tpl = found[template]
+    title = msg.check_subject(title, 200)  # one line of plain text, as a mail subject
+    secrets.check("the plan's title", title)
+    phases = templates_mod.fill(tpl, title, _sets(sets or []))
+    for phase in phases:
+        if phase["owner"] != HUMAN:
+            phase["owner"] = session.registry.resolve(phase["owner"]).name  # an active agent, or refused
+    chosen = strip_at(owner) if owner else session.config.orchestrator
+    if chosen != HUMAN:
+        session.registry.resolve(chosen)
+    doc = plan_mod.new(title=title, template=tpl.name, owner=chosen, created_by=session.speaker.name,
+                       living=bool(tpl.doc.get("living")), phases=phases)
+    with EventStore(repo) as store:
+        store.append(plan_mod.ref_for(doc["id"]), plan_mod.created(doc, session.speaker.author))
+    if as_json:
+        emit_json({"v": 1, "plan": doc})
+        return
+    typer.echo(f"plan {doc['id']} ({tpl.name}): {for_terminal(title)}, {plural(len(phases), 'phase')}")
+    ready = plan_mod.ready(doc)
+    if ready:
+        typer.echo("ready: " + ", ".join(f"{p['name']} (@{p['owner']})" for p in ready))
+
+
+@plan_app.command("show")
+def show(
+    plan_id: str = typer.Argument(..., metavar="ID", help="A plan (any unique prefix)."),
+    md: bool = typer.Option(False, "--md", help="The Markdown view (plan.md on the ref)."),
+    as_json: bool = JSON,
+) -> None:
+    """A plan's phases with their states and dependencies."""
+    with EventStore(discover()) as store:
+        doc = plan_mod.PlanBook(store).get(plan_id)
+    if as_json:
+        emit_json({"v": 1, "plan": doc, "ready": [p["name"] for p in plan_mod.ready(doc)]})
+    elif md:
+        typer.echo(for_terminal(plan_mod.render(doc)), nl=False)
+    else:
+        typer.echo(f"{doc['id']}  {for_terminal(doc['title'])}  ({doc['template']}, {doc['state']}, owner @{doc['owner']})")
+        ready = {p["name"] for p in plan_mod.ready(doc)}
+        typer.echo(table(["PHASE", "STATE", "OWNER", "AFTER", "DONE WHEN", "TASK"],
+                         [(p["name"], p["state"] + (" (ready)" if p["name"] in ready else ""), f"@{p['owner']}",
+                           ", ".join(p["depends_on"]) or "-", p["done_when"], for_terminal(p["task"]))
+                          for p in doc["phases"]]))
+
+
+@plan_app.command("list")
+def list_(include_all: bool = typer.Option(False, "--all", "-a", help="Closed and cancelled plans too."),
+          as_json: bool = JSON) -> None:
+    """Plans, newest first: open ones, or all."""
+    with EventStore(discover()) as store:
+        docs = plan_mod.PlanBook(store).all()
+    docs = [d for d in docs if include_all or d["state"] in ("open", "blocked")]
+    docs.sort(key=lambda d: d["id"], reverse=True)
+    if as_json:
+        emit_json({"v": 1, "plans": docs})
+        return
+    if not docs:
+        typer.echo("no plans" + ("" if include_all else " open (add --all for closed ones)"))
+        return
+    typer.echo(table(["ID", "STATE", "TEMPLATE", "DONE", "TITLE"],
+                     [(d["id"][:12], d["state"], d["template"],
+                       f"{sum(p['state'] == 'done' for p in d['phases'])}/{len(d['phases'])}", for_terminal(d["title"]))
+                      for d in docs]))
+
+
+@plan_app.command("ready")
+def ready(as_json: bool = JSON) -> None:
+    """Phases that can start now: their plan is open, what they depend on is done, and
+    their owner is idle (the human's phases are always listed)."""
+    repo = discover()
+    runtime = Runtime(repo)
+    with EventStore(repo) as store:
+        docs = plan_mod.PlanBook(store).all()
+    busy: dict[str, bool] = {}
+    rows = []
+    for doc in sorted(docs, key=lambda d: d["id"]):
+        for phase in plan_mod.ready(doc):
+            owner = phase["owner"]
+            if owner != HUMAN and busy.setdefault(owner, runtime.is_busy(owner)):
+                continue
+            rows.append({"plan": doc["id"], "title": doc["title"], "phase": phase["name"], "owner": owner,
+                         "task": phase["task"], "done_when": phase["done_when"]})
+    if as_json:
+        emit_json({"v": 1, "ready": rows})
+        return
+    if not rows:
+        typer.echo("nothing ready")
+        return
+    typer.echo(table(["PLAN", "PHASE", "OWNER", "DONE WHEN", "TASK"],
+                     [(r["plan"][:12], r["phase"], f"@{r['owner']}", r["done_when"], for_terminal(r["task"])) for r in rows]))
+
+
+@plan_app.command("note")
+def note(plan_id: str = typer.Argument(..., metavar="ID"), text: str = typer.Argument(..., help="The note.")) -> None:
+    """Add a note to a plan (recorded as an event, shown in plan.md)."""
+    repo = discover()
+    session = Session.open(repo)
+    text = text.strip()
+    if not text:
+        raise RefusedError("the note is empty", "say something")
+    secrets.check("the note", text)
+    with EventStore(repo) as store:
+        doc = plan_mod.PlanBook(store).get(plan_id)
+        store.append(plan_mod.ref_for(doc["id"]), plan_mod.note(doc["id"], session.speaker.name, text,
+                                                                   session.speaker.author))
+    typer.echo(f"noted on plan {doc['id'][:12]}")
+
+
+@plan_app.command("log")
+def log(plan_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) -> None:
+    """A plan's event history, newest first (git log of its ref)."""
+    with EventStore(discover()) as store:
+        doc = plan_mod.PlanBook(store).get(plan_id)
+        entries = store.history(plan_mod.ref_for(doc["id"]))
+    if as_json:
+        emit_json({"v": 1, "events": [e.__dict__ for e in entries]})
+        return
+    for e in entries:
+        typer.echo(f"{e.commit[:10]} {e.time} {for_terminal(e.author)}: {for_terminal(e.subject)}")
+
+
+@plan_app.command("templates")
+def templates(as_json: bool = JSON) -> None:
+    """The plan templates: shipped ones and the project's (.aipass/plan-templates/)."""
+    found = templates_mod.available(discover())
+    if as_json:
+        emit_json({"v": 1, "templates": [{"name": t.name, "source": t.source, "description": t.doc["description"],
+                                          "params": t.params, "phases": len(t.doc["phases"])} for t in found.values()]})
+        return
+    typer.echo(table(["TEMPLATE", "PHASES", "PARAMETERS", "DESCRIPTION"],
+                     [(t.name, len(t.doc["phases"]), ", ".join(t.params) or "-", t.doc["description"]) for t in found.values()],
+                     max_width=70))

@@ -1,0 +1,226 @@
+"""A plan: the event ref `refs/aipass/plans/<id>`, its tip tree holding `plan.json` (the
+state) and `plan.md` (the same, rendered for people and for `git show`).
+
+Phases form a graph by `depends_on` (cycles refused when the plan is made). A phase is
+waiting, running, done or failed; a phase is ready when it waits and everything it
+depends on is done. Events: created, note (this slice); started, done, failed, approved,
+closed, cancelled are the next.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aipass_git.core import clock, ids, schemas
+from aipass_git.core.canonical import encode
+from aipass_git.core.documents import load_json
+from aipass_git.core.errors import RefusedError
+from aipass_git.core.validate import Bool, Int, List, Nullable, Obj, Str, validate
+from aipass_git.store import entity
+from aipass_git.store.events import Apply, Event, EventStore
+from aipass_git.store.objects import Ident
+from aipass_git.store.tree_view import TreeView
+
+NAMESPACE = "refs/aipass/plans/"
+FILE = "plan.json"
+RENDERED = "plan.md"
+STATES = ("open", "blocked", "closed", "cancelled")
+PHASE_STATES = ("waiting", "running", "failed", "done")  # in the order a merge takes the furthest
+DONE_RULES = ("reply", "pr-merged", "audit-clean", "approve")
+_PLAN_RANK = {"open": 0, "blocked": 1, "closed": 2, "cancelled": 3}
+
+PHASE_NAME = Str(pattern=r"[a-z][a-z0-9-]{0,39}", expected="a phase name (a-z, 0-9, '-')")
+OWNER = Str(pattern=r"[a-z][a-z0-9_-]{0,31}", expected="an agent name or human")
+PHASE = Obj(required={
+    "name": PHASE_NAME, "owner": OWNER, "task": Str(max_len=4000), "depends_on": List(PHASE_NAME, max_items=100, unique=True),
+    "done_when": Str(choices=DONE_RULES), "timeout_minutes": Nullable(Int(min=1, max=100_000)),
+    "state": Str(choices=PHASE_STATES), "dispatch": Nullable(schemas.ENTRY_ID),
+    "started": Nullable(schemas.TIMESTAMP), "finished": Nullable(schemas.TIMESTAMP),
+})
+NOTE = Obj(required={"at": schemas.TIMESTAMP, "by": OWNER, "text": Str(max_len=4000)})
+PLAN = Obj(required={
+    "v": Int(min=1, max=1), "id": schemas.ENTRY_ID, "title": Str(max_len=200, one_line=True),
+    "template": Str(pattern=r"[a-z][a-z0-9-]{0,39}", expected="a template name"), "owner": OWNER,
+    "state": Str(choices=STATES), "living": Bool(), "created": schemas.TIMESTAMP, "created_by": OWNER,
+    "phases": List(PHASE, max_items=500), "notes": List(NOTE, max_items=10_000),
+})
+
+
+def ref_for(plan_id: str) -> str:
+    return NAMESPACE + plan_id
+
+
+def new(*, title: str, template: str, owner: str, created_by: str, living: bool,
+        phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """A plan document, checked: phase names unique, dependencies known, no cycle."""
+    doc = {
+        "v": 1, "id": ids.new_id(), "title": title, "template": template, "owner": owner, "state": "open",
+        "living": living, "created": clock.utc_now(), "created_by": created_by,
+        "phases": [{"depends_on": [], "done_when": "reply", "timeout_minutes": None, **p, "state": "waiting",
+                    "dispatch": None, "started": None, "finished": None} for p in phases],
+        "notes": [],
+    }
+    validate(doc, PLAN, f"plan template {template!r}", "fix the template (git aipass plan templates lists them)")
+    check_graph(doc["phases"])
+    return doc
+
+
+def check_graph(phases: list[dict[str, Any]]) -> None:
+    names = [p["name"] for p in phases]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise RefusedError(f"phase {twice[0]!r} is named twice", "give each phase its own name")
+    for p in phases:
+        unknown = [d for d in p["depends_on"] if d not in names]
+        if unknown:
+            raise RefusedError(f"phase {p['name']!r} depends on {unknown[0]!r}, which is not a phase of the plan",
+                               f"phases: {', '.join(names)}")
+    cycle = _cycle({p["name"]: p["depends_on"] for p in phases})
+    if cycle:
+        raise RefusedError(f"the phases depend on each other in a circle: {' -> '.join(cycle)}",
+                           "a plan's phases must form a graph without cycles; drop one of these dependencies")
+
+
+def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A cycle of GRAPH as a path that ends where it starts, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in graph[node]:
+            if state.get(dep) == 1:
+                return path[path.index(dep):] + [dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def ready(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The phases of an open plan that wait and whose dependencies are all done."""
+    if doc["state"] != "open":
+        return []
+    done = {p["name"] for p in doc["phases"] if p["state"] == "done"}
+    return [p for p in doc["phases"] if p["state"] == "waiting" and set(p["depends_on"]) <= done]
+
+
+def render(doc: dict[str, Any]) -> str:
+    """plan.md: a Markdown view of the plan, with a checkbox per phase."""
+    mark = {"waiting": " ", "running": "~", "failed": "!", "done": "x"}
+    out = [f"# {doc['title']}", "",
+           f"Plan {doc['id']} ({doc['template']}), {doc['state']}{' (living)' if doc['living'] else ''}; "
+           f"owner @{doc['owner']}; created {doc['created']} by @{doc['created_by']}.", "", "## Phases", ""]
+    for p in doc["phases"]:
+        after = f" (after {', '.join(p['depends_on'])})" if p["depends_on"] else ""
+        out.append(f"- [{mark[p['state']]}] **{p['name']}** @{p['owner']}: {p['state']}{after}; done when {p['done_when']}")
+        out.extend(f"  {line}" for line in p["task"].splitlines())
+    if doc["notes"]:
+        out += ["", "## Notes", ""] + [f"- {n['at']} @{n['by']}: {n['text']}" for n in doc["notes"]]
+    return "\n".join(out) + "\n"
+
+
+def _read(view: TreeView) -> dict[str, Any] | None:
+    data = view.read(FILE)
+    return json.loads(data) if data is not None else None
+
+
+def _write(view: TreeView, doc: dict[str, Any]) -> None:
+    view.write(FILE, encode(doc))
+    view.write(RENDERED, render(doc).encode("utf-8"))
+
+
+def created(doc: dict[str, Any], author: Ident) -> Apply:
+    def apply(view: TreeView) -> Event | None:
+        if _read(view) is not None:
+            return None
+        _write(view, doc)
+        return Event("created", f"plan: {doc['id'][:12]} created: {doc['title']}", author,
+                     {"Aipass-Plan": doc["id"], "Aipass-Template": doc["template"]})
+    return apply
+
+
+def note(plan_id: str, by: str, text: str, author: Ident) -> Apply:
+    def apply(view: TreeView) -> Event | None:
+        doc = _read(view)
+        if doc is None:
+            raise RefusedError(f"{ref_for(plan_id)} holds no {FILE}", "this ref was not written by aipass-git")
+        doc["notes"].append({"at": clock.utc_now(), "by": by, "text": text})
+        _write(view, doc)
+        return Event("note", f"plan: {plan_id[:12]} note by @{by}", author, {"Aipass-Plan": plan_id})
+    return apply
+
+
+def merge(ours: TreeView, theirs: TreeView) -> str:
+    """Merge THEIRS into OURS (store/entity.py): each phase the furthest along, the plan's
+    state the furthest along, the notes of both."""
+    a, b = _read(ours), _read(theirs)
+    if b is None:
+        return "nothing from the other side"
+    if a is None:
+        _write(ours, b)
+        return "the plan, from the other side"
+    phases_b = {p["name"]: p for p in b["phases"]}
+    moved = 0
+    for i, p in enumerate(a["phases"]):
+        other = phases_b.get(p["name"])
+        if other is not None and _phase_key(other) > _phase_key(p):
+            a["phases"][i] = other
+            moved += 1
+    if _PLAN_RANK[b["state"]] > _PLAN_RANK[a["state"]]:
+        a["state"] = b["state"]
+    notes = {json.dumps(n, sort_keys=True): n for n in a["notes"] + b["notes"]}
+    a["notes"] = [notes[k] for k in sorted(notes, key=lambda k: (notes[k]["at"], k))]
+    _write(ours, a)
+    return f"{moved} phase{'s' if moved != 1 else ''} from the other side"
+
+
+def _phase_key(p: dict[str, Any]) -> tuple:
+    return PHASE_STATES.index(p["state"]), str(p.get("finished")), str(p.get("started")), encode(p)
+
+
+KIND = entity.Kind("plan", NAMESPACE, re.compile(ids.ID_PATTERN.pattern.removesuffix("\\Z")), merge,
+                   "list them with: git aipass plan list --all")
+
+
+def parse(data: bytes, plan_id: str) -> dict[str, Any]:
+    """A plan.json, validated (anyone who can push a ref can write one)."""
+    return load_json(data, f"{ref_for(plan_id)}:{FILE}", PLAN,
+                     "this plan was not written by aipass-git; see: git log " + ref_for(plan_id))
+
+
+class PlanBook:
+    """Reads plans."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def ids(self) -> list[str]:
+        return entity.ids(self.store, KIND)
+
+    def all(self) -> list[dict[str, Any]]:
+        ids_ = self.ids()
+        if not ids_:
+            return []
+        blobs = self.store.reader.read_many([f"{ref_for(i)}:{FILE}" for i in ids_])
+        return [parse(data, i) for i, (_, data) in zip(ids_, blobs)]
+
+    def get(self, raw_id: str) -> dict[str, Any]:
+        plan_id = entity.resolve(KIND, self.ids(), raw_id)
+        data = self.store.view(ref_for(plan_id)).read(FILE)
+        if data is None:
+            raise RefusedError(f"{ref_for(plan_id)} holds no {FILE}", "this ref was not written by aipass-git")
+        return parse(data, plan_id)
