@@ -5,7 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
+import subprocess
+import sys
+
 from conftest import git, main_in
+from dispatching import calls, drepo, fake_cli, plan as plan_runs, wait_for  # noqa: F401 - fixtures
 
 from aipass_git.core.repo import discover
 from aipass_git.plans import plan as plan_mod, templates as templates_mod
@@ -28,7 +32,7 @@ def test_every_shipped_template_fills_validates_and_renders(name: str):
 
 def test_a_plan_is_an_event_ref_and_ready_follows_the_graph(mail_repo: Path, cli):
     made = cli("plan", "new", "Ship the parser", "-t", "build-multi", "--set", "designer=@api", "--set", "builder=api",
-               "--set", "second=docs", "--set", "reviewer=quality", "--json", cwd=mail_repo)
+               "--set", "second=docs", "--set", "reviewer=quality", "--no-start", "--json", cwd=mail_repo)
     assert made.code == 0, made.err
     doc = json.loads(made.out)["plan"]
     ref = f"refs/aipass/plans/{doc['id']}"
@@ -73,8 +77,8 @@ def test_plans_travel_with_sync_and_notes_from_both_clones_merge(mail_repo: Path
     git(tmp_path, "init", "-q", "--bare", str(remote))
     git(mail_repo, "remote", "add", "origin", remote.as_uri())
     git(mail_repo, "push", "-q", "origin", "HEAD:main")
-    doc = json.loads(cli("plan", "new", "Research caching", "-t", "research", "--set", "agent=api", "--json",
-                         cwd=mail_repo).out)["plan"]
+    doc = json.loads(cli("plan", "new", "Research caching", "-t", "research", "--set", "agent=api", "--no-start",
+                         "--json", cwd=mail_repo).out)["plan"]
     assert main_in(mail_repo, "sync") == 0
     b = tmp_path / "b"
     assert cli("clone", "--no-hooks", remote.as_uri(), str(b), cwd=tmp_path).code == 0
@@ -89,3 +93,67 @@ def test_plans_travel_with_sync_and_notes_from_both_clones_merge(mail_repo: Path
     for where in (mail_repo, b):
         notes = json.loads(cli("plan", "show", doc["id"], "--json", cwd=where).out)["plan"]["notes"]
         assert sorted(n["text"] for n in notes) == ["from a", "from b"]
+
+
+FLOW = """description: "design, two builds at once, review: every phase ends with a reply"
+phases:
+  - {name: design, owner: api, task: "Design {title}", done_when: reply}
+  - {name: build-a, owner: docs, task: "Build part a", depends_on: [design], done_when: reply}
+  - {name: build-b, owner: quality, task: "Build part b", depends_on: [design], done_when: reply}
+  - {name: review, owner: api, task: "Review {title}", depends_on: [build-a, build-b], done_when: reply}
+"""
+
+
+def plan_doc(cli, repo: Path, plan_id: str) -> dict:
+    return json.loads(cli("plan", "show", plan_id, "--json", cwd=repo).out)["plan"]
+
+
+def test_a_plan_runs_to_the_end_with_no_command_after_plan_new(drepo: Path, fake_cli: Path, cli):  # noqa: F811
+    (drepo / ".aipass/plan-templates").mkdir()
+    (drepo / ".aipass/plan-templates/flow.yaml").write_text(FLOW)
+    plan_runs(fake_cli, "api", "reply", "reply")
+    plan_runs(fake_cli, "docs", "reply")
+    plan_runs(fake_cli, "quality", "reply")
+    made = json.loads(cli("plan", "new", "the parser", "-t", "flow", "--json", cwd=drepo).out)
+    assert made["started"] == ["design"]
+    plan_id = made["plan"]["id"]
+    doc = wait_for(lambda: (d := plan_doc(cli, drepo, plan_id))["state"] == "closed" and d, "the plan to close", seconds=120)
+    assert [p["state"] for p in doc["phases"]] == ["done"] * 4
+    started = {p["name"]: p["started"] for p in doc["phases"]}
+    finished = {p["name"]: p["finished"] for p in doc["phases"]}
+    assert started["build-a"] >= finished["design"] and started["review"] >= max(finished["build-a"], finished["build-b"])
+    assert sorted(c["env"]["AIPASS_AGENT"] for c in calls(fake_cli)) == ["api", "api", "docs", "quality"]
+    dispatches = {p["dispatch"] for p in doc["phases"]}
+    assert {c["env"]["AIPASS_DISPATCH"] for c in calls(fake_cli)} == dispatches
+
+
+def test_a_failing_phase_blocks_the_plan_and_tells_its_owner(drepo: Path, fake_cli: Path, cli):  # noqa: F811
+    plan_runs(fake_cli, "api", *["crash"] * 10)
+    made = json.loads(cli("plan", "new", "the parser", "-t", "build", "--set", "agent=api", "--json", cwd=drepo).out)
+    plan_id = made["plan"]["id"]
+    doc = wait_for(lambda: (d := plan_doc(cli, drepo, plan_id))["state"] == "blocked" and d, "the plan to block", seconds=120)
+    assert doc["phases"][0]["state"] == "failed" and "bounced" in doc["notes"][-1]["text"]
+    told = json.loads(cli("inbox", "@devpulse", "--json", cwd=drepo).out)["messages"]
+    assert any(m["subject"].startswith(f"plan {plan_id[:12]} blocked") for m in told)
+
+
+def test_two_racing_starts_start_a_phase_once(mail_repo: Path, cli):
+    # a phase of the human's: starting it sends mail and wakes nobody
+    folder = mail_repo / ".aipass/plan-templates"
+    folder.mkdir()
+    (folder / "ask.yaml").write_text('description: "ask the human"\nphases:\n'
+                                     '  - {name: decide, owner: human, task: "decide {title}", done_when: approve}\n')
+    made = json.loads(cli("plan", "new", "the name", "-t", "ask", "--no-start", "--json", cwd=mail_repo).out)["plan"]
+    racers = [subprocess.Popen([sys.executable, "-m", "aipass_git", "plan", "start", made["id"], "--json"], cwd=mail_repo,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=120)[0])["started"] for p in racers]
+    assert sorted(outs) == [[], ["decide"]]
+    ref = f"refs/aipass/plans/{made['id']}"
+    events = git(mail_repo, "log", "--format=%(trailers:key=Aipass-Event,valueonly)", ref).split()
+    assert events.count("phase-started") == 1
+    asked = [m for m in json.loads(cli("inbox", "--json", cwd=mail_repo).out)["messages"] if made["id"][:12] in m["subject"]]
+    assert len(asked) == 1
+    assert cli("plan", "done", made["id"], "decide", cwd=mail_repo, env={"AIPASS_AGENT": "api"}).code == 2
+    approved = cli("plan", "approve", made["id"], "decide", cwd=mail_repo)
+    assert approved.code == 0, approved.err
+    assert plan_doc(cli, mail_repo, made["id"])["state"] == "closed"

@@ -63,3 +63,12 @@ def may_sign_for(sender: str, signer: str | None, orchestrator: str) -> bool:
     if signer == sender:
         return True
     return sender != HUMAN and signer in (HUMAN, orchestrator)
+
+
+def require_may_end_phase(speaker: str, owner: str, orchestrator: str, *, approve: bool = False) -> None:
+    """A phase is approved by the human; marked done or failed by its owner, the human or
+    the orchestrator."""
+    if approve and speaker != HUMAN:
+        raise RefusedError(f"@{speaker} may not approve a phase", "approval is the human's")
+    if not approve and speaker not in (owner, HUMAN, orchestrator):
+        raise RefusedError(f"@{speaker} may not end @{owner}'s phase", f"@{owner}, the human or @{orchestrator} may")

@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import typer
 
+from aipass_git.agents import policy
 from aipass_git.agents.session import Session
 from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, table
@@ -16,7 +17,7 @@ from aipass_git.core.repo import discover
 from aipass_git.core.text import for_terminal, plural
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import message as msg
-from aipass_git.plans import plan as plan_mod, templates as templates_mod
+from aipass_git.plans import advance as advance_mod, plan as plan_mod, templates as templates_mod
 from aipass_git.store.events import EventStore
 
 app = commands()
@@ -43,9 +44,13 @@ def new(
     template: str = typer.Option("build", "--template", "-t", help="A template (see: git aipass plan templates)."),
     sets: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="A template parameter (repeatable)."),
     owner: Optional[str] = typer.Option(None, "--owner", metavar="@AGENT", help="Who hears about failures (default: the orchestrator)."),
+    no_start: bool = typer.Option(False, "--no-start", help="Only record the plan; start it later with `plan start`."),
     as_json: bool = JSON,
 ) -> None:
-    """Make a plan from a template and record it on refs/aipass/plans/<id>."""
+    """Make a plan from a template, record it on refs/aipass/plans/<id>, and start it.
+
+    Its ready phases are dispatched to their owners at once; each phase that ends starts
+    the ones it unblocks (see `plan advance`)."""
     repo = discover()
     session = Session.open(repo)
     found = templates_mod.available(repo)
@@ -65,13 +70,13 @@ def new(
                        living=bool(tpl.doc.get("living")), phases=phases)
     with EventStore(repo) as store:
         store.append(plan_mod.ref_for(doc["id"]), plan_mod.created(doc, session.speaker.author))
+    started = [] if no_start else advance_mod.start_ready(repo, doc["id"], session)
     if as_json:
-        emit_json({"v": 1, "plan": doc})
+        emit_json({"v": 1, "plan": doc, "started": started})
         return
     typer.echo(f"plan {doc['id']} ({tpl.name}): {for_terminal(title)}, {plural(len(phases), 'phase')}")
-    ready = plan_mod.ready(doc)
-    if ready:
-        typer.echo("ready: " + ", ".join(f"{p['name']} (@{p['owner']})" for p in ready))
+    if started:
+        typer.echo("started: " + ", ".join(started))
 
 
 @plan_app.command("show")
@@ -141,6 +146,92 @@ def ready(as_json: bool = JSON) -> None:
         return
     typer.echo(table(["PLAN", "PHASE", "OWNER", "DONE WHEN", "TASK"],
                      [(r["plan"][:12], r["phase"], f"@{r['owner']}", r["done_when"], for_terminal(r["task"])) for r in rows]))
+
+
+@plan_app.command("start")
+def start(plan_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) -> None:
+    """Start the plan's ready phases (each once, whoever else tries at the same time)."""
+    repo = discover()
+    with EventStore(repo) as store:
+        doc = plan_mod.PlanBook(store).get(plan_id)
+    started = advance_mod.start_ready(repo, doc["id"], Session.open(repo))
+    emit_json({"v": 1, "started": started}) if as_json else typer.echo(
+        "started: " + ", ".join(started) if started else "nothing ready to start")
+
+
+@plan_app.command("advance")
+def advance(plan_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) -> None:
+    """End the running phases whose dispatch ended (done on a reply, failed on a bounce or
+    crash), then start what became ready. The supervisor runs it when a plan's dispatch ends."""
+    repo = discover()
+    with EventStore(repo) as store:
+        doc = plan_mod.PlanBook(store).get(plan_id)
+    moved = advance_mod.advance(repo, doc["id"], Session.open(repo))
+    if as_json:
+        emit_json({"v": 1, **moved})
+        return
+    for what, phases in moved.items():
+        if phases:
+            typer.echo(f"{what}: {', '.join(phases)}")
+
+
+def _end(plan_id: str, phase: str, state: str, reason: str = "", *, approve: bool = False) -> None:
+    repo = discover()
+    session = Session.open(repo)
+    with EventStore(repo) as store:
+        doc = plan_mod.PlanBook(store).get(plan_id)
+        owner = plan_mod.phase_of(doc, phase)["owner"]
+        policy.require_may_end_phase(session.speaker.name, owner, session.config.orchestrator, approve=approve)
+        if plan_mod.phase_of(doc, phase)["state"] != "running":
+            raise RefusedError(f"phase {phase!r} is {plan_mod.phase_of(doc, phase)['state']}, not running",
+                               f"see: git aipass plan show {doc['id'][:12]}")
+        store.append(plan_mod.ref_for(doc["id"]), plan_mod.finished(doc["id"], phase, state, session.speaker.author,
+                                                                      session.speaker.name, reason))
+    started = advance_mod.start_ready(repo, doc["id"], session) if state == "done" else []
+    typer.echo(f"{phase}: {state}" + (f"; started: {', '.join(started)}" if started else ""))
+
+
+@plan_app.command("done")
+def done(plan_id: str = typer.Argument(..., metavar="ID"), phase: str = typer.Argument(..., metavar="PHASE")) -> None:
+    """Mark a running phase done (its owner, the human or the orchestrator) and start what it unblocks."""
+    _end(plan_id, phase, "done")
+
+
+@plan_app.command("approve")
+def approve(plan_id: str = typer.Argument(..., metavar="ID"), phase: str = typer.Argument(..., metavar="PHASE")) -> None:
+    """Approve a running phase (the human only) and start what it unblocks."""
+    _end(plan_id, phase, "done", approve=True)
+
+
+@plan_app.command("fail")
+def fail(plan_id: str = typer.Argument(..., metavar="ID"), phase: str = typer.Argument(..., metavar="PHASE"),
+         reason: str = typer.Argument(..., help="Why.")) -> None:
+    """Mark a running phase failed: the plan is blocked."""
+    _end(plan_id, phase, "failed", reason.strip())
+
+
+def _finish_plan(plan_id: str, state: str) -> None:
+    repo = discover()
+    session = Session.open(repo)
+    if session.speaker.name not in (HUMAN, session.config.orchestrator):
+        raise RefusedError(f"@{session.speaker.name} may not {state[:-2] if state.endswith('ed') else state} a plan",
+                           "the human or the orchestrator may")
+    with EventStore(repo) as store:
+        doc = plan_mod.PlanBook(store).get(plan_id)
+        store.append(plan_mod.ref_for(doc["id"]), plan_mod.ended(doc["id"], state, session.speaker.author))
+    typer.echo(f"plan {doc['id'][:12]}: {state}")
+
+
+@plan_app.command("close")
+def close(plan_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Close a plan (a living one too); its ref stays as history."""
+    _finish_plan(plan_id, "closed")
+
+
+@plan_app.command("cancel")
+def cancel(plan_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Cancel a plan: nothing more starts; its ref stays as history."""
+    _finish_plan(plan_id, "cancelled")
 
 
 @plan_app.command("note")

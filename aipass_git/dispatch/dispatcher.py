@@ -34,7 +34,7 @@ class Dispatched:
 
 
 def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None = None,
-             allow_secret: bool = False) -> Dispatched:
+             allow_secret: bool = False, meta: dict[str, Any] | None = None) -> Dispatched:
     """Deliver the task, then start a supervisor (which leaves at once if the agent is busy)."""
     if "\0" in body or "\0" in subject:
         raise RefusedError("the task holds a NUL byte", "a dispatch is text; remove the NUL byte (nothing was sent)")
@@ -46,7 +46,7 @@ def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None
         home = agent.passport.get("home")
         if home and home != remote.clone_name(repo.root, create=False):
             # the agent runs in another clone: deliver here, and its next sync wakes it there
-            [message] = po.send([agent.name], subject, body, kind="dispatch", allow_secret=allow_secret)
+            [message] = po.send([agent.name], subject, body, kind="dispatch", allow_secret=allow_secret, meta=meta)
             runtime.log("dispatched", agent.name, dispatch=message["id"], sender=message["from"], home=home)
             return Dispatched(message, f"delivered; runs at {home}")
         provider = providers.check(po.config, agent.provider, agent.model)
@@ -54,7 +54,7 @@ def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None
         if refusal is not None:
             raise refusal
         binary = providers.find_binary(provider.program, environment.search_path())
-        [message] = po.send([agent.name], subject, body, kind="dispatch", allow_secret=allow_secret)
+        [message] = po.send([agent.name], subject, body, kind="dispatch", allow_secret=allow_secret, meta=meta)
         runtime.log("dispatched", agent.name, dispatch=message["id"], sender=message["from"])
         if binary is None:
             reason = f"the provider program {provider.program!r} is not on PATH"

@@ -12,6 +12,7 @@ wake that fails in any way bounces its dispatch and the queue goes on. Run as
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -166,6 +167,7 @@ class Supervisor:
                 self.runtime.log("answer-failed", self.agent, dispatch=task["id"], error=str(again))
             self.runtime.log("finished", self.agent, dispatch=task["id"], result="bounced", reason=detail,
                              exit_code=None)
+            self._advance_plan(task)
 
     def wake(self, config: config_mod.Config, task: dict[str, Any], queued: int) -> None:
         """One dispatch, start to answer: prepare, run its attempts, conclude."""
@@ -174,6 +176,16 @@ class Supervisor:
         if wake is not None:
             self._conclude(config, wake, self._attempts(config, wake))
         self.runtime.forget_crashes(self.agent, task["id"])
+        self._advance_plan(task)
+
+    def _advance_plan(self, task: dict[str, Any]) -> None:
+        """A plan's dispatch ended: let the plan move on (`plan advance`, in a process of
+        its own: plans sit above dispatch, and a slow plan must not hold this queue)."""
+        plan_id = (task.get("meta") or {}).get("plan")
+        if plan_id:
+            subprocess.Popen([sys.executable, "-m", "aipass_git", "plan", "advance", plan_id], cwd=self.repo.root,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
 
     def _prepare(self, config: config_mod.Config, task: dict[str, Any]) -> Wake | None:
         """The agent's passport, provider and desk; a bounce (and None) when any is wrong."""

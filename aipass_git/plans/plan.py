@@ -164,6 +164,75 @@ def note(plan_id: str, by: str, text: str, author: Ident) -> Apply:
     return apply
 
 
+def _change(plan_id: str, kind: str, summary: str, author: Ident, change) -> Apply:
+    """An event that edits plan.json by CHANGE(doc), which returns False when there is
+    nothing to do (another process got there first: the event is not written)."""
+    def apply(view: TreeView) -> Event | None:
+        doc = _read(view)
+        if doc is None:
+            raise RefusedError(f"{ref_for(plan_id)} holds no {FILE}", "this ref was not written by aipass-git")
+        if not change(doc):
+            return None
+        _write(view, doc)
+        return Event(kind, f"plan: {plan_id[:12]} {summary}", author, {"Aipass-Plan": plan_id})
+    return apply
+
+
+def phase_of(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    for p in doc["phases"]:
+        if p["name"] == name:
+            return p
+    raise RefusedError(f"plan {doc['id'][:12]} has no phase {name!r}", f"phases: {', '.join(p['name'] for p in doc['phases'])}")
+
+
+def started(plan_id: str, name: str, author: Ident) -> Apply:
+    """The phase moves from waiting to running; a no-op when it is not waiting any more, so
+    of two processes starting it at once one event is written (a compare-and-swap)."""
+    def change(doc: dict[str, Any]) -> bool:
+        phase = phase_of(doc, name)
+        if doc["state"] != "open" or phase["state"] != "waiting" or phase not in ready(doc):
+            return False
+        phase.update(state="running", started=clock.utc_now())
+        return True
+    return _change(plan_id, "phase-started", f"{name} started", author, change)
+
+
+def dispatched(plan_id: str, name: str, dispatch_id: str, author: Ident) -> Apply:
+    def change(doc: dict[str, Any]) -> bool:
+        phase = phase_of(doc, name)
+        if phase["dispatch"] == dispatch_id:
+            return False
+        phase["dispatch"] = dispatch_id
+        return True
+    return _change(plan_id, "phase-dispatched", f"{name} dispatched as {dispatch_id[:12]}", author, change)
+
+
+def finished(plan_id: str, name: str, state: str, author: Ident, by: str, reason: str = "") -> Apply:
+    """The phase ends done or failed; a failed phase blocks the plan, and a plan whose
+    phases are all done closes (unless it is living)."""
+    def change(doc: dict[str, Any]) -> bool:
+        phase = phase_of(doc, name)
+        if phase["state"] in ("done", "failed") or doc["state"] in ("closed", "cancelled"):
+            return False
+        phase.update(state=state, finished=clock.utc_now())
+        if state == "failed":
+            doc["state"] = "blocked"
+            doc["notes"].append({"at": clock.utc_now(), "by": by, "text": f"phase {name} failed: {reason}"[:4000]})
+        elif all(p["state"] == "done" for p in doc["phases"]) and not doc["living"]:
+            doc["state"] = "closed"
+        return True
+    return _change(plan_id, f"phase-{state}", f"{name} {state}" + (f": {reason}" if reason else ""), author, change)
+
+
+def ended(plan_id: str, state: str, author: Ident) -> Apply:
+    def change(doc: dict[str, Any]) -> bool:
+        if doc["state"] in ("closed", "cancelled"):
+            return False
+        doc["state"] = state
+        return True
+    return _change(plan_id, state, state, author, change)
+
+
 def merge(ours: TreeView, theirs: TreeView) -> str:
     """Merge THEIRS into OURS (store/entity.py): each phase the furthest along, the plan's
     state the furthest along, the notes of both."""
