@@ -195,3 +195,17 @@ def test_a_status_or_claim_moved_without_the_owners_key_is_flagged(mail_repo: Pa
     found = {f["message"] for f in json.loads(why.out)["findings"]}
     assert any(ids[1] in m and "changed by an unproven commit" in m for m in found)
     assert any(ids[2] in m and "claim by docs@aipass.invalid" in m for m in found)
+
+
+def test_a_forged_plan_dispatches_nothing(mail_repo: Path, cli):
+    made = json.loads(cli("plan", "new", "research it", "-t", "research", "--set", "agent=api", "--no-start", "--json",
+                          cwd=mail_repo).out)["plan"]
+    ref = f"refs/aipass/plans/{made['id']}"
+    tree = git(mail_repo, "rev-parse", f"{ref}^{{tree}}")
+    env = {**os.environ, "GIT_COMMITTER_NAME": "devpulse", "GIT_COMMITTER_EMAIL": "devpulse@aipass.invalid"}
+    forged = subprocess.run(["git", "commit-tree", tree, "-m", "plan: created\n\nAipass-Event: created"], cwd=mail_repo,
+                            env=env, capture_output=True, text=True, check=True).stdout.strip()
+    git(mail_repo, "update-ref", ref, forged)
+    refused = cli("plan", "start", made["id"], cwd=mail_repo)
+    assert refused.code == 2 and "is not proven" in refused.err and "unsigned" in refused.err
+    assert json.loads(cli("inbox", "@api", "--all", "--json", cwd=mail_repo).out)["messages"] == []

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from aipass_git.agents.session import Session
-from aipass_git.core.errors import AipassError
+from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.names import HUMAN
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch import dispatcher
@@ -26,6 +26,7 @@ from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail.postoffice import PostOffice
 from aipass_git.plans import plan as plan_mod
 from aipass_git.store.events import EventStore
+from aipass_git.store.verify import roster_at, unproven_history
 
 
 def _brief(doc: dict[str, Any], phase: dict[str, Any]) -> tuple[str, str]:
@@ -36,11 +37,26 @@ def _brief(doc: dict[str, Any], phase: dict[str, Any]) -> tuple[str, str]:
     return subject, body
 
 
+def require_proven(store: EventStore, session: Session, plan_id: str) -> None:
+    """Under `trust: signed`, a plan whose history holds an event nobody trusted signed
+    is not acted on: a forged plan must not dispatch work in the name of whoever advances it."""
+    config = session.config
+    roster = roster_at(store, config.base_branch)
+    if roster.blob_id is None or config.trust != "signed":
+        return
+    found = unproven_history(store, plan_mod.ref_for(plan_id), roster)
+    if found is not None:
+        commit, verdict = found
+        raise RefusedError(f"plan {plan_id[:12]} is not proven: event {commit[:10]} is {verdict.reason}",
+                           f"someone wrote this plan without a trusted key; see: git log --show-signature {plan_mod.ref_for(plan_id)}")
+
+
 def start_ready(repo: Repo, plan_id: str, session: Session) -> list[str]:
     """Start every ready phase of the plan; returns the names of those this call started."""
     started = []
     with EventStore(repo) as store:
         doc = plan_mod.PlanBook(store).get(plan_id)
+        require_proven(store, session, doc["id"])
         for phase in plan_mod.ready(doc):
             ref = plan_mod.ref_for(doc["id"])
             if store.append(ref, plan_mod.started(doc["id"], phase["name"], session.speaker.author)) is None:
@@ -72,6 +88,7 @@ def advance(repo: Repo, plan_id: str, session: Session) -> dict[str, list[str]]:
     done, failed = [], []
     with EventStore(repo) as store:
         doc = plan_mod.PlanBook(store).get(plan_id)
+        require_proven(store, session, doc["id"])
         ref = plan_mod.ref_for(doc["id"])
         for phase in doc["phases"]:
             outcome = finished.get(phase["dispatch"]) if phase["state"] == "running" and phase["dispatch"] else None

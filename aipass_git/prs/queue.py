@@ -35,7 +35,7 @@ from aipass_git.store import locks
 from aipass_git.store.events import EventStore
 from aipass_git.store.journal import Entry, Journal
 from aipass_git.store.refs import move
-from aipass_git.store.verify import Verifier, roster_at
+from aipass_git.store.verify import Verifier, roster_at, unproven_history
 from aipass_git.core.text import plural
 
 JOURNAL_KIND = "merge"
@@ -145,16 +145,14 @@ class MergeQueue:
         roster = roster_at(store, config.base_branch)
         if roster.blob_id is None or config.trust != "signed":
             return None
-        verifier = Verifier(store, roster)
-        commits = git.output(["rev-list", "--reverse", record.ref_for(pr["id"])], self.repo.root).split()
-        for n, commit in enumerate(commits):
-            verdict = verifier.check(commit)
-            if not verdict.ok:
-                return f"event {commit[:10]} is {verdict.reason}"
-            signer = signer_name(verdict.principal, roster.humans)
-            if n == 0 and not policy.may_sign_for(pr["agent"], signer, config.orchestrator):
-                return f"it was opened by {verdict.principal}, not by @{pr['agent']}"
-        verifier.save()
+        found = unproven_history(store, record.ref_for(pr["id"]), roster)
+        if found is not None:
+            return f"event {found[0][:10]} is {found[1].reason}"
+        opening = git.output(["rev-list", "--max-parents=0", record.ref_for(pr["id"])], self.repo.root).split()
+        verdict = Verifier(store, roster).check(opening[0]) if opening else None
+        if verdict is None or not policy.may_sign_for(pr["agent"], signer_name(verdict.principal, roster.humans),
+                                                     config.orchestrator):
+            return f"it was opened by {verdict.principal if verdict else 'nobody'}, not by @{pr['agent']}"
         return None
 
     def recover(self, store: EventStore) -> int:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aipass_git.core import git
 from aipass_git.store import signing
 from aipass_git.store.events import EventStore
 
@@ -140,3 +141,19 @@ class Verifier:
             with open(self._cache_path, "a", encoding="ascii") as out:
                 out.write("\n".join(self._new) + "\n")
             self._new = []
+
+
+def unproven_history(store: EventStore, ref: str, roster: Roster) -> tuple[str, Verdict] | None:
+    """The first commit of REF's history (oldest first) whose signature does not verify,
+    with why; None when every event is signed by a trusted key. Entities with short
+    histories (PRs, plans) are checked whole before anything acts on them."""
+    verifier = Verifier(store, roster)
+    commits = git.output(["rev-list", "--reverse", ref], store.repo.root).split()
+    try:
+        for commit in commits:
+            verdict = verifier.check(commit)
+            if not verdict.ok:
+                return commit, verdict
+        return None
+    finally:
+        verifier.save()
