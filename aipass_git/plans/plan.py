@@ -271,25 +271,8 @@ def parse(data: bytes, plan_id: str) -> dict[str, Any]:
                      "this plan was not written by aipass-git; see: git log " + ref_for(plan_id))
 
 
-class PlanBook:
+class PlanBook(entity.Book):
     """Reads plans."""
 
     def __init__(self, store: EventStore) -> None:
-        self.store = store
-
-    def ids(self) -> list[str]:
-        return entity.ids(self.store, KIND)
-
-    def all(self) -> list[dict[str, Any]]:
-        ids_ = self.ids()
-        if not ids_:
-            return []
-        blobs = self.store.reader.read_many([f"{ref_for(i)}:{FILE}" for i in ids_])
-        return [parse(data, i) for i, (_, data) in zip(ids_, blobs)]
-
-    def get(self, raw_id: str) -> dict[str, Any]:
-        plan_id = entity.resolve(KIND, self.ids(), raw_id)
-        data = self.store.view(ref_for(plan_id)).read(FILE)
-        if data is None:
-            raise RefusedError(f"{ref_for(plan_id)} holds no {FILE}", "this ref was not written by aipass-git")
-        return parse(data, plan_id)
+        super().__init__(store, KIND, FILE, parse)

@@ -109,24 +109,8 @@ def event(kind: str, author: Ident, change: dict[str, Any], *, expect: tuple[str
     return apply
 
 
-class PRBook:
+class PRBook(entity.Book):
     """Reads PR records."""
+
     def __init__(self, store: EventStore) -> None:
-        self.store = store
-
-    def ids(self) -> list[str]:
-        return entity.ids(self.store, KIND)
-
-    def all(self) -> list[dict[str, Any]]:
-        ids_ = self.ids()
-        if not ids_:
-            return []
-        blobs = self.store.reader.read_many([f"{ref_for(i)}:{FILE}" for i in ids_])
-        return [parse(data, i) for i, (_, data) in zip(ids_, blobs)]
-
-    def get(self, raw_id: str) -> dict[str, Any]:
-        pr_id = entity.resolve(KIND, self.ids(), raw_id)
-        data = self.store.view(ref_for(pr_id)).read(FILE)
-        if data is None:
-            raise RefusedError(f"{ref_for(pr_id)} holds no {FILE}", "this ref was not written by aipass-git")
-        return parse(data, pr_id)
+        super().__init__(store, KIND, FILE, parse)

@@ -73,3 +73,32 @@ def merge_tips(store: EventStore, kind: Kind, ref: str, ours: str, theirs: str, 
     event = Event("merge", f"{kind.name}: merge {ref[len(kind.namespace):]} ({summary})", author,
                   {"Aipass-Merge": theirs})
     return store.writer.commit(tree, [ours, theirs], author, author, event.message(), store.signer(author)), summary
+
+
+class Book:
+    """Reads the entities of KIND whose tip tree holds one document, FILE (PRs, plans):
+    every one in one batch, or one by id prefix. PARSE validates what it reads (anyone
+    who can push a ref can write one)."""
+
+    def __init__(self, store: EventStore, kind: Kind, file: str, parse: Callable[[bytes, str], dict]) -> None:
+        self.store = store
+        self.kind = kind
+        self.file = file
+        self.parse = parse
+
+    def ids(self) -> list[str]:
+        return ids(self.store, self.kind)
+
+    def all(self) -> list[dict]:
+        found = self.ids()
+        if not found:
+            return []
+        blobs = self.store.reader.read_many([f"{self.kind.ref(i)}:{self.file}" for i in found])
+        return [self.parse(data, i) for i, (_, data) in zip(found, blobs)]
+
+    def get(self, raw_id: str) -> dict:
+        entity_id = resolve(self.kind, self.ids(), raw_id)
+        data = self.store.view(self.kind.ref(entity_id)).read(self.file)
+        if data is None:
+            raise RefusedError(f"{self.kind.ref(entity_id)} holds no {self.file}", "this ref was not written by aipass-git")
+        return self.parse(data, entity_id)
