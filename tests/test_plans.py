@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from conftest import git, main_in
-from dispatching import calls, drepo, fake_cli, plan as plan_runs, wait_for  # noqa: F401 - fixtures
+from dispatching import calls, drepo, events, fake_cli, plan as plan_runs, wait_for  # noqa: F401 - fixtures
 
 from aipass_git.core.repo import discover
 from aipass_git.plans import plan as plan_mod, templates as templates_mod
@@ -157,3 +157,17 @@ def test_two_racing_starts_start_a_phase_once(mail_repo: Path, cli):
     approved = cli("plan", "approve", made["id"], "decide", cwd=mail_repo)
     assert approved.code == 0, approved.err
     assert plan_doc(cli, mail_repo, made["id"])["state"] == "closed"
+
+
+def test_a_build_phase_is_done_when_its_pr_merges(drepo: Path, fake_cli: Path, cli):  # noqa: F811
+    plan_runs(fake_cli, "api", "pr")
+    made = json.loads(cli("plan", "new", "the parser", "-t", "build", "--set", "agent=api", "--json", cwd=drepo).out)
+    plan_id = made["plan"]["id"]
+    pr = wait_for(lambda: [p for p in json.loads(cli("pr", "list", "--json", cwd=drepo).out)["prs"]], "the agent's PR")[0]
+    doc = plan_doc(cli, drepo, plan_id)
+    assert pr["dispatch"] == doc["phases"][0]["dispatch"]
+    wait_for(lambda: any(e.get("event") == "finished" for e in events(drepo, pr["dispatch"])), "the run to end")
+    assert plan_doc(cli, drepo, plan_id)["phases"][0]["state"] == "running"  # its rule is the merge, not the reply
+    assert cli("pr", "merge", pr["id"], cwd=drepo).code == 0
+    doc = wait_for(lambda: (d := plan_doc(cli, drepo, plan_id))["state"] == "closed" and d, "the plan to close")
+    assert doc["phases"][0]["state"] == "done"

@@ -9,7 +9,8 @@ dispatch id is recorded; a human's phase is announced by mail instead.
 answered with a reply is done when its rule is `reply`; a dispatch that was bounced,
 crashed or cancelled fails the phase, which blocks the plan and tells its owner. Then
 whatever became ready starts. The supervisor runs `plan advance` when a plan's dispatch
-ends (a process, so the dispatch layer does not import plans); `pr-merged`,
+ends (a process, so the dispatch layer does not import plans), and so does the merge queue
+when it merges a PR opened in a plan's dispatch: a `pr-merged` phase is then done.
 `audit-clean` and `approve` phases end by `plan done` / `plan approve` in this slice.
 """
 
@@ -25,6 +26,7 @@ from aipass_git.dispatch import dispatcher
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail.postoffice import PostOffice
 from aipass_git.plans import plan as plan_mod
+from aipass_git.prs import record
 from aipass_git.store.events import EventStore
 from aipass_git.store.verify import roster_at, unproven_history
 
@@ -90,7 +92,13 @@ def advance(repo: Repo, plan_id: str, session: Session) -> dict[str, list[str]]:
         doc = plan_mod.PlanBook(store).get(plan_id)
         require_proven(store, session, doc["id"])
         ref = plan_mod.ref_for(doc["id"])
+        merged = {pr["dispatch"] for pr in record.PRBook(store).all() if pr["state"] == "merged" and pr.get("dispatch")}
         for phase in doc["phases"]:
+            if phase["state"] == "running" and phase["done_when"] == "pr-merged" and phase["dispatch"] in merged:
+                store.append(ref, plan_mod.finished(doc["id"], phase["name"], "done", session.speaker.author,
+                                                    session.speaker.name))
+                done.append(phase["name"])
+                continue
             outcome = finished.get(phase["dispatch"]) if phase["state"] == "running" and phase["dispatch"] else None
             if outcome is None:
                 continue

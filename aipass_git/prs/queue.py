@@ -17,6 +17,8 @@ sees it unsent sends it, once.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -208,7 +210,20 @@ class MergeQueue:
             "merged", self.speaker.author, {"state": "merged", "merge_commit": commit, "told": False, "notice": notice},
             summary=commit[:10]))
         faults.point("merge-recorded")
+        self._advance_plan(store, pr)
         return Outcome(pr["id"], "merged", note, merge_commit=commit)
+
+    def _advance_plan(self, store: EventStore, pr: dict) -> None:
+        """A PR opened in a plan's dispatch merged: let the plan move on (`plan advance`, in
+        a process of its own: plans sit above the queue)."""
+        if not pr.get("dispatch"):
+            return
+        task = mailbox.MailboxReader(store, pr["agent"]).message(pr["dispatch"]) or {}
+        plan_id = (task.get("meta") or {}).get("plan")
+        if plan_id:
+            subprocess.Popen([sys.executable, "-m", "aipass_git", "plan", "advance", plan_id], cwd=self.repo.root,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
 
     def _bounce(self, store: EventStore, pr: dict, reason: str, *, conflicts: list[str] | None = None,
                 findings: list[str] | None = None) -> Outcome:

@@ -39,6 +39,9 @@ PR = Obj(
         "conflicts": List(Str(max_len=4096)), "findings": List(Str(max_len=10_000)),
         "told": Nullable(Bool()), "notice": Nullable(Obj(allow_extra=True)),
     },
+    # the dispatch the PR was opened in (from the agent's AIPASS_DISPATCH): a plan phase
+    # done when its PR merges finds it by this
+    optional={"dispatch": Nullable(schemas.ENTRY_ID)},
 )
 
 
@@ -46,9 +49,10 @@ def ref_for(pr_id: str) -> str:
     return NAMESPACE + pr_id
 
 
-def new(*, agent: str, branch: str, base: str, head: str, title: str, body: str) -> dict[str, Any]:
+def new(*, agent: str, branch: str, base: str, head: str, title: str, body: str,
+        dispatch: str | None = None) -> dict[str, Any]:
     now = clock.utc_now()
-    return {
+    return {"dispatch": dispatch,
         "v": 1, "id": ids.new_id(), "agent": agent, "branch": branch, "base": base, "head": head,
         "title": title, "body": body, "state": "open", "created": now, "updated": now,
         "merge_commit": None, "audit": None, "reason": None, "conflicts": [], "findings": [],

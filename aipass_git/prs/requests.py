@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aipass_git.agents import desk, policy
 from aipass_git.agents.session import Session
-from aipass_git.core import config as config_mod, git
+from aipass_git.core import config as config_mod, git, ids
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import Repo
 from aipass_git.mail.postoffice import PostOffice
@@ -34,20 +35,24 @@ def open_pr(repo: Repo, *, title: str | None = None, body: str = "") -> tuple[di
     if not subjects:
         raise RefusedError(f"{branch} has no commits that {base} lacks", "commit your work on the desk first")
     title = (title or subjects[-1]).strip()[:200]
+    dispatch = os.environ.get("AIPASS_DISPATCH", "")
+    dispatch = dispatch if ids.is_id(dispatch) else None  # opened during a dispatch: remembered for its plan
     with EventStore(repo) as store:
         existing = [p for p in record.PRBook(store).all() if p["branch"] == branch and p["state"] in ("open", "bounced")]
         if existing:
             pr = existing[0]
             if pr["head"] == head and pr["state"] == "open":
                 return pr, "unchanged"
-            change = {"head": head, "state": "open", "reason": None, "conflicts": [], "findings": [], "title": title}
+            change = {"head": head, "state": "open", "reason": None, "conflicts": [], "findings": [], "title": title,
+                      **({"dispatch": dispatch} if dispatch else {})}
             if body:
                 change["body"] = body
             store.append(record.ref_for(pr["id"]), record.event("updated", speaker.author, change, summary=head[:10]))
             pr = {**pr, **change}
             happened = "updated"
         else:
-            pr = record.new(agent=speaker.name, branch=branch, base=base, head=head, title=title, body=body)
+            pr = record.new(agent=speaker.name, branch=branch, base=base, head=head, title=title, body=body,
+                            dispatch=dispatch)
             store.append(record.ref_for(pr["id"]), record.event("opened", speaker.author, {}, create=pr))
             happened = "opened"
     with PostOffice(session) as po:

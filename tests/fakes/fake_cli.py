@@ -83,6 +83,12 @@ elif mode == "commit":
     subprocess.run(["git", "add", "fake-work.txt"], check=True)
     subprocess.run(["git", "commit", "-qm", "fake work"], check=True)
     finish(0, OK)
+elif mode == "pr":  # commit, then open a PR from the desk, as an agent finishing a build does
+    Path("fake-work.txt").write_text(f"work for {os.environ['AIPASS_DISPATCH']}\n")
+    subprocess.run(["git", "add", "fake-work.txt"], check=True)
+    subprocess.run(["git", "commit", "-qm", "fake work"], check=True)
+    subprocess.run(["git", "aipass", "pr", "open"], check=True)
+    finish(0, OK)
 elif mode == "crash":
     sys.stderr.write("fatal: the fake crashed\n")
     finish(3)
