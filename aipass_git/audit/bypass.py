@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from aipass_git.audit.engine import Finding
 from aipass_git.core.documents import load_yaml
-from aipass_git.core.errors import ValidationError
 from aipass_git.core.repo import AIPASS_DIR, Repo
 from aipass_git.core.validate import List, Obj, Str, validate
 

@@ -11,7 +11,6 @@ from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, short, table
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
-from aipass_git.prs import record
 from aipass_git.prs.queue import MergeQueue
 from aipass_git.prs.requests import close as close_pr, list_prs, open_pr, show as show_pr
 from aipass_git.core.text import for_terminal, plural

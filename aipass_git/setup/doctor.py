@@ -6,6 +6,7 @@ Each check reports ok, warn or error with a hint; the doctor never changes anyth
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from aipass_git.agents.registry import Registry, agent_files
 from aipass_git.audit.engine import Context, run
