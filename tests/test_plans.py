@@ -171,3 +171,14 @@ def test_a_build_phase_is_done_when_its_pr_merges(drepo: Path, fake_cli: Path, c
     assert cli("pr", "merge", pr["id"], cwd=drepo).code == 0
     doc = wait_for(lambda: (d := plan_doc(cli, drepo, plan_id))["state"] == "closed" and d, "the plan to close")
     assert doc["phases"][0]["state"] == "done"
+
+
+def test_doctor_names_plans_that_cannot_go_on(mail_repo: Path, cli):
+    made = json.loads(cli("plan", "new", "research it", "-t", "research", "--set", "agent=docs", "--no-start", "--json",
+                          cwd=mail_repo).out)["plan"]
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", cwd=mail_repo).out)["checks"]}
+    assert checks["plans"]["status"] == "ok" and "1 plan" in checks["plans"]["detail"]
+    assert cli("agent", "retire", "docs", cwd=mail_repo).code == 0
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", cwd=mail_repo).out)["checks"]}
+    assert checks["plans"]["status"] == "warn"
+    assert f"{made['id'][:12]}/research waits for retired @docs" in checks["plans"]["detail"]

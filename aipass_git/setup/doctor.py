@@ -11,7 +11,7 @@ from pathlib import Path
 from aipass_git.agents.registry import Registry, agent_files
 from aipass_git.audit.engine import Context, run
 from aipass_git.audit.standards import refs
-from aipass_git.core import config as config_mod, files, git, names, repo as repo_mod
+from aipass_git.core import clock, config as config_mod, files, git, names, repo as repo_mod
 from aipass_git.core.errors import AipassError
 from aipass_git.dispatch import providers
 from aipass_git.hooks import install
@@ -58,6 +58,7 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
     checks.append(_refs(repo))
     checks.extend(_sync(repo))
     checks.append(_trust(repo, config))
+    checks.append(_plans(repo))
     checks.extend(_leftovers(repo))
     return checks
 
@@ -196,6 +197,44 @@ def _trust(repo: repo_mod.Repo, config: config_mod.Config) -> Check:
                      f"{plural(sum(unproven.values()), 'message')} not signed by their sender ({shown})",
                      "see: git aipass audit --only refs.signed-mail; do not act on them")
     return Check("signatures", "ok", f"every message signed by its sender (trust: {config.trust})")
+
+
+def _plans(repo: repo_mod.Repo) -> Check:
+    """Plans that cannot go on by themselves: unreadable, blocked, a phase past its
+    timeout, or a waiting phase whose owner was retired."""
+    from aipass_git.plans import plan as plan_mod  # deferred: doctor reads plans only here
+    from aipass_git.store.events import EventStore
+
+    problems, hints = [], []
+    with EventStore(repo) as store:
+        book = plan_mod.PlanBook(store)
+        docs = []
+        for plan_id in book.ids():
+            try:
+                docs.append(book.get(plan_id))
+            except AipassError as exc:
+                problems.append(f"{plan_id[:12]}: {exc.message}")
+    try:
+        retired = {a.name for a in Registry(repo).all(include_retired=True) if not a.active}
+    except AipassError:
+        retired = set()  # a broken passport is the agents check's finding
+    now = clock.parse(clock.utc_now())
+    for doc in docs:
+        if doc["state"] == "blocked":
+            problems.append(f"{doc['id'][:12]} is blocked")
+            hints.append(f"git aipass plan show {doc['id'][:12]}")
+        if doc["state"] not in ("open", "blocked"):
+            continue
+        for p in doc["phases"]:
+            if p["state"] == "waiting" and p["owner"] in retired:
+                problems.append(f"{doc['id'][:12]}/{p['name']} waits for retired @{p['owner']}")
+            if (p["state"] == "running" and p["timeout_minutes"] and p["started"]
+                    and (now - clock.parse(p["started"])).total_seconds() > 60 * p["timeout_minutes"]):
+                problems.append(f"{doc['id'][:12]}/{p['name']} runs past its {p['timeout_minutes']} min")
+    if not problems:
+        return Check("plans", "ok", f"{plural(len(docs), 'plan')}, none stuck")
+    return Check("plans", "warn", "; ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5 else ""),
+                 hints[0] if hints else "see: git aipass plan list --all")
 
 
 def _sync(repo: repo_mod.Repo) -> list[Check]:
