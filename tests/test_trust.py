@@ -20,6 +20,21 @@ from aipass_git.store.tree_view import TreeView
 DEVPULSE = Ident("devpulse", "devpulse@aipass.invalid")
 
 
+def commit_unsigned(repo: Path, tree: str, parents: list[str], message: str, who: Ident = DEVPULSE) -> str:
+    """`git commit-tree` as WHO (author and committer), with no signature: what anyone who
+    can write a ref can make."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": who.name, "GIT_AUTHOR_EMAIL": who.email,
+           "GIT_COMMITTER_NAME": who.name, "GIT_COMMITTER_EMAIL": who.email}
+    args = [a for parent in parents for a in ("-p", parent)]
+    return subprocess.run(["git", "commit-tree", tree, *args, "-F", "-"], cwd=repo, env=env, input=message,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def forge_record(repo: Path, ref: str, message: str, who: Ident) -> None:
+    """REF's current state, rewritten as a single unsigned commit by WHO."""
+    git(repo, "update-ref", ref, commit_unsigned(repo, git(repo, "rev-parse", f"{ref}^{{tree}}"), [], message, who))
+
+
 def forge(repo: Path, owner: str, subject: str, *, kind: str = "dispatch", sender: str = "devpulse",
           who: Ident = DEVPULSE) -> str:
     """A delivery as an attacker writes it: the tree by hand, then `git commit-tree` (no
@@ -31,10 +46,7 @@ def forge(repo: Path, owner: str, subject: str, *, kind: str = "dispatch", sende
         view = TreeView(store, store.tree_of(tip) if tip else None)
         event = mailbox.deliver(message, who)(view)
         tree = view.flush()
-    env = {**os.environ, "GIT_AUTHOR_NAME": who.name, "GIT_AUTHOR_EMAIL": who.email,
-           "GIT_COMMITTER_NAME": who.name, "GIT_COMMITTER_EMAIL": who.email}
-    commit = subprocess.run(["git", "commit-tree", tree, *(["-p", tip] if tip else []), "-F", "-"], cwd=repo, env=env,
-                            input=event.message(), capture_output=True, text=True, check=True).stdout.strip()
+    commit = commit_unsigned(repo, tree, [tip] if tip else [], event.message(), who)
     git(repo, "update-ref", ref, commit, *([tip] if tip else []))
     return message["id"]
 
@@ -161,11 +173,7 @@ def test_a_forged_pr_record_never_reaches_a_merge(mail_repo: Path, cli):
     pr = agent_pr(cli, mail_repo, "api", {"src/api.py": "x = 1\n"})
     ref = f"refs/aipass/prs/{pr['id']}"
     # the same record, rewritten with plain git: nobody's signature
-    tree = git(mail_repo, "rev-parse", f"{ref}^{{tree}}")
-    env = {**os.environ, "GIT_COMMITTER_NAME": "api", "GIT_COMMITTER_EMAIL": "api@aipass.invalid"}
-    forged = subprocess.run(["git", "commit-tree", tree, "-m", "pr: opened\n\nAipass-Event: opened"], cwd=mail_repo,
-                            env=env, capture_output=True, text=True, check=True).stdout.strip()
-    git(mail_repo, "update-ref", ref, forged)
+    forge_record(mail_repo, ref, "pr: opened\n\nAipass-Event: opened\n", Ident("api", "api@aipass.invalid"))
     base = git(mail_repo, "rev-parse", "main")
     result = cli("pr", "merge", pr["id"][:10], cwd=mail_repo)
     assert result.code == 1 and "its record is not proven" in result.out + result.err and "unsigned" in result.out + result.err
@@ -183,9 +191,7 @@ def test_a_status_or_claim_moved_without_the_owners_key_is_flagged(mail_repo: Pa
         event = mailbox.mark("api", ids[1], "done", DEVPULSE)(view)
         tree = view.flush()
         lie = event.message().replace(ids[1], ids[0])
-        commit = subprocess.run(["git", "commit-tree", tree, "-p", tip, "-F", "-"], cwd=mail_repo, input=lie,
-                                capture_output=True, text=True, check=True).stdout.strip()
-        git(mail_repo, "update-ref", ref, commit, tip)
+        git(mail_repo, "update-ref", ref, commit_unsigned(mail_repo, tree, [tip], lie), tip)
         # 2: claimed by docs, with docs's own valid key: docs may not act on api's mailbox
         store.append(ref, mailbox.claim("api", ids[2], "elsewhere", Ident("docs", "docs@aipass.invalid")))
     box = inbox(cli, mail_repo, "@api")
@@ -201,11 +207,7 @@ def test_a_forged_plan_dispatches_nothing(mail_repo: Path, cli):
     made = json.loads(cli("plan", "new", "research it", "-t", "research", "--set", "agent=api", "--no-start", "--json",
                           cwd=mail_repo).out)["plan"]
     ref = f"refs/aipass/plans/{made['id']}"
-    tree = git(mail_repo, "rev-parse", f"{ref}^{{tree}}")
-    env = {**os.environ, "GIT_COMMITTER_NAME": "devpulse", "GIT_COMMITTER_EMAIL": "devpulse@aipass.invalid"}
-    forged = subprocess.run(["git", "commit-tree", tree, "-m", "plan: created\n\nAipass-Event: created"], cwd=mail_repo,
-                            env=env, capture_output=True, text=True, check=True).stdout.strip()
-    git(mail_repo, "update-ref", ref, forged)
+    forge_record(mail_repo, ref, "plan: created\n\nAipass-Event: created\n", DEVPULSE)
     refused = cli("plan", "start", made["id"], cwd=mail_repo)
     assert refused.code == 2 and "is not proven" in refused.err and "unsigned" in refused.err
     assert json.loads(cli("inbox", "@api", "--all", "--json", cwd=mail_repo).out)["messages"] == []

@@ -105,13 +105,3 @@ def files_for(repo: Repo, passports: dict[str, dict[str, Any]],
     out = {SIGNERS_FILE: render(list(current.values()), list(keys.values()))}
     out.update({path: encode(doc) for path, doc in (humans or {}).items()})
     return out
-
-
-def parse_signers(data: bytes) -> list[tuple[str, str]]:
-    """(principal, key line) of each line of an allowed-signers file (for `key show`)."""
-    out = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and not line.startswith("#"):
-            out.append((parts[0], f"{parts[2]} {parts[3]}"))
-    return out

@@ -75,7 +75,7 @@ def sync(
         try:
             synced = cycle.sync(repo, remote)
         except RefusedError:
-            raise
+            raise  # a wrong remote stays wrong: --watch retries what the network may fix, not that
         except AipassError as exc:
             if watch is None:
                 raise

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import sysconfig
 from pathlib import Path
@@ -37,3 +38,11 @@ def argv() -> list[str]:
 def command() -> str:
     """`argv()` as a shell command line, each word quoted (paths with spaces included)."""
     return " ".join(shlex.quote(word) for word in argv())
+
+
+def run_detached(cwd: Path, *args: str) -> None:
+    """Start `git aipass ARGS` (this Python, -m) in CWD as a process of its own session, with
+    no terminal, and return at once: hooks and long-lived processes hand work on that must
+    not hold them (an index sync, a plan to advance) or that sits in a higher layer."""
+    subprocess.Popen([sys.executable, "-m", "aipass_git", *args], cwd=cwd, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -12,7 +12,6 @@ wake that fails in any way bounces its dispatch and the queue goes on. Run as
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from aipass_git.agents.registry import Registry
 from aipass_git.core import clock, config as config_mod, git, ids, pids
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.files import read as read_doc
-from aipass_git.core.program import program
+from aipass_git.core.program import program, run_detached
 from aipass_git.core.repo import Repo, discover
 from aipass_git.dispatch import claim, environment, prompt, proctree, providers, recovery, replies, watchdog
 from aipass_git.dispatch.recovery import pending_dispatches
@@ -183,9 +182,7 @@ class Supervisor:
         its own: plans sit above dispatch, and a slow plan must not hold this queue)."""
         plan_id = (task.get("meta") or {}).get("plan")
         if plan_id:
-            subprocess.Popen([sys.executable, "-m", "aipass_git", "plan", "advance", plan_id], cwd=self.repo.root,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+            run_detached(self.repo.root, "plan", "advance", plan_id)
 
     def _prepare(self, config: config_mod.Config, task: dict[str, Any]) -> Wake | None:
         """The agent's passport, provider and desk; a bounce (and None) when any is wrong."""

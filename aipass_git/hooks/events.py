@@ -3,11 +3,10 @@ and a wake when a dispatch arrives on a mailbox ref from elsewhere (a fetch)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 from aipass_git.core import git
+from aipass_git.core.program import run_detached
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.dispatch import recovery
 from aipass_git.mail import mailbox
@@ -29,10 +28,7 @@ def commit_overflow_in_background(repo: Repo) -> None:
     """post-merge runs while git still holds the merge state, when no commit can be made:
     a detached process commits the archive lines once the merge has finished."""
     if overflow_paths(repo):
-        subprocess.Popen(
-            [sys.executable, "-m", "aipass_git", "memory", "commit-overflow"], cwd=repo.root,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+        run_detached(repo.root, "memory", "commit-overflow")
 
 
 def commit_merge_overflow(repo: Repo, wait_seconds: float = 30.0) -> str | None:
@@ -53,10 +49,7 @@ def commit_merge_overflow(repo: Repo, wait_seconds: float = 30.0) -> str | None:
 def refresh_index_in_background(repo: Repo) -> None:
     """Sync the memory index in a detached process: the hook returns at once, and the
     hook itself never imports chromadb."""
-    subprocess.Popen(
-        [sys.executable, "-m", "aipass_git", "memory", "sync"], cwd=repo.root,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    run_detached(repo.root, "memory", "sync")
 
 
 def wake_on_mail(repo: Repo, lines: list[str]) -> list[str]:

@@ -17,8 +17,6 @@ sees it unsent sends it, once.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,6 +27,7 @@ from aipass_git.agents.session import Session
 from aipass_git.audit.runner import audit_merge
 from aipass_git.core import clock, config as config_mod, faults, git
 from aipass_git.core.errors import AipassError, RefusedError
+from aipass_git.core.program import run_detached
 from aipass_git.core.repo import Repo
 from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
@@ -221,9 +220,7 @@ class MergeQueue:
         task = mailbox.MailboxReader(store, pr["agent"]).message(pr["dispatch"]) or {}
         plan_id = (task.get("meta") or {}).get("plan")
         if plan_id:
-            subprocess.Popen([sys.executable, "-m", "aipass_git", "plan", "advance", plan_id], cwd=self.repo.root,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+            run_detached(self.repo.root, "plan", "advance", plan_id)
 
     def _bounce(self, store: EventStore, pr: dict, reason: str, *, conflicts: list[str] | None = None,
                 findings: list[str] | None = None) -> Outcome:
