@@ -133,8 +133,11 @@ def test_a_failing_phase_blocks_the_plan_and_tells_its_owner(drepo: Path, fake_c
     plan_id = made["plan"]["id"]
     doc = wait_for(lambda: (d := plan_doc(cli, drepo, plan_id))["state"] == "blocked" and d, "the plan to block", seconds=120)
     assert doc["phases"][0]["state"] == "failed" and "bounced" in doc["notes"][-1]["text"]
-    told = json.loads(cli("inbox", "@devpulse", "--json", cwd=drepo).out)["messages"]
-    assert any(m["subject"].startswith(f"plan {plan_id[:12]} blocked") for m in told)
+    # the block is recorded first and the owner told after it, so the mail may trail the state
+    def told():
+        inbox = json.loads(cli("inbox", "@devpulse", "--json", cwd=drepo).out)["messages"]
+        return [m for m in inbox if m["subject"].startswith(f"plan {plan_id[:12]} blocked")]
+    assert len(wait_for(told, "the plan's owner to be told", seconds=60)) == 1
 
 
 def test_two_racing_starts_start_a_phase_once(mail_repo: Path, cli):
