@@ -7,6 +7,7 @@ import pytest
 from conftest import git, make_desk
 
 from aipass_git.audit.standards import BUILTIN
+from aipass_git.core import ids
 
 ALL_IDS = sorted(s.id for s in BUILTIN)
 
@@ -110,6 +111,12 @@ def break_signed_mail(repo, cli):
     forge(repo, "api", "unsigned", kind="mail")
 
 
+def break_plan_moving(repo, cli):
+    """A plan whose only phase waits for an agent that is then retired."""
+    assert cli("plan", "new", "the docs", "-t", "research", "--set", "agent=api", "--no-start", cwd=repo).code == 0
+    assert cli("agent", "retire", "api", cwd=repo).code == 0
+
+
 def break_retired(repo, cli):
     assert cli("send", "@docs", "pending", "b", cwd=repo).code == 0
     assert cli("agent", "retire", "docs", cwd=repo).code == 0
@@ -149,6 +156,8 @@ BREAKERS = {
     "refs.signed-mail": break_signed_mail,
     "aipass.allowed-signers": lambda r, c: (r / ".aipass/allowed_signers").write_text(
         (r / ".aipass/allowed_signers").read_text() + "mallory@example.invalid ssh-ed25519 " + "A" * 68 + "\n"),
+    "plans.readable": lambda r, c: git(r, "update-ref", f"refs/aipass/plans/{ids.new_id()}", "HEAD"),
+    "plans.moving": break_plan_moving,
     "refs.leftover-batches": lambda r, c: git(r, "update-ref", "refs/aipass-import/abc/0", "HEAD"),
     "branches.no-agent-commits-on-base": lambda r, c: commit_file(r, "direct.txt", "x", author="api"),
     "branches.desk-owner": lambda r, c: (make_desk(r, "api"), commit_file(r.parent / "desk-api", "x.txt", "x", author="docs")),

@@ -1,5 +1,7 @@
-"""Plans (first slice): templates fill and validate, the phase graph refuses cycles, plans
-are events on their own ref, `ready` follows the graph, and plans travel with sync."""
+"""Plans: templates fill and validate, the phase graph refuses cycles, plans are events on
+their own ref, `ready` follows the graph, phases end by their rule (a reply, a merged PR, a
+clean audit, an approval) or fail (a bounce, an audit finding, a timeout), a closed plan
+is remembered, and plans travel and advance across clones with sync."""
 
 import json
 from pathlib import Path
@@ -11,8 +13,10 @@ import sys
 from conftest import git, main_in
 from dispatching import calls, drepo, events, fake_cli, plan as plan_runs, wait_for  # noqa: F401 - fixtures
 
+from aipass_git.agents.session import Session
 from aipass_git.core.repo import discover
 from aipass_git.plans import plan as plan_mod, templates as templates_mod
+from aipass_git.store.events import EventStore
 
 PARAMS = {"agent": "api", "designer": "api", "builder": "api", "second": "docs", "reviewer": "quality",
           "version": "1.2.0"}
@@ -185,3 +189,96 @@ def test_doctor_names_plans_that_cannot_go_on(mail_repo: Path, cli):
     checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", cwd=mail_repo).out)["checks"]}
     assert checks["plans"]["status"] == "warn"
     assert f"{made['id'][:12]}/research waits for retired @docs" in checks["plans"]["detail"]
+
+
+def project_template(repo: Path, name: str, text: str) -> None:
+    folder = repo / ".aipass/plan-templates"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.yaml").write_text(text)
+
+
+def test_an_audit_clean_phase_ends_by_the_audit_of_its_owners_desk(drepo: Path, fake_cli: Path, cli):  # noqa: F811
+    project_template(drepo, "checked", 'description: "build, checked by the audit"\nphases:\n'
+                                       '  - {name: build, owner: api, task: "build {title}", done_when: audit-clean}\n')
+    plan_runs(fake_cli, "api", "commit", "leak")
+    clean = json.loads(cli("plan", "new", "the parser", "-t", "checked", "--json", cwd=drepo).out)["plan"]
+    doc = wait_for(lambda: (d := plan_doc(cli, drepo, clean["id"]))["state"] != "open" and d, "the first plan to end")
+    assert doc["state"] == "closed" and doc["phases"][0]["state"] == "done"
+    leaky = json.loads(cli("plan", "new", "the lexer", "-t", "checked", "--json", cwd=drepo).out)["plan"]
+    doc = wait_for(lambda: (d := plan_doc(cli, drepo, leaky["id"]))["state"] != "open" and d, "the second plan to end")
+    assert doc["state"] == "blocked" and doc["phases"][0]["state"] == "failed"
+    assert "the audit of aipass/api found" in doc["notes"][-1]["text"] and "leaked.txt" in doc["notes"][-1]["text"]
+
+
+def test_a_phase_past_its_timeout_fails_and_blocks_its_plan(mail_repo: Path, cli):
+    project_template(mail_repo, "timed", 'description: "an answer within the hour"\nphases:\n'
+                                         '  - {name: answer, owner: human, task: "answer {title}", timeout_minutes: 60}\n')
+    made = json.loads(cli("plan", "new", "the question", "-t", "timed", "--json", cwd=mail_repo).out)["plan"]
+    assert json.loads(cli("plan", "advance", "--json", cwd=mail_repo).out)["plans"][made["id"]]["failed"] == []
+
+    def two_hours_ago(doc):  # the phase started long ago: what a clock two hours on would see
+        doc["phases"][0]["started"] = "2000-01-01T00:00:00Z"
+        return True
+    repo = discover(mail_repo)
+    with EventStore(repo) as store:
+        store.append(plan_mod.ref_for(made["id"]), plan_mod._change(made["id"], "note", "clock", Session.open(repo).speaker.author,
+                                                                     two_hours_ago))
+    moved = json.loads(cli("plan", "advance", "--json", cwd=mail_repo).out)["plans"][made["id"]]
+    assert moved["failed"] == ["answer"]
+    doc = plan_doc(cli, mail_repo, made["id"])
+    assert doc["state"] == "blocked" and "ran past its timeout of 60 min" in doc["notes"][-1]["text"]
+    told = json.loads(cli("inbox", "@devpulse", "--json", cwd=mail_repo).out)["messages"]
+    assert [m["subject"] for m in told if "blocked" in m["subject"]] == [f"plan {made['id'][:12]} blocked: phase answer failed"]
+    assert made["id"] not in json.loads(cli("plan", "advance", "--json", cwd=mail_repo).out)["plans"]  # blocked: left alone
+
+
+def test_a_closed_plan_is_remembered_once_by_the_orchestrator(mail_repo: Path, cli):
+    project_template(mail_repo, "ask", 'description: "ask the human"\nphases:\n'
+                                       '  - {name: decide, owner: human, task: "decide {title}", done_when: approve}\n')
+    made = json.loads(cli("plan", "new", "the colour of the bikeshed", "-t", "ask", "--json", cwd=mail_repo).out)["plan"]
+    status = json.loads(cli("status", "--json", cwd=mail_repo).out)["plans"]
+    assert [(p["id"], p["running"], p["done"]) for p in status] == [(made["id"], ["decide"], 0)]
+    assert "bikeshed" in cli("status", cwd=mail_repo).out
+    assert cli("plan", "approve", made["id"], "decide", cwd=mail_repo).code == 0
+    doc = plan_doc(cli, mail_repo, made["id"])
+    assert doc["state"] == "closed" and doc["remembered"] == git(mail_repo, "rev-parse", "HEAD")
+    assert json.loads(cli("status", "--json", cwd=mail_repo).out)["plans"] == []
+    archives = list((mail_repo / ".aipass/agents/devpulse/archive").glob("*.jsonl"))
+    records = [json.loads(line) for a in archives for line in a.read_text().splitlines()]
+    assert [r["section"] for r in records] == ["plans"]
+    assert "the colour of the bikeshed" in records[0]["entry"]["text"] and "decide @human: done" in records[0]["entry"]["text"]
+    assert cli("plan", "advance", made["id"], cwd=mail_repo).code == 0
+    assert cli("plan", "advance", cwd=mail_repo).code == 0
+    assert len([line for a in archives for line in a.read_text().splitlines()]) == 1  # once, however often it is seen
+    found = json.loads(cli("memory", "search", "bikeshed colour plan", "--json", cwd=mail_repo).out)
+    assert any(h["section"] == "plans" and made["id"][:12] in h["text"] for h in found["hits"])
+    assert cli("audit", "--only", "plans.", cwd=mail_repo).code == 0
+
+
+def test_a_plan_made_in_one_clone_advances_in_another_after_sync(mail_repo: Path, cli, tmp_path: Path):
+    project_template(mail_repo, "ask", 'description: "ask, then decide"\nphases:\n'
+                                       '  - {name: ask, owner: human, task: "ask about {title}", done_when: approve}\n'
+                                       '  - {name: decide, owner: human, task: "decide {title}", depends_on: [ask], done_when: approve}\n')
+    git(mail_repo, "add", ".aipass/plan-templates")
+    git(mail_repo, "commit", "-qm", "a plan template")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(mail_repo, "remote", "add", "origin", remote.as_uri())
+    git(mail_repo, "push", "-q", "origin", "HEAD:main")
+    made = json.loads(cli("plan", "new", "the release date", "-t", "ask", "--json", cwd=mail_repo).out)["plan"]
+    assert main_in(mail_repo, "sync") == 0
+    b = tmp_path / "b"
+    assert cli("clone", "--no-hooks", remote.as_uri(), str(b), cwd=tmp_path).code == 0
+    git(b, "push", "-q", "origin", "HEAD:main")  # b's signing key, for a to trust
+    git(mail_repo, "pull", "-q", "--ff-only", "origin", "main")
+    assert [p["state"] for p in plan_doc(cli, b, made["id"])["phases"]] == ["running", "waiting"]
+    approved = cli("plan", "approve", made["id"], "ask", cwd=b)
+    assert approved.code == 0 and "started: decide" in approved.out
+    assert main_in(b, "sync") == 0 and main_in(mail_repo, "sync") == 0
+    assert [p["state"] for p in plan_doc(cli, mail_repo, made["id"])["phases"]] == ["done", "running"]
+    assert cli("plan", "approve", made["id"], "decide", cwd=mail_repo).code == 0
+    assert main_in(mail_repo, "sync") == 0 and main_in(b, "sync") == 0
+    for where in (mail_repo, b):
+        assert plan_doc(cli, where, made["id"])["state"] == "closed"
+    starts = git(b, "log", "--format=%(trailers:key=Aipass-Event,valueonly)", f"refs/aipass/plans/{made['id']}").split()
+    assert starts.count("phase-started") == 2  # each phase started once, in one clone or the other

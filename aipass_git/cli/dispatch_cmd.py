@@ -18,7 +18,9 @@ from aipass_git.dispatch.cancel import cancel as cancel_dispatch
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.dispatch.status import agents_status
 from aipass_git.core.errors import RefusedError
-from aipass_git.core.text import plural
+from aipass_git.core.text import for_terminal, plural
+from aipass_git.plans import plan as plan_mod
+from aipass_git.store.events import EventStore
 
 app = commands()
 
@@ -92,9 +94,11 @@ def status(as_json: bool = JSON) -> None:
     A supervisor that died is noticed here: its processes are killed, its dispatch is
     retried or bounced, and its queue goes on.
     """
-    rows = agents_status(discover())
+    repo = discover()
+    rows = agents_status(repo)
+    plans = _open_plans(repo)
     if as_json:
-        emit_json({"v": 1, "agents": rows})
+        emit_json({"v": 1, "agents": rows, "plans": plans})
         return
     typer.echo(table(
         ["AGENT", "STATE", "ATTEMPT", "RUN TIME", "BACKOFF", "QUEUED", "DISPATCH", "SUBJECT"],
@@ -103,6 +107,21 @@ def status(as_json: bool = JSON) -> None:
           _seconds(r["run_seconds"]), _seconds(r["backoff_seconds"]), r["queued"], r["dispatch"] or "-",
           r["subject"] or "-") for r in rows],
     ))
+    if plans:
+        typer.echo("")
+        typer.echo(table(["PLAN", "STATE", "DONE", "RUNNING", "READY", "TITLE"],
+                         [(p["id"][:12], p["state"], f"{p['done']}/{p['phases']}", ", ".join(p["running"]) or "-",
+                           ", ".join(p["ready"]) or "-", for_terminal(p["title"])) for p in plans]))
+
+
+def _open_plans(repo) -> list[dict]:
+    """Open and blocked plans, oldest first: how far each has got."""
+    with EventStore(repo) as store:
+        docs = [d for d in plan_mod.PlanBook(store).all() if d["state"] in ("open", "blocked")]
+    return [{"id": d["id"], "title": d["title"], "state": d["state"], "phases": len(d["phases"]),
+             "done": sum(p["state"] == "done" for p in d["phases"]),
+             "running": [p["name"] for p in d["phases"] if p["state"] == "running"],
+             "ready": [p["name"] for p in plan_mod.ready(d)]} for d in sorted(docs, key=lambda d: d["id"])]
 
 
 def _seconds(value: float | None) -> str:

@@ -6,7 +6,6 @@ from typing import List, Optional
 
 import typer
 
-from aipass_git.agents import policy
 from aipass_git.agents.session import Session
 from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, table
@@ -17,7 +16,7 @@ from aipass_git.core.repo import discover
 from aipass_git.core.text import for_terminal, plural
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import message as msg
-from aipass_git.plans import advance as advance_mod, plan as plan_mod, templates as templates_mod
+from aipass_git.plans import plan as plan_mod, templates as templates_mod
 from aipass_git.store.events import EventStore
 
 app = commands()
@@ -26,6 +25,12 @@ plan_app = group("plan", "Plans: phases as events, made from templates; see what
 app.add_typer(plan_app, name="plan")
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts and agents.")
+
+
+def _flow():
+    from aipass_git.flow import advance  # deferred: ~40 ms of dispatch, mail and audit that show/list/ready never use
+
+    return advance
 
 
 def _sets(raw: list[str]) -> dict[str, str]:
@@ -70,7 +75,7 @@ def new(
                        living=bool(tpl.doc.get("living")), phases=phases)
     with EventStore(repo) as store:
         store.append(plan_mod.ref_for(doc["id"]), plan_mod.created(doc, session.speaker.author))
-    started = [] if no_start else advance_mod.start_ready(repo, doc["id"], session)
+    started = [] if no_start else _flow().start_ready(repo, doc["id"], session)
     if as_json:
         emit_json({"v": 1, "plan": doc, "started": started})
         return
@@ -134,7 +139,9 @@ def ready(as_json: bool = JSON) -> None:
     for doc in sorted(docs, key=lambda d: d["id"]):
         for phase in plan_mod.ready(doc):
             owner = phase["owner"]
-            if owner != HUMAN and busy.setdefault(owner, runtime.is_busy(owner)):
+            if owner != HUMAN and owner not in busy:
+                busy[owner] = runtime.at_work(owner)
+            if busy.get(owner):
                 continue
             rows.append({"plan": doc["id"], "title": doc["title"], "phase": phase["name"], "owner": owner,
                          "task": phase["task"], "done_when": phase["done_when"]})
@@ -154,40 +161,44 @@ def start(plan_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON
     repo = discover()
     with EventStore(repo) as store:
         doc = plan_mod.PlanBook(store).get(plan_id)
-    started = advance_mod.start_ready(repo, doc["id"], Session.open(repo))
+    started = _flow().start_ready(repo, doc["id"], Session.open(repo))
     emit_json({"v": 1, "started": started}) if as_json else typer.echo(
         "started: " + ", ".join(started) if started else "nothing ready to start")
 
 
 @plan_app.command("advance")
-def advance(plan_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) -> None:
-    """End the running phases whose dispatch ended (done on a reply, failed on a bounce or
-    crash), then start what became ready. The supervisor runs it when a plan's dispatch ends."""
+def advance(plan_id: Optional[str] = typer.Argument(None, metavar="[ID]", help="A plan; without it, every open plan."),
+            as_json: bool = JSON) -> None:
+    """End the running phases whose rule holds (a reply, a merged PR, a clean audit of the
+    owner's desk) or whose dispatch failed or timeout passed, then start what became ready.
+    The supervisor and the merge queue run it when a plan's dispatch or PR ends; without an
+    ID it looks at every open plan (for phases past their timeout, run it on a schedule)."""
     repo = discover()
+    session = Session.open(repo)
+    if plan_id is None:
+        moved = _flow().advance_all(repo, session)
+        if as_json:
+            emit_json({"v": 1, "plans": moved})
+            return
+        for pid, changes in moved.items():
+            said = "; ".join(f"{what}: {', '.join(phases)}" for what, phases in changes.items() if phases)
+            if said:
+                typer.echo(f"{pid[:12]}  {said}")
+        return
     with EventStore(repo) as store:
         doc = plan_mod.PlanBook(store).get(plan_id)
-    moved = advance_mod.advance(repo, doc["id"], Session.open(repo))
+    moved_one = _flow().advance(repo, doc["id"], session)
     if as_json:
-        emit_json({"v": 1, **moved})
+        emit_json({"v": 1, **moved_one})
         return
-    for what, phases in moved.items():
+    for what, phases in moved_one.items():
         if phases:
             typer.echo(f"{what}: {', '.join(phases)}")
 
 
 def _end(plan_id: str, phase: str, state: str, reason: str = "", *, approve: bool = False) -> None:
     repo = discover()
-    session = Session.open(repo)
-    with EventStore(repo) as store:
-        doc = plan_mod.PlanBook(store).get(plan_id)
-        owner = plan_mod.phase_of(doc, phase)["owner"]
-        policy.require_may_end_phase(session.speaker.name, owner, session.config.orchestrator, approve=approve)
-        if plan_mod.phase_of(doc, phase)["state"] != "running":
-            raise RefusedError(f"phase {phase!r} is {plan_mod.phase_of(doc, phase)['state']}, not running",
-                               f"see: git aipass plan show {doc['id'][:12]}")
-        store.append(plan_mod.ref_for(doc["id"]), plan_mod.finished(doc["id"], phase, state, session.speaker.author,
-                                                                      session.speaker.name, reason))
-    started = advance_mod.start_ready(repo, doc["id"], session) if state == "done" else []
+    started = _flow().end_phase(repo, Session.open(repo), plan_id, phase, state, reason, approve=approve)
     typer.echo(f"{phase}: {state}" + (f"; started: {', '.join(started)}" if started else ""))
 
 
@@ -212,19 +223,14 @@ def fail(plan_id: str = typer.Argument(..., metavar="ID"), phase: str = typer.Ar
 
 def _finish_plan(plan_id: str, state: str) -> None:
     repo = discover()
-    session = Session.open(repo)
-    if session.speaker.name not in (HUMAN, session.config.orchestrator):
-        raise RefusedError(f"@{session.speaker.name} may not {state[:-2] if state.endswith('ed') else state} a plan",
-                           "the human or the orchestrator may")
-    with EventStore(repo) as store:
-        doc = plan_mod.PlanBook(store).get(plan_id)
-        store.append(plan_mod.ref_for(doc["id"]), plan_mod.ended(doc["id"], state, session.speaker.author))
+    doc = _flow().end_plan(repo, Session.open(repo), plan_id, state)
     typer.echo(f"plan {doc['id'][:12]}: {state}")
 
 
 @plan_app.command("close")
 def close(plan_id: str = typer.Argument(..., metavar="ID")) -> None:
-    """Close a plan (a living one too); its ref stays as history."""
+    """Close a plan (a living one too): its summary goes to the orchestrator's memory
+    archive (found by `memory search`); its ref stays as history."""
     _finish_plan(plan_id, "closed")
 
 

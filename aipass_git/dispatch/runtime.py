@@ -142,6 +142,11 @@ class Runtime:
         path.parent.mkdir(parents=True, exist_ok=True)
         return FileLock(str(path), timeout=30)
 
+    def at_work(self, agent: str) -> bool:
+        """A session of AGENT runs: its state says so and a live supervisor holds its lock
+        (the lock is tried only when the state is not idle, so an idle agent costs one read)."""
+        return self.read_state(agent).get("state", "idle") != "idle" and self.is_busy(agent)
+
     def is_busy(self, agent: str) -> bool:
         """Whether a live supervisor holds the agent's session lock."""
         from filelock import Timeout  # deferred: ~40 ms cold; `inbox` reads the state without locking

@@ -179,7 +179,7 @@ class Supervisor:
 
     def _advance_plan(self, task: dict[str, Any]) -> None:
         """A plan's dispatch ended: let the plan move on (`plan advance`, in a process of
-        its own: plans sit above dispatch, and a slow plan must not hold this queue)."""
+        its own: plans move in a layer above dispatch, and a slow plan must not hold this queue)."""
         plan_id = (task.get("meta") or {}).get("plan")
         if plan_id:
             run_detached(self.repo.root, "plan", "advance", plan_id)

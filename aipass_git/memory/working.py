@@ -163,3 +163,23 @@ def record(repo: Repo, config: Config, agent: str, kind: str, text: str, *, mess
         )
         new_commit = commit_files(repo, files, message, author=author)
     return entry, new_commit, len(moved)
+
+
+def archive_record(repo: Repo, config: Config, agent: str, section: str, text: str, *, message_by: str,
+                   author: Ident | None = None) -> tuple[dict[str, Any], str | None]:
+    """Append one entry straight to AGENT's archive under SECTION and commit it: history
+    that `memory search` should find but that has no place in the working memory a
+    prompt carries (a closed plan's summary). Returns (entry, new commit)."""
+    entry = new_entry(text, Caps.of(config))
+    with worktree_lock(repo):
+        load(repo.root, agent)  # the agent's memory must exist and be sound before its archive grows
+        rel = archive_rel(agent)
+        existing = read_doc(repo.root, rel) or b""
+        if existing and not existing.endswith(b"\n"):
+            existing += b"\n"
+        record = {"archived": entry["created"], "section": section, "entry": entry}
+        summary = " ".join(entry["text"].split())[:72]
+        message = (f"aipass: {agent} memory: {section}: {summary}\n\n"
+                   f"Aipass-Event: memory-archive\nAipass-Agent: {agent}\nAipass-By: {message_by}\n")
+        new_commit = commit_files(repo, {rel: existing + archive_bytes([record])}, message, author=author)
+    return entry, new_commit

@@ -3,14 +3,16 @@ state) and `plan.md` (the same, rendered for people and for `git show`).
 
 Phases form a graph by `depends_on` (cycles refused when the plan is made). A phase is
 waiting, running, done or failed; a phase is ready when it waits and everything it
-depends on is done. Events: created, note (this slice); started, done, failed, approved,
-closed, cancelled are the next.
+depends on is done. Events: created, note, phase-started, phase-dispatched, phase-done,
+phase-failed, closed, cancelled, and remembered (the closed plan's summary is in the
+orchestrator's memory archive).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from aipass_git.core import clock, ids, schemas
@@ -45,6 +47,9 @@ PLAN = Obj(required={
     "template": Str(pattern=r"[a-z][a-z0-9-]{0,39}", expected="a template name"), "owner": OWNER,
     "state": Str(choices=STATES), "living": Bool(), "created": schemas.TIMESTAMP, "created_by": OWNER,
     "phases": List(PHASE, max_items=500), "notes": List(NOTE, max_items=10_000),
+}, optional={
+    "ended": schemas.TIMESTAMP,  # when it closed or was cancelled
+    "remembered": Str(pattern=r"[0-9a-f]{40,64}", expected="a commit id"),  # the memory commit of its summary
 })
 
 
@@ -108,6 +113,32 @@ def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
             if found:
                 return found
     return None
+
+
+def overdue(phase: dict[str, Any], now: datetime) -> bool:
+    """A running phase that has run longer than its timeout."""
+    return bool(phase["state"] == "running" and phase["timeout_minutes"] and phase["started"]
+                and (now - clock.parse(phase["started"])).total_seconds() > 60 * phase["timeout_minutes"])
+
+
+def stuck(doc: dict[str, Any], retired: set[str], now: datetime) -> list[str]:
+    """Why an open or blocked plan cannot go on by itself, one line each: blocked, a phase
+    past its timeout, a phase whose owner was retired, a graph that is not one (a plan
+    written by hand or by an old version; `plan new` refuses those)."""
+    if doc["state"] not in ("open", "blocked"):
+        return []
+    found = [f"{doc['id'][:12]} is blocked"] if doc["state"] == "blocked" else []
+    try:
+        check_graph(doc["phases"])
+    except RefusedError as exc:
+        found.append(f"{doc['id'][:12]}: {exc.message}")
+    for p in doc["phases"]:
+        if p["state"] in ("waiting", "running") and p["owner"] in retired:
+            how = "waits for" if p["state"] == "waiting" else "was given to"
+            found.append(f"{doc['id'][:12]}/{p['name']} {how} retired @{p['owner']}")
+        if overdue(p, now):
+            found.append(f"{doc['id'][:12]}/{p['name']} runs past its {p['timeout_minutes']} min")
+    return found
 
 
 def ready(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -219,7 +250,7 @@ def finished(plan_id: str, name: str, state: str, author: Ident, by: str, reason
             doc["state"] = "blocked"
             doc["notes"].append({"at": clock.utc_now(), "by": by, "text": f"phase {name} failed: {reason}"[:4000]})
         elif all(p["state"] == "done" for p in doc["phases"]) and not doc["living"]:
-            doc["state"] = "closed"
+            doc.update(state="closed", ended=clock.utc_now())
         return True
     return _change(plan_id, f"phase-{state}", f"{name} {state}" + (f": {reason}" if reason else ""), author, change)
 
@@ -228,9 +259,19 @@ def ended(plan_id: str, state: str, author: Ident) -> Apply:
     def change(doc: dict[str, Any]) -> bool:
         if doc["state"] in ("closed", "cancelled"):
             return False
-        doc["state"] = state
+        doc.update(state=state, ended=clock.utc_now())
         return True
     return _change(plan_id, state, state, author, change)
+
+
+def remembered(plan_id: str, commit: str, author: Ident) -> Apply:
+    """The closed plan's summary is in the orchestrator's memory archive, at COMMIT."""
+    def change(doc: dict[str, Any]) -> bool:
+        if doc.get("remembered"):
+            return False
+        doc["remembered"] = commit
+        return True
+    return _change(plan_id, "remembered", f"remembered in {commit[:10]}", author, change)
 
 
 def merge(ours: TreeView, theirs: TreeView) -> str:
@@ -251,6 +292,10 @@ def merge(ours: TreeView, theirs: TreeView) -> str:
             moved += 1
     if _PLAN_RANK[b["state"]] > _PLAN_RANK[a["state"]]:
         a["state"] = b["state"]
+        if "ended" in b:
+            a["ended"] = b["ended"]
+    if "remembered" in b and "remembered" not in a:
+        a["remembered"] = b["remembered"]
     notes = {json.dumps(n, sort_keys=True): n for n in a["notes"] + b["notes"]}
     a["notes"] = [notes[k] for k in sorted(notes, key=lambda k: (notes[k]["at"], k))]
     _write(ours, a)

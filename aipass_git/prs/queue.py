@@ -214,7 +214,7 @@ class MergeQueue:
 
     def _advance_plan(self, store: EventStore, pr: dict) -> None:
         """A PR opened in a plan's dispatch merged: let the plan move on (`plan advance`, in
-        a process of its own: plans sit above the queue)."""
+        a process of its own: plans move in a layer above the queue)."""
         if not pr.get("dispatch"):
             return
         task = mailbox.MailboxReader(store, pr["agent"]).message(pr["dispatch"]) or {}

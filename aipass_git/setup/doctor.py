@@ -200,8 +200,7 @@ def _trust(repo: repo_mod.Repo, config: config_mod.Config) -> Check:
 
 
 def _plans(repo: repo_mod.Repo) -> Check:
-    """Plans that cannot go on by themselves: unreadable, blocked, a phase past its
-    timeout, or a waiting phase whose owner was retired."""
+    """Plans that cannot go on by themselves: unreadable, or stuck (plans/plan.py)."""
     from aipass_git.plans import plan as plan_mod  # deferred: doctor reads plans only here
     from aipass_git.store.events import EventStore
 
@@ -220,17 +219,10 @@ def _plans(repo: repo_mod.Repo) -> Check:
         retired = set()  # a broken passport is the agents check's finding
     now = clock.parse(clock.utc_now())
     for doc in docs:
-        if doc["state"] == "blocked":
-            problems.append(f"{doc['id'][:12]} is blocked")
+        found = plan_mod.stuck(doc, retired, now)
+        problems += found
+        if found:
             hints.append(f"git aipass plan show {doc['id'][:12]}")
-        if doc["state"] not in ("open", "blocked"):
-            continue
-        for p in doc["phases"]:
-            if p["state"] == "waiting" and p["owner"] in retired:
-                problems.append(f"{doc['id'][:12]}/{p['name']} waits for retired @{p['owner']}")
-            if (p["state"] == "running" and p["timeout_minutes"] and p["started"]
-                    and (now - clock.parse(p["started"])).total_seconds() > 60 * p["timeout_minutes"]):
-                problems.append(f"{doc['id'][:12]}/{p['name']} runs past its {p['timeout_minutes']} min")
     if not problems:
         return Check("plans", "ok", f"{plural(len(docs), 'plan')}, none stuck")
     return Check("plans", "warn", "; ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5 else ""),

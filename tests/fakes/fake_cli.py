@@ -83,6 +83,11 @@ elif mode == "commit":
     subprocess.run(["git", "add", "fake-work.txt"], check=True)
     subprocess.run(["git", "commit", "-qm", "fake work"], check=True)
     finish(0, OK)
+elif mode == "leak":  # commit a credential past the hook, as a careless agent might
+    Path("leaked.txt").write_text("aws_access_key_id = AKIA" + "ABCDEFGHIJKLMNOP\n")
+    subprocess.run(["git", "add", "leaked.txt"], check=True)
+    subprocess.run(["git", "commit", "-q", "--no-verify", "-m", "config"], check=True)
+    finish(0, OK)
 elif mode == "pr":  # commit, then open a PR from the desk, as an agent finishing a build does
     Path("fake-work.txt").write_text(f"work for {os.environ['AIPASS_DISPATCH']}\n")
     subprocess.run(["git", "add", "fake-work.txt"], check=True)

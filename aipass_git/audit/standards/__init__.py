@@ -1,6 +1,6 @@
 """The built-in standards, one module per concept; `BUILTIN` lists them all."""
 
-from aipass_git.audit.standards import aipass_files, branches, hygiene, ownership, python_code, refs, secrets
+from aipass_git.audit.standards import aipass_files, branches, hygiene, ownership, plans, python_code, refs, secrets
 
 BUILTIN = [
     *aipass_files.STANDARDS,
@@ -8,6 +8,7 @@ BUILTIN = [
     *secrets.STANDARDS,
     *hygiene.STANDARDS,
     *refs.STANDARDS,
+    *plans.STANDARDS,
     *branches.STANDARDS,
     *python_code.STANDARDS,
 ]

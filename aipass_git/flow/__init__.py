@@ -1,0 +1,1 @@
+"""Plans in motion: starting ready phases, ending finished ones, timeouts, and closing."""
