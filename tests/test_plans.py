@@ -99,11 +99,11 @@ def test_plans_travel_with_sync_and_notes_from_both_clones_merge(mail_repo: Path
         assert sorted(n["text"] for n in notes) == ["from a", "from b"]
 
 
-FLOW = """description: "design, two builds at once, review: every phase ends with a reply"
+FLOW = """description: "design, two builds at once (each merged by the queue), review"
 phases:
   - {name: design, owner: api, task: "Design {title}", done_when: reply}
-  - {name: build-a, owner: docs, task: "Build part a", depends_on: [design], done_when: reply}
-  - {name: build-b, owner: quality, task: "Build part b", depends_on: [design], done_when: reply}
+  - {name: build-a, owner: docs, task: "Build part a", depends_on: [design], done_when: pr-merged}
+  - {name: build-b, owner: quality, task: "Build part b", depends_on: [design], done_when: pr-merged}
   - {name: review, owner: api, task: "Review {title}", depends_on: [build-a, build-b], done_when: reply}
 """
 
@@ -116,8 +116,8 @@ def test_a_plan_runs_to_the_end_with_no_command_after_plan_new(drepo: Path, fake
     (drepo / ".aipass/plan-templates").mkdir()
     (drepo / ".aipass/plan-templates/flow.yaml").write_text(FLOW)
     plan_runs(fake_cli, "api", "reply", "reply")
-    plan_runs(fake_cli, "docs", "reply")
-    plan_runs(fake_cli, "quality", "reply")
+    plan_runs(fake_cli, "docs", "pr")
+    plan_runs(fake_cli, "quality", "pr")
     made = json.loads(cli("plan", "new", "the parser", "-t", "flow", "--json", cwd=drepo).out)
     assert made["started"] == ["design"]
     plan_id = made["plan"]["id"]
@@ -129,6 +129,10 @@ def test_a_plan_runs_to_the_end_with_no_command_after_plan_new(drepo: Path, fake
     assert sorted(c["env"]["AIPASS_AGENT"] for c in calls(fake_cli)) == ["api", "api", "docs", "quality"]
     dispatches = {p["dispatch"] for p in doc["phases"]}
     assert {c["env"]["AIPASS_DISPATCH"] for c in calls(fake_cli)} == dispatches
+    prs = json.loads(cli("pr", "list", "--state", "all", "--json", cwd=drepo).out)["prs"]
+    assert sorted((p["agent"], p["state"]) for p in prs) == [("docs", "merged"), ("quality", "merged")]
+    assert {"fake-work-docs.txt", "fake-work-quality.txt"} <= set(git(drepo, "ls-tree", "--name-only", "main").split())
+    assert git(drepo, "log", "--merges", "--format=%an", "main").split() == ["devpulse", "devpulse"]  # the orchestrator merged
 
 
 def test_a_failing_phase_blocks_the_plan_and_tells_its_owner(drepo: Path, fake_cli: Path, cli):  # noqa: F811
@@ -166,18 +170,27 @@ def test_two_racing_starts_start_a_phase_once(mail_repo: Path, cli):
     assert plan_doc(cli, mail_repo, made["id"])["state"] == "closed"
 
 
-def test_a_build_phase_is_done_when_its_pr_merges(drepo: Path, fake_cli: Path, cli):  # noqa: F811
+def test_a_build_phase_whose_pr_cannot_merge_yet_waits_for_the_merge(drepo: Path, fake_cli: Path, cli):  # noqa: F811
     plan_runs(fake_cli, "api", "pr")
+    (drepo / "README.md").write_text("edited, not committed\n")  # the queue does not merge into a dirty worktree
     made = json.loads(cli("plan", "new", "the parser", "-t", "build", "--set", "agent=api", "--json", cwd=drepo).out)
     plan_id = made["plan"]["id"]
-    pr = wait_for(lambda: [p for p in json.loads(cli("pr", "list", "--json", cwd=drepo).out)["prs"]], "the agent's PR")[0]
+    wait_for(lambda: any(e.get("event") == "plan-merge-waits" for e in events(drepo)), "the merge to be put off")
     doc = plan_doc(cli, drepo, plan_id)
+    assert doc["phases"][0]["state"] == "running"
+    [pr] = json.loads(cli("pr", "list", "--json", cwd=drepo).out)["prs"]
     assert pr["dispatch"] == doc["phases"][0]["dispatch"]
-    wait_for(lambda: any(e.get("event") == "finished" for e in events(drepo, pr["dispatch"])), "the run to end")
-    assert plan_doc(cli, drepo, plan_id)["phases"][0]["state"] == "running"  # its rule is the merge, not the reply
+    git(drepo, "checkout", "--", "README.md")
     assert cli("pr", "merge", pr["id"], cwd=drepo).code == 0
     doc = wait_for(lambda: (d := plan_doc(cli, drepo, plan_id))["state"] == "closed" and d, "the plan to close")
     assert doc["phases"][0]["state"] == "done"
+
+
+def test_a_build_phase_whose_run_opened_no_pr_fails(drepo: Path, fake_cli: Path, cli):  # noqa: F811
+    plan_runs(fake_cli, "api", "commit")
+    made = json.loads(cli("plan", "new", "the parser", "-t", "build", "--set", "agent=api", "--json", cwd=drepo).out)
+    doc = wait_for(lambda: (d := plan_doc(cli, drepo, made["plan"]["id"]))["state"] != "open" and d, "the plan to end")
+    assert doc["state"] == "blocked" and "ended without opening a PR" in doc["notes"][-1]["text"]
 
 
 def test_doctor_names_plans_that_cannot_go_on(mail_repo: Path, cli):

@@ -6,7 +6,6 @@ from typing import List, Optional
 
 import typer
 
-from aipass_git.agents.session import Session
 from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, table
 from aipass_git.core import secrets
@@ -33,6 +32,12 @@ def _flow():
     return advance
 
 
+def _session(repo):
+    from aipass_git.agents.session import Session  # deferred: ~30 ms (passports, keys) that show/list/ready never use
+
+    return Session.open(repo)
+
+
 def _sets(raw: list[str]) -> dict[str, str]:
     out = {}
     for item in raw:
@@ -57,7 +62,7 @@ def new(
     Its ready phases are dispatched to their owners at once; each phase that ends starts
     the ones it unblocks (see `plan advance`)."""
     repo = discover()
-    session = Session.open(repo)
+    session = _session(repo)
     found = templates_mod.available(repo)
     if template not in found:
         raise RefusedError(f"no plan template {template!r}", f"templates: {', '.join(sorted(found))}")
@@ -161,7 +166,7 @@ def start(plan_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON
     repo = discover()
     with EventStore(repo) as store:
         doc = plan_mod.PlanBook(store).get(plan_id)
-    started = _flow().start_ready(repo, doc["id"], Session.open(repo))
+    started = _flow().start_ready(repo, doc["id"], _session(repo))
     emit_json({"v": 1, "started": started}) if as_json else typer.echo(
         "started: " + ", ".join(started) if started else "nothing ready to start")
 
@@ -174,7 +179,7 @@ def advance(plan_id: Optional[str] = typer.Argument(None, metavar="[ID]", help="
     The supervisor and the merge queue run it when a plan's dispatch or PR ends; without an
     ID it looks at every open plan (for phases past their timeout, run it on a schedule)."""
     repo = discover()
-    session = Session.open(repo)
+    session = _session(repo)
     if plan_id is None:
         moved = _flow().advance_all(repo, session)
         if as_json:
@@ -198,7 +203,7 @@ def advance(plan_id: Optional[str] = typer.Argument(None, metavar="[ID]", help="
 
 def _end(plan_id: str, phase: str, state: str, reason: str = "", *, approve: bool = False) -> None:
     repo = discover()
-    started = _flow().end_phase(repo, Session.open(repo), plan_id, phase, state, reason, approve=approve)
+    started = _flow().end_phase(repo, _session(repo), plan_id, phase, state, reason, approve=approve)
     typer.echo(f"{phase}: {state}" + (f"; started: {', '.join(started)}" if started else ""))
 
 
@@ -223,7 +228,7 @@ def fail(plan_id: str = typer.Argument(..., metavar="ID"), phase: str = typer.Ar
 
 def _finish_plan(plan_id: str, state: str) -> None:
     repo = discover()
-    doc = _flow().end_plan(repo, Session.open(repo), plan_id, state)
+    doc = _flow().end_plan(repo, _session(repo), plan_id, state)
     typer.echo(f"plan {doc['id'][:12]}: {state}")
 
 
@@ -244,7 +249,7 @@ def cancel(plan_id: str = typer.Argument(..., metavar="ID")) -> None:
 def note(plan_id: str = typer.Argument(..., metavar="ID"), text: str = typer.Argument(..., help="The note.")) -> None:
     """Add a note to a plan (recorded as an event, shown in plan.md)."""
     repo = discover()
-    session = Session.open(repo)
+    session = _session(repo)
     text = text.strip()
     if not text:
         raise RefusedError("the note is empty", "say something")

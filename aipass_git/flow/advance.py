@@ -10,13 +10,15 @@ dispatch id is recorded; a human's phase is announced by mail instead.
 - `reply`: the dispatch finished ok and the owner replied;
 - `audit-clean`: the dispatch finished ok and the audit of the owner's desk branch (what
   it changed since the base branch, by the merge queue's gate) finds no error;
-- `pr-merged`: the merge queue merged a PR opened in the phase's dispatch.
+- `pr-merged`: a PR opened in the phase's dispatch is merged; when the dispatch ended
+  ok, its open PRs go through the merge queue at once, as the orchestrator.
 
-A dispatch that was bounced, crashed or cancelled, an audit with errors, or a phase past
-its timeout fails the phase, which blocks the plan and tells its owner. Then whatever
-became ready starts, and a plan that closed is remembered (summary.py). The supervisor
-runs `plan advance` when a plan's dispatch ends and the merge queue when it merges a
-plan's PR (processes of their own: both sit in lower layers). `approve` phases end by
+A dispatch that was bounced, crashed or cancelled, an audit with errors, a run that
+opened no PR or whose PRs all bounced, or a phase past its timeout fails the phase,
+which blocks the plan and tells its owner. Then whatever became ready starts, and a
+plan that closed is remembered (summary.py). The supervisor runs `plan advance` when a
+plan's dispatch ends and the merge queue when it merges a plan's PR (processes of their
+own: both sit in lower layers). `approve` phases end by
 `plan approve`; any phase may be ended by `plan done` / `plan fail` (`end_phase`).
 """
 
@@ -38,6 +40,7 @@ from aipass_git.flow import summary
 from aipass_git.mail.postoffice import PostOffice
 from aipass_git.plans import plan as plan_mod
 from aipass_git.prs import record
+from aipass_git.prs.queue import MergeQueue
 from aipass_git.store.events import EventStore
 from aipass_git.store.verify import roster_at, unproven_history
 
@@ -111,11 +114,18 @@ def advance(repo: Repo, plan_id: str, session: Session,
         doc = plan_mod.PlanBook(store).get(plan_id)
         require_proven(store, session, doc["id"])
         ref = plan_mod.ref_for(doc["id"])
-        merged = {pr["dispatch"] for pr in record.PRBook(store).all() if pr["state"] == "merged" and pr.get("dispatch")}
+        prs = [pr for pr in record.PRBook(store).all() if pr.get("dispatch")]
         for phase in doc["phases"]:
             if phase["state"] != "running":
                 continue
-            verdict = _verdict(repo, session, phase, finished.get(phase["dispatch"] or ""), merged, now)
+            outcome = finished.get(phase["dispatch"] or "")
+            mine = [p for p in prs if p["dispatch"] == phase["dispatch"]]
+            if phase["done_when"] == "pr-merged" and any(p["state"] == "merged" for p in mine):
+                verdict = "done", ""  # merged by whoever, while the run went on or after it
+            elif phase["done_when"] == "pr-merged" and outcome is not None and outcome.get("result") == "ok":
+                verdict = _merge_phase_prs(repo, session, phase, mine)
+            else:
+                verdict = _verdict(repo, session, phase, outcome, now)
             if verdict is None:
                 continue
             state, reason = verdict
@@ -131,10 +141,8 @@ def advance(repo: Repo, plan_id: str, session: Session,
 
 
 def _verdict(repo: Repo, session: Session, phase: dict[str, Any], outcome: dict[str, Any] | None,
-             merged: set[str], now) -> tuple[str, str] | None:
+             now) -> tuple[str, str] | None:
     """(done | failed, reason) for a running phase whose end is known, else None."""
-    if phase["done_when"] == "pr-merged" and phase["dispatch"] in merged:
-        return "done", ""
     if outcome is not None and outcome.get("result") != "ok":
         return "failed", f"its dispatch {phase['dispatch'][:12]} was {outcome.get('result')}: {outcome.get('reason') or ''}".strip()
     if outcome is not None and phase["done_when"] == "reply" and outcome.get("replied"):
@@ -148,6 +156,38 @@ def _verdict(repo: Repo, session: Session, phase: dict[str, Any], outcome: dict[
     if plan_mod.overdue(phase, now):
         return "failed", f"it ran past its timeout of {phase['timeout_minutes']} min"
     return None
+
+
+def _merge_phase_prs(repo: Repo, session: Session, phase: dict[str, Any],
+                     prs: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """A `pr-merged` phase whose dispatch ended ok and none of whose PRs is merged yet: the
+    open ones go through the merge queue now, as the orchestrator (who
+    merges agents' work; the queue's conflict check and audit are the gate). Done when one
+    merges; failed when the run opened none or every one bounced; None (still running) when the queue cannot
+    merge now (a dirty base worktree, a held lock): whoever merges them later advances it."""
+    open_prs = [pr for pr in prs if pr["state"] == "open"]
+    if not prs:
+        return "failed", f"its dispatch {phase['dispatch'][:12]} ended without opening a PR"
+    bounced = [f"PR {pr['id'][:12]} {pr['state']}" for pr in prs if pr["state"] != "open"]
+    try:
+        queue = MergeQueue(repo, session=_orchestrator(session))
+        for pr in open_prs:
+            outcome = queue.merge(pr["id"])
+            if outcome.result == "merged":
+                return "done", ""
+            bounced.append(f"PR {pr['id'][:12]} {outcome.result}: {outcome.detail}")
+    except AipassError as exc:
+        Runtime(repo).log("plan-merge-waits", phase["owner"], dispatch=phase["dispatch"], error=exc.message)
+        return None
+    return "failed", "; ".join(bounced)
+
+
+def _orchestrator(session: Session) -> Session:
+    """The orchestrator's session, who advances plans and merges their PRs."""
+    name = session.config.orchestrator
+    if session.speaker.name == name:
+        return session
+    return Session.of_human(session.repo) if name == HUMAN else Session.of_agent(session.repo, name)
 
 
 def audit_desk(repo: Repo, session: Session, agent: str) -> list[str]:

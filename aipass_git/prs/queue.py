@@ -53,8 +53,9 @@ class Outcome:
 
 
 class MergeQueue:
-    def __init__(self, repo: Repo, *, on_wait: Callable[[dict], None] | None = None) -> None:
-        self.session = Session.open(repo)
+    def __init__(self, repo: Repo, *, on_wait: Callable[[dict], None] | None = None,
+                 session: Session | None = None) -> None:
+        self.session = session or Session.open(repo)
         self.repo, self.config, self.registry = repo, self.session.config, self.session.registry
         self.speaker = self.session.speaker
         policy.require_may_merge(self.speaker.name, self.config.orchestrator)

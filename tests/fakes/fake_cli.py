@@ -89,8 +89,8 @@ elif mode == "leak":  # commit a credential past the hook, as a careless agent m
     subprocess.run(["git", "commit", "-q", "--no-verify", "-m", "config"], check=True)
     finish(0, OK)
 elif mode == "pr":  # commit, then open a PR from the desk, as an agent finishing a build does
-    Path("fake-work.txt").write_text(f"work for {os.environ['AIPASS_DISPATCH']}\n")
-    subprocess.run(["git", "add", "fake-work.txt"], check=True)
+    Path(f"fake-work-{agent}.txt").write_text(f"work for {os.environ['AIPASS_DISPATCH']}\n")
+    subprocess.run(["git", "add", f"fake-work-{agent}.txt"], check=True)
     subprocess.run(["git", "commit", "-qm", "fake work"], check=True)
     subprocess.run(["git", "aipass", "pr", "open"], check=True)
     finish(0, OK)
