@@ -156,3 +156,28 @@ def test_pr_records_merge_to_the_one_further_along(store):
         doc = json.loads(TreeView(store, store.tree_of(tip)).read(record.FILE))
         assert doc["state"] == "merged" and doc["merge_commit"] == "b" * 40
         record.parse(TreeView(store, store.tree_of(tip)).read(record.FILE), doc["id"])
+
+
+def test_a_retried_phase_merges_as_its_later_attempt_and_unblocks_the_plan(store):
+    import json
+
+    from aipass_git.plans import plan as plan_mod
+    from aipass_git.store.tree_view import TreeView
+
+    doc = plan_mod.new(title="t", template="build", owner="devpulse", created_by="human", living=False,
+                       phases=[{"name": "build", "owner": "api", "task": "b"}, {"name": "docs", "owner": "docs", "task": "d"}])
+    base = store.append(f"refs/test/plan{next(_counter)}", plan_mod.created(doc, WHO))
+    retried_ref, stale_ref = f"refs/test/plan{next(_counter)}", f"refs/test/plan{next(_counter)}"
+    for ref in (retried_ref, stale_ref):
+        store.refs.apply([entity_update(ref, base)])
+        store.append(ref, plan_mod.started(doc["id"], "build", WHO))
+        store.append(ref, plan_mod.finished(doc["id"], "build", "failed", WHO, "devpulse", "crashed"))
+    store.append(retried_ref, plan_mod.retried(doc["id"], "build", WHO, "human"))
+    store.append(stale_ref, plan_mod.note(doc["id"], "docs", "still blocked here", WHO))
+    for ours, theirs in ((retried_ref, stale_ref), (stale_ref, retried_ref)):
+        tip = entity.merge_tips(store, plan_mod.KIND, plan_mod.ref_for(doc["id"]), store.tip(ours), store.tip(theirs), WHO)[0]
+        data = TreeView(store, store.tree_of(tip)).read(plan_mod.FILE)
+        got = plan_mod.parse(data, doc["id"])
+        assert got["state"] == "open" and got["phases"][0]["state"] == "waiting" and got["phases"][0]["attempt"] == 2
+        assert "still blocked here" in [n["text"] for n in got["notes"]]
+        assert json.loads(data) == got

@@ -146,6 +146,15 @@ def test_a_failing_phase_blocks_the_plan_and_tells_its_owner(drepo: Path, fake_c
         inbox = json.loads(cli("inbox", "@devpulse", "--json", cwd=drepo).out)["messages"]
         return [m for m in inbox if m["subject"].startswith(f"plan {plan_id[:12]} blocked")]
     assert len(wait_for(told, "the plan's owner to be told", seconds=60)) == 1
+    # the fault is mended: the phase runs again, as its second attempt, and the plan goes on
+    plan_runs(fake_cli, "api", "pr")
+    refused = cli("plan", "retry", plan_id, "build", cwd=drepo, env={"AIPASS_AGENT": "docs"})
+    assert refused.code == 2 and "may not retry" in refused.err
+    retried = cli("plan", "retry", plan_id, "build", cwd=drepo)
+    assert retried.code == 0 and "started: build" in retried.out
+    doc = wait_for(lambda: (d := plan_doc(cli, drepo, plan_id))["state"] == "closed" and d, "the retried plan to close", seconds=120)
+    assert doc["phases"][0]["attempt"] == 2 and doc["phases"][0]["state"] == "done"
+    assert cli("plan", "retry", plan_id, "build", cwd=drepo).code == 2  # done: nothing to retry
 
 
 def test_two_racing_starts_start_a_phase_once(mail_repo: Path, cli):

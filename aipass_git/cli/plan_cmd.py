@@ -174,10 +174,13 @@ def start(plan_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON
 @plan_app.command("advance")
 def advance(plan_id: Optional[str] = typer.Argument(None, metavar="[ID]", help="A plan; without it, every open plan."),
             as_json: bool = JSON) -> None:
-    """End the running phases whose rule holds (a reply, a merged PR, a clean audit of the
-    owner's desk) or whose dispatch failed or timeout passed, then start what became ready.
-    The supervisor and the merge queue run it when a plan's dispatch or PR ends; without an
-    ID it looks at every open plan (for phases past their timeout, run it on a schedule)."""
+    """End the phases whose rule holds or that failed, then start what became ready.
+
+    A phase is done on a reply, a merged PR (the run's open PRs go through the merge queue
+    first) or a clean audit of its owner's desk, as its rule says; it fails when its
+    dispatch bounced or crashed, the audit found errors, or its timeout passed. The
+    supervisor and the merge queue run this when a plan's dispatch or PR ends; without an
+    ID it looks at every open plan (run it on a schedule for timeouts)."""
     repo = discover()
     session = _session(repo)
     if plan_id is None:
@@ -226,6 +229,17 @@ def fail(plan_id: str = typer.Argument(..., metavar="ID"), phase: str = typer.Ar
     _end(plan_id, phase, "failed", reason.strip())
 
 
+@plan_app.command("retry")
+def retry(plan_id: str = typer.Argument(..., metavar="ID"), phase: str = typer.Argument(..., metavar="PHASE")) -> None:
+    """Run a failed phase again (the human, the orchestrator or the plan's owner).
+
+    It waits as its next attempt, the plan is open again when nothing else failed, and the
+    phase starts (dispatched anew) once its dependencies allow."""
+    repo = discover()
+    started = _flow().retry_phase(repo, _session(repo), plan_id, phase)
+    typer.echo(f"{phase}: retried" + (f"; started: {', '.join(started)}" if started else ""))
+
+
 def _finish_plan(plan_id: str, state: str) -> None:
     repo = discover()
     doc = _flow().end_plan(repo, _session(repo), plan_id, state)
@@ -234,8 +248,10 @@ def _finish_plan(plan_id: str, state: str) -> None:
 
 @plan_app.command("close")
 def close(plan_id: str = typer.Argument(..., metavar="ID")) -> None:
-    """Close a plan (a living one too): its summary goes to the orchestrator's memory
-    archive (found by `memory search`); its ref stays as history."""
+    """Close a plan (a living one too); its ref stays as history.
+
+    Its summary (phases, outcomes, PRs, time taken) goes to the orchestrator's memory
+    archive, where `memory search` finds it."""
     _finish_plan(plan_id, "closed")
 
 

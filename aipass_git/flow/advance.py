@@ -19,7 +19,8 @@ which blocks the plan and tells its owner. Then whatever became ready starts, an
 plan that closed is remembered (summary.py). The supervisor runs `plan advance` when a
 plan's dispatch ends and the merge queue when it merges a plan's PR (processes of their
 own: both sit in lower layers). `approve` phases end by
-`plan approve`; any phase may be ended by `plan done` / `plan fail` (`end_phase`).
+`plan approve`; any phase may be ended by `plan done` / `plan fail` (`end_phase`), and a
+failed one run again by `plan retry`.
 """
 
 from __future__ import annotations
@@ -236,6 +237,23 @@ def end_phase(repo: Repo, session: Session, plan_id: str, phase: str, state: str
     started = start_ready(repo, doc["id"], session) if state == "done" else []
     summary.remember(session, doc["id"])
     return started
+
+
+def retry_phase(repo: Repo, session: Session, plan_id: str, phase: str) -> list[str]:
+    """Run a failed phase again (the human, the orchestrator or the plan's owner): it waits
+    as its next attempt, the plan opens when nothing else failed, and what is ready starts."""
+    with EventStore(repo) as store:
+        doc = plan_mod.PlanBook(store).get(plan_id)
+        current = plan_mod.phase_of(doc, phase)
+        if session.speaker.name not in (HUMAN, session.config.orchestrator, doc["owner"]):
+            raise RefusedError(f"@{session.speaker.name} may not retry a phase of plan {doc['id'][:12]}",
+                               f"the human, @{session.config.orchestrator} or the plan's owner @{doc['owner']} may")
+        if current["state"] != "failed":
+            raise RefusedError(f"phase {phase!r} is {current['state']}, not failed",
+                               f"see: git aipass plan show {doc['id'][:12]}")
+        store.append(plan_mod.ref_for(doc["id"]), plan_mod.retried(doc["id"], phase, session.speaker.author,
+                                                                     session.speaker.name))
+    return start_ready(repo, doc["id"], session)
 
 
 def end_plan(repo: Repo, session: Session, plan_id: str, state: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ state) and `plan.md` (the same, rendered for people and for `git show`).
 Phases form a graph by `depends_on` (cycles refused when the plan is made). A phase is
 waiting, running, done or failed; a phase is ready when it waits and everything it
 depends on is done. Events: created, note, phase-started, phase-dispatched, phase-done,
-phase-failed, closed, cancelled, and remembered (the closed plan's summary is in the
+phase-failed, phase-retried, closed, cancelled, and remembered (the closed plan's summary is in the
 orchestrator's memory archive).
 """
 
@@ -40,7 +40,7 @@ PHASE = Obj(required={
     "done_when": Str(choices=DONE_RULES), "timeout_minutes": Nullable(Int(min=1, max=100_000)),
     "state": Str(choices=PHASE_STATES), "dispatch": Nullable(schemas.ENTRY_ID),
     "started": Nullable(schemas.TIMESTAMP), "finished": Nullable(schemas.TIMESTAMP),
-})
+}, optional={"attempt": Int(min=1, max=1000)})  # absent: the first; `plan retry` counts up
 NOTE = Obj(required={"at": schemas.TIMESTAMP, "by": OWNER, "text": Str(max_len=4000)})
 PLAN = Obj(required={
     "v": Int(min=1, max=1), "id": schemas.ENTRY_ID, "title": Str(max_len=200, one_line=True),
@@ -255,6 +255,24 @@ def finished(plan_id: str, name: str, state: str, author: Ident, by: str, reason
     return _change(plan_id, f"phase-{state}", f"{name} {state}" + (f": {reason}" if reason else ""), author, change)
 
 
+def retried(plan_id: str, name: str, author: Ident, by: str) -> Apply:
+    """A failed phase waits again, as its next attempt; the plan is open again when no
+    other phase failed. A no-op when the phase is not failed (someone retried it first)."""
+    def change(doc: dict[str, Any]) -> bool:
+        phase = phase_of(doc, name)
+        if phase["state"] != "failed" or doc["state"] in ("closed", "cancelled"):
+            return False
+        phase.update(state="waiting", attempt=phase.get("attempt", 1) + 1, dispatch=None, started=None, finished=None)
+        doc["state"] = _open_or_blocked(doc)
+        doc["notes"].append({"at": clock.utc_now(), "by": by, "text": f"phase {name} retried (attempt {phase['attempt']})"})
+        return True
+    return _change(plan_id, "phase-retried", f"{name} retried", author, change)
+
+
+def _open_or_blocked(doc: dict[str, Any]) -> str:
+    return "blocked" if any(p["state"] == "failed" for p in doc["phases"]) else "open"
+
+
 def ended(plan_id: str, state: str, author: Ident) -> Apply:
     def change(doc: dict[str, Any]) -> bool:
         if doc["state"] in ("closed", "cancelled"):
@@ -275,8 +293,9 @@ def remembered(plan_id: str, commit: str, author: Ident) -> Apply:
 
 
 def merge(ours: TreeView, theirs: TreeView) -> str:
-    """Merge THEIRS into OURS (store/entity.py): each phase the furthest along, the plan's
-    state the furthest along, the notes of both."""
+    """Merge THEIRS into OURS (store/entity.py): each phase the furthest along (its latest
+    attempt first), the plan closed or cancelled if either side says so and otherwise
+    blocked exactly when a merged phase failed, the notes of both."""
     a, b = _read(ours), _read(theirs)
     if b is None:
         return "nothing from the other side"
@@ -290,10 +309,12 @@ def merge(ours: TreeView, theirs: TreeView) -> str:
         if other is not None and _phase_key(other) > _phase_key(p):
             a["phases"][i] = other
             moved += 1
-    if _PLAN_RANK[b["state"]] > _PLAN_RANK[a["state"]]:
+    if b["state"] in ("closed", "cancelled") and _PLAN_RANK[b["state"]] > _PLAN_RANK[a["state"]]:
         a["state"] = b["state"]
         if "ended" in b:
             a["ended"] = b["ended"]
+    elif a["state"] in ("open", "blocked"):
+        a["state"] = _open_or_blocked(a)  # follows the merged phases: a retry on either side counts
     if "remembered" in b and "remembered" not in a:
         a["remembered"] = b["remembered"]
     notes = {json.dumps(n, sort_keys=True): n for n in a["notes"] + b["notes"]}
@@ -303,7 +324,8 @@ def merge(ours: TreeView, theirs: TreeView) -> str:
 
 
 def _phase_key(p: dict[str, Any]) -> tuple:
-    return PHASE_STATES.index(p["state"]), str(p.get("finished")), str(p.get("started")), encode(p)
+    # a later attempt wins over any state of an earlier one (a retry moves failed back to waiting)
+    return p.get("attempt", 1), PHASE_STATES.index(p["state"]), str(p.get("finished")), str(p.get("started")), encode(p)
 
 
 KIND = entity.Kind("plan", NAMESPACE, re.compile(ids.ID_PATTERN.pattern.removesuffix("\\Z")), merge,
