@@ -3,6 +3,7 @@
 # removed by `git aipass hooks uninstall`). It runs on every ref update, and a plain fetch
 # updates each ref in a transaction of its own, so it decides with shell builtins only:
 # - a mailbox ref written by something other than aipass: Python looks at once;
+# - a branch moved while .aipass/triggers.yaml exists: a triggers sweep in the background;
 # - a fetched mailbox (refs/aipass-sync/<remote>/mail/*): the first transaction of this
 #   fetch starts one background look that waits for the fetch to end, runs one `git log`
 #   over the fetched commits no local mailbox holds, and starts Python only when one of
@@ -23,6 +24,12 @@ fi
 [ "$1" = committed ] || exit 0
 [ -z "$AIPASS_TOOL_WRITE" ] || exit 0
 @FIND_AIPASS@
+# a commit with rules in place: a triggers sweep, in the background (commit rules)
+if [ -f .aipass/triggers.yaml ]; then
+    case "$input" in
+        *" refs/heads/"*) (aipass triggers sweep --quiet) </dev/null >/dev/null 2>&1 & ;;
+    esac
+fi
 case "$input" in
     *" refs/aipass/mail/"*)
         printf '%s' "$input" | aipass hook reference-transaction "$@"

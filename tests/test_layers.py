@@ -17,7 +17,7 @@ LAYERS = [
     {"audit", "dispatch"},
     {"prs"},
     {"flow"},
-    {"sync"},
+    {"sync", "triggers"},
     {"hooks"},
     {"setup"},
     {"cli"},

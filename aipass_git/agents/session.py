@@ -15,6 +15,7 @@ from aipass_git.agents.identity import Speaker
 from aipass_git.agents.registry import Registry
 from aipass_git.core import config as config_mod
 from aipass_git.core.config import Config
+from aipass_git.core.names import HUMAN
 from aipass_git.core.repo import Repo
 
 
@@ -45,6 +46,15 @@ class Session:
         """The human, whatever AIPASS_AGENT says (the demo speaks for them)."""
         config = config_mod.load(repo)
         return cls(repo, config, Registry(repo), identity.human(repo))
+
+    @classmethod
+    def of_orchestrator(cls, repo: Repo) -> "Session":
+        """The orchestrator (an agent, or the human), whoever started the process: who
+        advances plans, merges their PRs and acts on the repository's rules."""
+        config = config_mod.load(repo)
+        registry = Registry(repo)
+        speaker = identity.human(repo) if config.orchestrator == HUMAN else identity.agent_speaker(registry, config.orchestrator)
+        return cls(repo, config, registry, speaker)
 
     def as_agent(self, name: str) -> "Session":
         return replace(self, speaker=identity.agent_speaker(self.registry, name))

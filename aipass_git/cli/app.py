@@ -45,6 +45,8 @@ COMMANDS = {
     "key": ("key_cmd", "Signing keys: every event is signed by its speaker; show, rotate and import them."),
     "sync": ("sync_cmd", "Exchange mail and PRs with a remote: fetch, merge what diverged, push; never forced."),
     "clone": ("sync_cmd", "Clone a repository and join its agents: git clone, set-up of this clone, one sync."),
+    "triggers": ("triggers_cmd", "Rules in .aipass/triggers.yaml: what fires on which event or schedule."),
+    "daemon": ("triggers_cmd", "One long-lived process per repository that fires rules and schedules as events happen."),
     "hooks": ("hooks_cmd", "Install the git hooks: audits on commit and push, wakes on fetched mail."),
     "hook": ("hooks_cmd", None),  # hidden: what the git hook shims call
 }

@@ -10,11 +10,10 @@ from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, table
 from aipass_git.core import secrets
 from aipass_git.core.errors import RefusedError
-from aipass_git.core.names import HUMAN, strip_at
+from aipass_git.core.names import HUMAN
 from aipass_git.core.repo import discover
 from aipass_git.core.text import for_terminal, plural
 from aipass_git.dispatch.runtime import Runtime
-from aipass_git.mail import message as msg
 from aipass_git.plans import plan as plan_mod, templates as templates_mod
 from aipass_git.store.events import EventStore
 
@@ -62,29 +61,11 @@ def new(
     Its ready phases are dispatched to their owners at once; each phase that ends starts
     the ones it unblocks (see `plan advance`)."""
     repo = discover()
-    session = _session(repo)
-    found = templates_mod.available(repo)
-    if template not in found:
-        raise RefusedError(f"no plan template {template!r}", f"templates: {', '.join(sorted(found))}")
-    tpl = found[template]
-    title = msg.check_subject(title, 200)  # one line of plain text, as a mail subject
-    secrets.check("the plan's title", title)
-    phases = templates_mod.fill(tpl, title, _sets(sets or []))
-    for phase in phases:
-        if phase["owner"] != HUMAN:
-            phase["owner"] = session.registry.resolve(phase["owner"]).name  # an active agent, or refused
-    chosen = strip_at(owner) if owner else session.config.orchestrator
-    if chosen != HUMAN:
-        session.registry.resolve(chosen)
-    doc = plan_mod.new(title=title, template=tpl.name, owner=chosen, created_by=session.speaker.name,
-                       living=bool(tpl.doc.get("living")), phases=phases)
-    with EventStore(repo) as store:
-        store.append(plan_mod.ref_for(doc["id"]), plan_mod.created(doc, session.speaker.author))
-    started = [] if no_start else _flow().start_ready(repo, doc["id"], session)
+    doc, started = _flow().make(_session(repo), template, title, _sets(sets or []), owner=owner, start=not no_start)
     if as_json:
         emit_json({"v": 1, "plan": doc, "started": started})
         return
-    typer.echo(f"plan {doc['id']} ({tpl.name}): {for_terminal(title)}, {plural(len(phases), 'phase')}")
+    typer.echo(f"plan {doc['id']} ({doc['template']}): {for_terminal(doc['title'])}, {plural(len(doc['phases']), 'phase')}")
     if started:
         typer.echo("started: " + ", ".join(started))
 

@@ -4,6 +4,7 @@ that name the file and the line or field."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aipass_git.core.errors import ValidationError
@@ -62,6 +63,11 @@ def load_yaml(text: str, file: str, hint: str = FIX_HINT) -> Any:
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class Loader(base):  # type: ignore[misc, valid-type]
+        # YAML 1.2's booleans, true and false only: under 1.1's, `on:` (a trigger's event) is
+        # the key True, and `no` (Norway's country code) is False
+        yaml_implicit_resolvers = {first: [r for r in found if r[0] != "tag:yaml.org,2002:bool"]
+                                   for first, found in base.yaml_implicit_resolvers.items()}
+
         def construct_mapping(self, node, deep=False):
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
@@ -73,6 +79,8 @@ def load_yaml(text: str, file: str, hint: str = FIX_HINT) -> Any:
                 seen[key] = line
             return super().construct_mapping(node, deep=deep)
 
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
     try:
         if "*" in text:
             _refuse_aliases(yaml, text, base, file, hint)
@@ -95,3 +103,48 @@ def _refuse_aliases(yaml, text: str, loader, file: str, hint: str) -> None:
         if isinstance(token, yaml.AliasToken):
             raise ValidationError(file, None, f"line {token.start_mark.line + 1}: YAML aliases (*{token.value}) "
                                   "are not supported; write the value out", hint)
+
+
+def yaml_lines(text: str) -> dict[str, int]:
+    """Field path, as the validator names it (`rules[0].do[1].task`), -> the line it is on:
+    so an error in a YAML document people write says where to look."""
+    import yaml  # deferred: see load_yaml
+
+    lines: dict[str, int] = {}
+
+    def walk(node, path: str) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                inner = f"{path}.{key.value}" if path else str(key.value)
+                lines[inner] = key.start_mark.line + 1
+                walk(value, inner)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{path}[{i}]")
+
+    root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def load_yaml_checked(text: str, file: str, spec: Spec, hint: str = FIX_HINT) -> Any:
+    """`load_yaml`, then validated against SPEC; a violation names the line of the field."""
+    doc = load_yaml(text, file, hint)
+    try:
+        validate(doc, spec, file, hint)
+    except ValidationError as exc:
+        raise located(exc, text) from None
+    return doc
+
+
+def located(exc: ValidationError, text: str) -> ValidationError:
+    """EXC (about a field of the YAML TEXT) with the line of that field, or of the nearest
+    field around it that the text holds."""
+    lines = yaml_lines(text)
+    field = exc.field or ""
+    while field and field not in lines:
+        field = field.rsplit(".", 1)[0] if "." in field else field.rsplit("[", 1)[0] if "[" in field else ""
+    line = lines.get(field)
+    return ValidationError(exc.file, exc.field, (f"line {line}: " if line else "") + exc.problem, exc.hint)

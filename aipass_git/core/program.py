@@ -3,6 +3,7 @@ merge drivers, and the agents' own `git aipass` calls on their desks."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -46,3 +47,28 @@ def run_detached(cwd: Path, *args: str) -> None:
     not hold them (an index sync, a plan to advance) or that sits in a higher layer."""
     subprocess.Popen([sys.executable, "-m", "aipass_git", *args], cwd=cwd, stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+TRIGGERS_FILE = ".aipass/triggers.yaml"
+SWEEPING = "AIPASS_TRIGGERS_SWEEP"  # set by a sweep for its own actions (the repository's root)
+
+
+def kick_triggers(root: Path, runtime_dir: Path) -> None:
+    """Whoever sees an event (a dispatch ending, a PR, mail, a plan's phase, a commit)
+    calls this: a triggers sweep runs in a process of its own, unless the repository has
+    no rules or a daemon runs the sweeps already. Costs a stat or two when there is
+    nothing to do."""
+    if not (root / TRIGGERS_FILE).is_file():
+        return
+    if os.environ.get(SWEEPING) == str(root):
+        # an action of a sweep running here: it looks again before it stops
+        (runtime_dir / "triggers").mkdir(parents=True, exist_ok=True)
+        (runtime_dir / "triggers" / "pending").touch()
+        return
+    try:
+        pid = int(json.loads((runtime_dir / "locks" / "daemon.lock.holder").read_text(encoding="utf-8"))["pid"])
+        os.kill(pid, 0)
+        return  # the daemon follows the refs and the log itself
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    run_detached(root, "triggers", "sweep", "--quiet")

@@ -8,6 +8,7 @@ from typing import Any
 
 from aipass_git.agents import policy
 from aipass_git.core.errors import AipassError, RefusedError
+from aipass_git.agents.session import Session
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch import environment, providers, recovery, replies
 from aipass_git.dispatch.launch import start_supervisor
@@ -34,12 +35,14 @@ class Dispatched:
 
 
 def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None = None,
-             allow_secret: bool = False, meta: dict[str, Any] | None = None) -> Dispatched:
-    """Deliver the task, then start a supervisor (which leaves at once if the agent is busy)."""
+             allow_secret: bool = False, meta: dict[str, Any] | None = None,
+             session: Session | None = None) -> Dispatched:
+    """Deliver the task, then start a supervisor (which leaves at once if the agent is busy).
+    SESSION: who sends it, when not whoever runs this process (a rule, as the orchestrator)."""
     if "\0" in body or "\0" in subject:
         raise RefusedError("the task holds a NUL byte", "a dispatch is text; remove the NUL byte (nothing was sent)")
     runtime = Runtime(repo)
-    with PostOffice(repo, act_as=act_as) as po:
+    with PostOffice(session or repo, act_as=act_as) as po:
         po.check_text(subject, body, allow_secret=allow_secret)
         agent = po.registry.resolve(to)
         policy.require_may_dispatch(po.speaker.name, agent.name)

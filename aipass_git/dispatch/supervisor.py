@@ -27,7 +27,7 @@ from aipass_git.agents.registry import Registry
 from aipass_git.core import clock, config as config_mod, git, ids, pids
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.files import read as read_doc
-from aipass_git.core.program import program, run_detached
+from aipass_git.core.program import kick_triggers, program, run_detached
 from aipass_git.core.repo import Repo, discover
 from aipass_git.dispatch import claim, environment, prompt, proctree, providers, recovery, replies, watchdog
 from aipass_git.dispatch.recovery import pending_dispatches
@@ -176,6 +176,7 @@ class Supervisor:
             self._conclude(config, wake, self._attempts(config, wake))
         self.runtime.forget_crashes(self.agent, task["id"])
         self._advance_plan(task)
+        kick_triggers(self.repo.root, self.repo.runtime_dir)
 
     def _advance_plan(self, task: dict[str, Any]) -> None:
         """A plan's dispatch ended: let the plan move on (`plan advance`, in a process of

@@ -31,15 +31,17 @@ from aipass_git.agents import policy
 from aipass_git.agents.desk import branch_for
 from aipass_git.agents.session import Session
 from aipass_git.audit.runner import audit_merge
-from aipass_git.core import clock, git
+from aipass_git.core import clock, git, secrets
 from aipass_git.core.errors import AipassError, RefusedError
-from aipass_git.core.names import HUMAN
+from aipass_git.core.names import HUMAN, strip_at
+from aipass_git.core.program import kick_triggers
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch import dispatcher
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.flow import summary
+from aipass_git.mail import message
 from aipass_git.mail.postoffice import PostOffice
-from aipass_git.plans import plan as plan_mod
+from aipass_git.plans import plan as plan_mod, templates as templates_mod
 from aipass_git.prs import record
 from aipass_git.prs.queue import MergeQueue
 from aipass_git.store.events import EventStore
@@ -66,6 +68,32 @@ def require_proven(store: EventStore, session: Session, plan_id: str) -> None:
         commit, verdict = found
         raise RefusedError(f"plan {plan_id[:12]} is not proven: event {commit[:10]} is {verdict.reason}",
                            f"someone wrote this plan without a trusted key; see: git log --show-signature {plan_mod.ref_for(plan_id)}")
+
+
+def make(session: Session, template: str, title: str, params: dict[str, str], *, owner: str | None = None,
+         start: bool = True) -> tuple[dict[str, Any], list[str]]:
+    """A plan from TEMPLATE filled with TITLE and PARAMS, recorded on its ref and (with
+    START) started; returns (the plan, the phases started). OWNER hears of failures
+    (default: the orchestrator)."""
+    repo = session.repo
+    found = templates_mod.available(repo)
+    if template not in found:
+        raise RefusedError(f"no plan template {template!r}", f"templates: {', '.join(sorted(found))}")
+    tpl = found[template]
+    title = message.check_subject(title, 200)  # one line of plain text, as a mail subject
+    secrets.check("the plan's title", title)
+    phases = templates_mod.fill(tpl, title, params)
+    for phase in phases:
+        if phase["owner"] != HUMAN:
+            phase["owner"] = session.registry.resolve(phase["owner"]).name  # an active agent, or refused
+    chosen = strip_at(owner) if owner else session.config.orchestrator
+    if chosen != HUMAN:
+        session.registry.resolve(chosen)
+    doc = plan_mod.new(title=title, template=tpl.name, owner=chosen, created_by=session.speaker.name,
+                       living=bool(tpl.doc.get("living")), phases=phases)
+    with EventStore(repo) as store:
+        store.append(plan_mod.ref_for(doc["id"]), plan_mod.created(doc, session.speaker.author))
+    return doc, start_ready(repo, doc["id"], session) if start else []
 
 
 def start_ready(repo: Repo, plan_id: str, session: Session) -> list[str]:
@@ -138,6 +166,8 @@ def advance(repo: Repo, plan_id: str, session: Session,
                 _tell_owner(session, doc, phase["name"], reason)
     started = start_ready(repo, plan_id, session)
     summary.remember(session, plan_id)
+    if done or failed:
+        kick_triggers(repo.root, repo.runtime_dir)  # plan.phase-done / phase-failed rules
     return {"done": done, "failed": failed, "started": started}
 
 
@@ -185,10 +215,7 @@ def _merge_phase_prs(repo: Repo, session: Session, phase: dict[str, Any],
 
 def _orchestrator(session: Session) -> Session:
     """The orchestrator's session, who advances plans and merges their PRs."""
-    name = session.config.orchestrator
-    if session.speaker.name == name:
-        return session
-    return Session.of_human(session.repo) if name == HUMAN else Session.of_agent(session.repo, name)
+    return session if session.speaker.name == session.config.orchestrator else Session.of_orchestrator(session.repo)
 
 
 def audit_desk(repo: Repo, session: Session, agent: str) -> list[str]:
@@ -236,6 +263,7 @@ def end_phase(repo: Repo, session: Session, plan_id: str, phase: str, state: str
                                                                       session.speaker.name, reason))
     started = start_ready(repo, doc["id"], session) if state == "done" else []
     summary.remember(session, doc["id"])
+    kick_triggers(repo.root, repo.runtime_dir)
     return started
 
 

@@ -8,11 +8,13 @@ from aipass_git.audit import documents
 from aipass_git.audit.engine import Context, describe, run
 from aipass_git.audit.standards import BUILTIN, aipass_files, hygiene, secrets
 from aipass_git.core import config as config_mod, git, names
+from aipass_git.core.program import kick_triggers
 from aipass_git.core.secrets import find as find_secrets
 from aipass_git.core.text import article
 from aipass_git.core.repo import Repo
 from aipass_git.agents import desk
 from aipass_git.agents.identity import AGENT_ENV, desk_of
+from aipass_git.dispatch.runtime import Runtime
 
 # what a commit waits for: standards that read only the staged files
 ON_COMMIT = [aipass_files.archives_valid, aipass_files.archives_append_only, secrets.in_aipass, secrets.in_files,
@@ -78,5 +80,10 @@ def pre_push(repo: Repo, updates: list[tuple[str, str, str, str]]) -> list[str]:
         span = [local_oid, "--not", "--remotes"] if remote_oid == zero else [f"{remote_oid}..{local_oid}"]
         changed.update(p for p in git.files_in_commits(repo.root, span) if (repo.root / p).is_file())
     if changed:
-        problems += describe(run(Context(repo, paths=sorted(changed)), ON_PUSH))
+        found = describe(run(Context(repo, paths=sorted(changed)), ON_PUSH))
+        if found:  # audit.failed rules hear of it
+            branches = sorted({u[0].removeprefix("refs/heads/") for u in updates})
+            Runtime(repo).log("audit-failed", agent, branch=", ".join(branches), errors=len(found))
+            kick_triggers(repo.root, repo.runtime_dir)
+        problems += found
     return problems

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aipass_git.agents.session import Session
+from aipass_git.core.program import kick_triggers
 from aipass_git.core import git, ids, names, secrets
 from aipass_git.core.errors import InvalidNameError, RefusedError, UnknownMessageError
 from aipass_git.core.repo import Repo
@@ -122,6 +123,7 @@ class PostOffice:
         else:
             for ref, apply in events:
                 self.store.append(ref, apply)
+        kick_triggers(self.repo.root, self.repo.runtime_dir)
         return messages
 
     def mark(self, ids: list[str], status: str) -> list[dict[str, Any]]:

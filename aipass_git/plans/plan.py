@@ -195,9 +195,10 @@ def note(plan_id: str, by: str, text: str, author: Ident) -> Apply:
     return apply
 
 
-def _change(plan_id: str, kind: str, summary: str, author: Ident, change) -> Apply:
+def _change(plan_id: str, kind: str, summary: str, author: Ident, change, phase: str | None = None) -> Apply:
     """An event that edits plan.json by CHANGE(doc), which returns False when there is
-    nothing to do (another process got there first: the event is not written)."""
+    nothing to do (another process got there first: the event is not written). A phase's
+    events name it in `Aipass-Phase` (what triggers match on)."""
     def apply(view: TreeView) -> Event | None:
         doc = _read(view)
         if doc is None:
@@ -205,7 +206,8 @@ def _change(plan_id: str, kind: str, summary: str, author: Ident, change) -> App
         if not change(doc):
             return None
         _write(view, doc)
-        return Event(kind, f"plan: {plan_id[:12]} {summary}", author, {"Aipass-Plan": plan_id})
+        return Event(kind, f"plan: {plan_id[:12]} {summary}", author,
+                     {"Aipass-Plan": plan_id, **({"Aipass-Phase": phase} if phase else {})})
     return apply
 
 
@@ -225,7 +227,7 @@ def started(plan_id: str, name: str, author: Ident) -> Apply:
             return False
         phase.update(state="running", started=clock.utc_now())
         return True
-    return _change(plan_id, "phase-started", f"{name} started", author, change)
+    return _change(plan_id, "phase-started", f"{name} started", author, change, name)
 
 
 def dispatched(plan_id: str, name: str, dispatch_id: str, author: Ident) -> Apply:
@@ -235,7 +237,7 @@ def dispatched(plan_id: str, name: str, dispatch_id: str, author: Ident) -> Appl
             return False
         phase["dispatch"] = dispatch_id
         return True
-    return _change(plan_id, "phase-dispatched", f"{name} dispatched as {dispatch_id[:12]}", author, change)
+    return _change(plan_id, "phase-dispatched", f"{name} dispatched as {dispatch_id[:12]}", author, change, name)
 
 
 def finished(plan_id: str, name: str, state: str, author: Ident, by: str, reason: str = "") -> Apply:
@@ -252,7 +254,7 @@ def finished(plan_id: str, name: str, state: str, author: Ident, by: str, reason
         elif all(p["state"] == "done" for p in doc["phases"]) and not doc["living"]:
             doc.update(state="closed", ended=clock.utc_now())
         return True
-    return _change(plan_id, f"phase-{state}", f"{name} {state}" + (f": {reason}" if reason else ""), author, change)
+    return _change(plan_id, f"phase-{state}", f"{name} {state}" + (f": {reason}" if reason else ""), author, change, name)
 
 
 def retried(plan_id: str, name: str, author: Ident, by: str) -> Apply:
@@ -266,7 +268,7 @@ def retried(plan_id: str, name: str, author: Ident, by: str) -> Apply:
         doc["state"] = _open_or_blocked(doc)
         doc["notes"].append({"at": clock.utc_now(), "by": by, "text": f"phase {name} retried (attempt {phase['attempt']})"})
         return True
-    return _change(plan_id, "phase-retried", f"{name} retried", author, change)
+    return _change(plan_id, "phase-retried", f"{name} retried", author, change, name)
 
 
 def _open_or_blocked(doc: dict[str, Any]) -> str:

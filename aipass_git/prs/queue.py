@@ -27,7 +27,7 @@ from aipass_git.agents.session import Session
 from aipass_git.audit.runner import audit_merge
 from aipass_git.core import clock, config as config_mod, faults, git
 from aipass_git.core.errors import AipassError, RefusedError
-from aipass_git.core.program import run_detached
+from aipass_git.core.program import kick_triggers, run_detached
 from aipass_git.core.repo import Repo
 from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
@@ -211,6 +211,7 @@ class MergeQueue:
             summary=commit[:10]))
         faults.point("merge-recorded")
         self._advance_plan(store, pr)
+        kick_triggers(self.repo.root, self.repo.runtime_dir)
         return Outcome(pr["id"], "merged", note, merge_commit=commit)
 
     def _advance_plan(self, store: EventStore, pr: dict) -> None:
@@ -238,6 +239,7 @@ class MergeQueue:
             {"state": "bounced", "reason": reason, "conflicts": conflicts, "findings": findings,
              "told": False, "notice": notice}, summary=reason))
         self.tell_pending(store)
+        kick_triggers(self.repo.root, self.repo.runtime_dir)
         return Outcome(pr["id"], "bounced", reason, conflicts=conflicts, findings=findings)
 
     def tell_pending(self, store: EventStore) -> int:

@@ -59,6 +59,7 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
     checks.extend(_sync(repo))
     checks.append(_trust(repo, config))
     checks.append(_plans(repo))
+    checks.append(_triggers(repo))
     checks.extend(_leftovers(repo))
     return checks
 
@@ -227,6 +228,21 @@ def _plans(repo: repo_mod.Repo) -> Check:
         return Check("plans", "ok", f"{plural(len(docs), 'plan')}, none stuck")
     return Check("plans", "warn", "; ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5 else ""),
                  hints[0] if hints else "see: git aipass plan list --all")
+
+
+def _triggers(repo: repo_mod.Repo) -> Check:
+    """The rules load, and who fires them: the daemon, or the kicks of hooks and supervisors."""
+    from aipass_git.triggers import daemon, rules  # deferred: doctor reads triggers only here
+
+    try:
+        found = rules.load(repo)
+    except AipassError as exc:
+        return Check("triggers", "error", exc.message, "fix it, then check with: git aipass triggers check")
+    if not found.rules and found.inbox_hours is None and found.stale_hours is None:
+        return Check("triggers", "ok", "no rules")
+    running = daemon.holder(repo)
+    who = f"the daemon (pid {running['pid']})" if running else "hooks and supervisors (no daemon)"
+    return Check("triggers", "ok", f"{plural(len(found.rules), 'rule')}, fired by {who}")
 
 
 def _sync(repo: repo_mod.Repo) -> list[Check]:

@@ -72,7 +72,7 @@ def merge_tips(store: EventStore, kind: Kind, ref: str, ours: str, theirs: str, 
     tree = view.flush()
     event = Event("merge", f"{kind.name}: merge {ref[len(kind.namespace):]} ({summary})", author,
                   {"Aipass-Merge": theirs})
-    return store.writer.commit(tree, [ours, theirs], author, author, event.message(), store.signer(author)), summary
+    return store.writer.commit(tree, [ours, theirs], author, author, store.message_of(event), store.signer(author)), summary
 
 
 class Book:

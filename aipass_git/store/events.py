@@ -31,7 +31,7 @@ from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
 from aipass_git.store.objects import TREE_MODE, Ident, ObjectReader, ObjectWriter, commit_tree_and_parents, decode_tree
 from aipass_git.core import faults
-from aipass_git.store import locks, signing
+from aipass_git.store import locks, remote, signing
 from aipass_git.store.keyring import Keyring, own_ssh_key
 from aipass_git.store.journal import Entry, Journal
 from aipass_git.store.pack import PackWriter
@@ -82,6 +82,9 @@ class HistoryEntry:
     trailers: dict[str, str]
 
 
+CLONE_TRAILER = "Aipass-Clone"
+
+
 class EventStore:
     """Reads and writes event refs of one repository. Use as a context manager."""
 
@@ -93,6 +96,7 @@ class EventStore:
         self.journal = Journal(repo)
         self.gate = locks.Gate(repo.runtime_dir / "locks" / "refs.gate")
         self.keys = Keyring(repo.root)
+        self._clone: str | None = None
         self._must_sign: bool | None = None
         self._trees: OrderedDict[str, dict[str, tuple[str, str]]] = OrderedDict()
         # What this process wrote itself need not be read back through git.
@@ -100,6 +104,14 @@ class EventStore:
 
     def __enter__(self) -> "EventStore":
         return self
+
+    def message_of(self, event: Event) -> str:
+        """EVENT's commit message, stamped with the clone that wrote it (`Aipass-Clone`):
+        rules fire where an event happened, not in every clone that later fetches it."""
+        if self._clone is None:
+            self._clone = remote.clone_name(self.repo.root)
+        return Event(event.kind, event.subject, event.author, {**event.trailers, CLONE_TRAILER: self._clone},
+                     event.body).message()
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -239,7 +251,7 @@ class EventStore:
         if event is None:
             return None
         tree = view.flush()
-        commit = self.writer.commit(tree, [tip] if tip else [], event.author, event.author, event.message(),
+        commit = self.writer.commit(tree, [tip] if tip else [], event.author, event.author, self.message_of(event),
                                     self.signer(event.author))
         if len(self._commit_trees) > 10_000:
             self._commit_trees.clear()
@@ -298,7 +310,7 @@ class EventStore:
             if event is None:
                 continue
             tree = view.flush()
-            commit = self.writer.commit(tree, [head] if head else [], event.author, event.author, event.message(),
+            commit = self.writer.commit(tree, [head] if head else [], event.author, event.author, self.message_of(event),
                                         self.signer(event.author))
             self._commit_trees[commit] = tree
             heads[ref] = written[ref] = commit
@@ -359,7 +371,7 @@ class EventStore:
             for ref, apply in batch:
                 event = apply(views[ref])
                 if event is not None:
-                    stream.commit(ref, tips[ref], event.author.stamp(), event.message(), views[ref].take_changes())
+                    stream.commit(ref, tips[ref], event.author.stamp(), self.message_of(event), views[ref].take_changes())
         except BrokenPipeError:
             pass  # git stopped reading the stream: finish() reports why
         except BaseException:

@@ -1,0 +1,149 @@
+"""`git aipass daemon`: one long-lived process per repository that runs the sweeps.
+
+It holds the daemon lock (a second start names the holder) and watches what changes when
+an event happens: the mtimes of the event-ref folders, packed-refs, the base branch's ref
+and the runtime log, a few stats per poll and no git process. When one moved it sweeps;
+it also sweeps every `tick` seconds, for schedules and the built-in sweeps. Whatever
+happened while it was down is the first sweep's (the sweep keeps its own positions).
+While it runs, `kick_triggers` leaves the sweeps to it. SIGTERM (`daemon stop`) ends it
+after the sweep in hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from aipass_git.core import config as config_mod
+from aipass_git.core.errors import AipassError
+from aipass_git.core.repo import Repo
+from aipass_git.dispatch.runtime import Runtime
+from aipass_git.store import locks
+from aipass_git.triggers import engine
+
+POLL = 0.5  # seconds between looks at the watched files
+TICK = 30.0  # seconds between sweeps when nothing changed (schedules, built-in sweeps)
+
+
+def lock_of(repo: Repo) -> locks.Held:
+    return locks.Held(repo.runtime_dir / "locks" / "daemon.lock", f"the aipass daemon of {repo.root}")
+
+
+def holder(repo: Repo) -> dict | None:
+    """The running daemon's holder record (pid, since), or None when none runs."""
+    found = lock_of(repo).holder()
+    pid = found.get("pid")
+    if not isinstance(pid, int):
+        return None
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None
+    return found
+
+
+def watched(repo: Repo) -> list[Path]:
+    git_dir = repo.common_dir
+    base = config_mod.load(repo).base_branch
+    return [git_dir / "refs" / "aipass" / kind for kind in ("mail", "prs", "plans")] + [
+        git_dir / "packed-refs", git_dir / "refs" / "heads" / base, (git_dir / "refs" / "heads" / base).parent,
+        Runtime(repo).events_path, repo.root / ".aipass" / "triggers.yaml"]
+
+
+def signature(paths: list[Path]) -> tuple:
+    out = []
+    for p in paths:
+        try:
+            st = p.stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print) -> int:
+    """Run until SIGTERM or SIGINT; returns the exit code."""
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append("TERM"))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append("INT"))
+    lock = lock_of(repo)
+    try:
+        with lock.acquired(0, "stop it first: git aipass daemon stop"):
+            runtime = Runtime(repo)
+            runtime.log("daemon-started", None, pid=os.getpid())
+            say(f"aipass daemon running (pid {os.getpid()}); stop it with: git aipass daemon stop")
+            paths = watched(repo)
+            last_sig, last_sweep, last_error = None, 0.0, None
+            try:
+                while not stopping:
+                    sig = signature(paths)
+                    if sig != last_sig or time.monotonic() - last_sweep >= tick:
+                        last_sig, last_sweep = sig, time.monotonic()
+                        try:
+                            engine.sweep(repo)
+                            last_error = None
+                        except AipassError as exc:  # a broken triggers.yaml: logged once per change; it goes on
+                            if exc.message != last_error:
+                                runtime.log("triggers-broken", None, error=exc.message)
+                            last_error = exc.message
+                        last_sig = signature(paths)  # what the sweep itself wrote is seen
+                    time.sleep(poll)
+            finally:
+                runtime.log("daemon-stopped", None, pid=os.getpid(), signal=stopping[0] if stopping else None)
+                lock.holder_path.unlink(missing_ok=True)
+    except AipassError as exc:
+        h = lock.holder()
+        if h.get("pid") and h.get("pid") != os.getpid():
+            raise AipassError(f"a daemon already runs for this repository: pid {h['pid']} since {h.get('since', '?')}",
+                              "stop it first: git aipass daemon stop") from None
+        raise exc
+    return 0
+
+
+def stop(repo: Repo, *, wait: float = 10.0) -> dict | None:
+    """SIGTERM the running daemon and wait for it to go; returns what it was (None: none ran)."""
+    found = holder(repo)
+    if found is None:
+        return None
+    os.kill(found["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if holder(repo) is None:  # it removes its record as it ends (or it is gone)
+            return found
+        time.sleep(0.05)
+    raise AipassError(f"the daemon (pid {found['pid']}) did not stop within {wait:g} s",
+                      f"kill it: kill {found['pid']}")
+
+
+def status(repo: Repo) -> dict:
+    found = holder(repo)
+    return {"running": found is not None, "pid": found.get("pid") if found else None,
+            "since": found.get("since") if found else None, **engine.status(repo)}
+
+
+def unit(repo: Repo, command: list[str]) -> tuple[str, str]:
+    """(file name, text) of a systemd user unit that keeps the daemon running."""
+    name = f"aipass-{_slug(repo.root)}.service"
+    text = ("[Unit]\n"
+            f"Description=aipass-git daemon for {repo.root}\n\n"
+            "[Service]\n"
+            f"WorkingDirectory={repo.root}\n"
+            f"ExecStart={' '.join(json.dumps(w) if ' ' in w else w for w in command)} daemon run\n"
+            "Restart=on-failure\nRestartSec=10\n\n"
+            "[Install]\nWantedBy=default.target\n")
+    return name, text
+
+
+def cron_line(repo: Repo, command: list[str]) -> str:
+    """A crontab line that starts the daemon at boot and every 10 minutes if it is not running
+    (a second start leaves at once, naming the one that runs)."""
+    words = " ".join(f"'{w}'" for w in command)
+    return f"@reboot cd '{repo.root}' && {words} daemon run >/dev/null 2>&1\n" \
+           f"*/10 * * * * cd '{repo.root}' && {words} daemon run >/dev/null 2>&1\n"
+
+
+def _slug(path: Path) -> str:
+    return "".join(c if c.isalnum() else "-" for c in path.name)[:40] or "repo"
