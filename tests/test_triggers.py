@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import git
-from dispatching import calls, drepo, fake_cli, plan as plan_runs, wait_for  # noqa: F401 - fixtures
+from dispatching import calls, drepo, fake_cli, plan as plan_runs, run_dispatch, wait_for  # noqa: F401 - fixtures
 
 from aipass_git.core import program
 from aipass_git.core.repo import discover
@@ -241,3 +241,53 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_the_error_watcher_counts_a_fault_across_runs_and_tells_its_owner(drepo: Path, fake_cli: Path, cli,  # noqa: F811
+                                                                         monkeypatch):
+    quiet_kicks(drepo, monkeypatch)
+    rules(drepo, """rules:
+  - name: errors to their owner
+    on: error
+    repeats: 2
+    mute: ["harmless"]
+    do:
+      - mail: "{agent}"
+        subject: "error x{error.count} at {error.where}: {error.message}"
+        body: "{error.lines}"
+  - name: warning digest
+    on: warnings
+    pile: 2
+    do:
+      - mail: "@human"
+        subject: "{warnings.count} warnings from @{agent}"
+""")
+    repo = discover(drepo)
+    engine.sweep(repo)
+    plan_runs(fake_cli, "api", "traceback", "traceback")
+    for i in range(2):
+        run_dispatch(drepo, "api", f"task {i}")
+        engine.sweep(repo)
+    told = [m for m in inbox(cli, drepo, "@api") if m["subject"].startswith("error")]
+    assert len(told) == 1 and told[0]["subject"].startswith("error x2 at /work/tool.py:12: ValueError: bad input")
+    body = cli("read", told[0]["id"], cwd=drepo, env={"AIPASS_AGENT": "api"}).out
+    assert "Traceback (most recent call last):" in body and "parse(data)" in body
+    digests = [m["subject"] for m in inbox(cli, drepo, "@human") if "warnings from" in m["subject"]]
+    assert digests == ["2 warnings from @api"]
+
+
+def test_the_stale_dispatch_sweep_tells_the_sender_once(mail_repo: Path, cli, monkeypatch):
+    quiet_kicks(mail_repo, monkeypatch)
+    rules(mail_repo, "sweeps:\n  stale_dispatch: {hours: 6}\n")
+    assert cli("agent", "new", "faraway", "--role", "runs in another clone", "--home", "elsewhere-1", cwd=mail_repo).code == 0
+    repo = discover(mail_repo)
+    now = datetime.now(timezone.utc)
+    engine.sweep(repo, now=now)
+    sent = cli("dispatch", "@faraway", "index the docs", "all of them", cwd=mail_repo)
+    assert sent.code == 0 and "runs at elsewhere-1" in sent.out
+    assert engine.sweep(repo, now=now + timedelta(hours=5)) == []
+    [told] = engine.sweep(repo, now=now + timedelta(hours=7))
+    assert told.rule == "stale-dispatch" and told.actions[0]["ok"]
+    [mail] = [m for m in inbox(cli, mail_repo, "@human") if "waits" in m["subject"]]
+    assert mail["subject"].endswith("to @faraway waits: index the docs")
+    assert engine.sweep(repo, now=now + timedelta(hours=30)) == []

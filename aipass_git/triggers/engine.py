@@ -37,7 +37,7 @@ from aipass_git.mail.postoffice import PostOffice
 from aipass_git.store import locks, remote
 from aipass_git.store.events import EventStore
 from aipass_git.store.verify import Verifier, roster_at
-from aipass_git.triggers import actions, observe, rules as rules_mod, schedule
+from aipass_git.triggers import actions, observe, rules as rules_mod, schedule, watch
 from aipass_git.triggers.gates import Gates, matches
 
 STATE_VERSION = 1
@@ -112,8 +112,8 @@ def _once(repo: Repo, now: datetime) -> list[Fired]:
         trusted = _trust(store, config)
         seen = observe.ref_events(repo, state["tips"], new_tips, here, trusted)
         seen += observe.base_events(repo, config.base_branch, state.get("base"), new_base)
-        runtime_seen, offset = observe.runtime_events(repo, state["offset"])
-        seen += runtime_seen
+        records, offset = Runtime(repo).events_since(state["offset"])
+        seen += observe.runtime_events(records)
         observe.details(store, seen)
     session = Session.of_orchestrator(repo)
     gates = Gates(state)
@@ -134,6 +134,7 @@ def _once(repo: Repo, now: datetime) -> list[Fired]:
             state["batch"] = sorted(done_in_batch)
             _save(path, state)
             faults.point("trigger-fired")
+    fired += _watch(repo, session, gates, triggers, state, records, here, now)
     for rule in triggers.for_event("schedule"):
         last = state["schedules"].get(rule.name)
         if last is None:
@@ -149,6 +150,39 @@ def _once(repo: Repo, now: datetime) -> list[Fired]:
     fired += _sweep_stale(repo, session, triggers, state, now)
     state.update(offset=offset, tips=new_tips, base=new_base, batch=[])
     _save(path, state)
+    return fired
+
+
+def _watch(repo: Repo, session: Session, gates: Gates, triggers, state: dict[str, Any], records: list[dict[str, Any]],
+           here: str, now: datetime) -> list[Fired]:
+    """Errors and piled-up warnings in the run logs, for `on: error` and `on: warnings` rules."""
+    on_error, on_warnings = triggers.for_event("error"), triggers.for_event("warnings")
+    if not on_error and not on_warnings:
+        state.pop("watch", None)
+        return []
+    watcher = watch.Watcher(repo, state)
+    watcher.note_runs(records)
+    errors, warnings = watcher.look()
+    fired = []
+    base = {"time": _stamp(now), "clone": here}
+    for found in errors:
+        count = watcher.count(found, _stamp(now))
+        fields = {**base, "event": "error", "agent": found.agent, "error.message": found.message,
+                  "error.where": found.where, "error.fingerprint": found.fingerprint, "error.count": str(count),
+                  "error.lines": "\n".join(found.lines), "error.log": found.log}
+        for rule in on_error:
+            if any(m in found.message or found.fingerprint.startswith(m) for m in rule.mute):
+                continue
+            if watch.due(count, rule.repeats) and matches(rule, {**fields, "rule": rule.name}, here):
+                fired.append(_fire(repo, session, gates, rule, {**fields, "rule": rule.name}, found.log, now.timestamp()))
+    for agent, lines in warnings.items():
+        count, kept = watcher.pile(agent, lines)
+        fields = {**base, "event": "warnings", "agent": agent, "warnings.count": str(count), "warnings.lines": "\n".join(kept)}
+        due = [r for r in on_warnings if count >= r.pile and matches(r, {**fields, "rule": r.name}, here)]
+        for rule in due:
+            fired.append(_fire(repo, session, gates, rule, {**fields, "rule": rule.name}, f"warnings of {agent}", now.timestamp()))
+        if due:
+            watcher.digested(agent)
     return fired
 
 

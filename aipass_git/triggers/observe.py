@@ -9,7 +9,7 @@ Three sources, each read from a position kept between looks (engine.py keeps the
   trusted key signed is not an event at all (a forged delivery must not wake anyone).
 - the base branch: each commit new on it (with the paths it changed);
 - the runtime log (`events.jsonl`): dispatches that finished, bounced, crashed or were
-  cancelled, and audits that failed on a branch.
+  cancelled, and audits that failed on a branch (and, for watch.py, the runs it names).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 from aipass_git.core import git
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
-from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
 from aipass_git.plans import plan as plan_mod
 from aipass_git.prs import record
@@ -117,9 +116,8 @@ def base_events(repo: Repo, branch: str, old: str | None, new: str | None) -> li
     return seen
 
 
-def runtime_events(repo: Repo, offset: int) -> tuple[list[Seen], int]:
-    """Dispatch ends and failed audits logged after byte OFFSET; the next offset."""
-    records, offset = Runtime(repo).events_since(offset)
+def runtime_events(records: list[dict[str, Any]]) -> list[Seen]:
+    """Dispatch ends and failed audits among the runtime log's RECORDS."""
     seen = []
     for r in records:
         if r.get("event") == "finished" and r.get("result") in _RESULTS:
@@ -130,7 +128,7 @@ def runtime_events(repo: Repo, offset: int) -> tuple[list[Seen], int]:
         elif r.get("event") == "audit-failed":
             seen.append(Seen("audit.failed", {"agent": r.get("agent", ""), "branch": r.get("branch", ""),
                                               "audit.errors": str(r.get("errors", ""))}, f"events.jsonl {r.get('time', '')}"))
-    return seen, offset
+    return seen
 
 
 def details(store: EventStore, seen: list[Seen]) -> None:

@@ -53,6 +53,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "plan.closed": ("plan.id", "plan.title"),
     "audit.failed": ("agent", "branch", "audit.errors"),
     "commit": ("agent", "commit.id", "commit.subject", "commit.author", "commit.paths"),
+    "error": ("agent", "error.message", "error.where", "error.fingerprint", "error.count", "error.lines", "error.log"),
+    "warnings": ("agent", "warnings.count", "warnings.lines"),
     "schedule": (),
 }
 COMMON = ("event", "rule", "time", "clone")
@@ -62,7 +64,8 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # a filter of `when:` -> the event fields it looks at
 FILTERS: dict[str, tuple[str, ...]] = {
     "agent": ("agent",),
-    "subject": ("mail.subject", "dispatch.subject", "pr.title", "plan.title", "commit.subject"),  # a regular expression
+    "subject": ("mail.subject", "dispatch.subject", "pr.title", "plan.title", "commit.subject",
+                "error.message"),  # a regular expression
     "path": ("commit.paths",),  # a glob any changed path matches
     "phase": ("phase.name",),
     "result": ("dispatch.result",),
@@ -102,6 +105,9 @@ RULE = Obj(required={"name": Str(max_len=80, one_line=True), "on": Str(choices=t
                "cron": Str(max_len=100), "every": Str(max_len=20),
                "clone": Str(pattern=r"[A-Za-z0-9._-]{1,63}", expected="a clone name (git config aipass.clone)"),
                "dedupe": Str(max_len=400),
+               "repeats": Int(min=1, max=1_000_000),  # on: error: fire at the Nth sighting, then 2N, 4N, ...
+               "mute": List(Str(max_len=400), max_items=1000),  # on: error: messages or fingerprints never told
+               "pile": Int(min=1, max=1_000_000),  # on: warnings: fire when this many piled up
                "limit": Obj(optional={"firings": Int(min=1, max=100_000), "per_seconds": Int(min=1, max=10_000_000)}),
                "breaker": Obj(optional={"trips_after": Int(min=1, max=100_000), "within_seconds": Int(min=1, max=86_400),
                                         "cooldown_seconds": Int(min=1, max=10_000_000)}),
@@ -130,6 +136,9 @@ class Rule:
     dedupe: str | None
     limit: dict[str, int]
     breaker: dict[str, int]
+    repeats: int = 1
+    mute: tuple[str, ...] = ()
+    pile: int = 20
 
 
 @dataclass(frozen=True)
@@ -183,6 +192,9 @@ def _rule(raw: dict[str, Any], where: str) -> Rule:
                               "use on: schedule")
     if "cron" in raw:
         _check_cron(raw["cron"], f"{where}.cron")
+    for key, kind in (("repeats", "error"), ("mute", "error"), ("pile", "warnings")):
+        if key in raw and on != kind:
+            raise ValidationError(FILE, f"{where}.{key}", f"{key} is for on: {kind} rules, not {on}", HINT)
     known = set(EVENTS[on]) | set(COMMON)
     for j, action in enumerate(raw["do"]):
         for key, value in action.items():
@@ -205,7 +217,8 @@ def _rule(raw: dict[str, Any], where: str) -> Rule:
         when["agent"] = names.strip_at(when["agent"])
     return Rule(raw["name"], on, raw["do"], when, raw.get("cron"),
                 duration(raw["every"], f"{where}.every") if "every" in raw else None,
-                raw.get("clone"), raw.get("dedupe"), {**LIMIT, **raw.get("limit", {})}, {**BREAKER, **raw.get("breaker", {})})
+                raw.get("clone"), raw.get("dedupe"), {**LIMIT, **raw.get("limit", {})}, {**BREAKER, **raw.get("breaker", {})},
+                raw.get("repeats", 1), tuple(raw.get("mute", [])), raw.get("pile", 20))
 
 
 def _check_fields(text: str, known: set[str], where: str, on: str) -> None:

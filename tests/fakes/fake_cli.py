@@ -88,6 +88,11 @@ elif mode == "leak":  # commit a credential past the hook, as a careless agent m
     subprocess.run(["git", "add", "leaked.txt"], check=True)
     subprocess.run(["git", "commit", "-q", "--no-verify", "-m", "config"], check=True)
     finish(0, OK)
+elif mode == "traceback":  # a tool of the agent's failed; the run itself ends well
+    sys.stderr.write('Traceback (most recent call last):\n  File "/work/tool.py", line 12, in main\n    parse(data)\n'
+                     f"ValueError: bad input '{os.environ['AIPASS_DISPATCH']}'\n"
+                     "warning: disk almost full\nerror: harmless noise 42\n")
+    finish(0, OK)
 elif mode == "pr":  # commit, then open a PR from the desk, as an agent finishing a build does
     Path(f"fake-work-{agent}.txt").write_text(f"work for {os.environ['AIPASS_DISPATCH']}\n")
     subprocess.run(["git", "add", f"fake-work-{agent}.txt"], check=True)
