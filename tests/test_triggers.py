@@ -291,3 +291,31 @@ def test_the_stale_dispatch_sweep_tells_the_sender_once(mail_repo: Path, cli, mo
     [mail] = [m for m in inbox(cli, mail_repo, "@human") if "waits" in m["subject"]]
     assert mail["subject"].endswith("to @faraway waits: index the docs")
     assert engine.sweep(repo, now=now + timedelta(hours=30)) == []
+
+
+def test_the_daemon_fails_plan_phases_past_their_timeout(mail_repo: Path, cli):
+    from aipass_git.agents.session import Session
+    from aipass_git.plans import plan as plan_mod
+    from aipass_git.store.events import EventStore
+
+    (mail_repo / ".aipass/plan-templates").mkdir()
+    (mail_repo / ".aipass/plan-templates/timed.yaml").write_text(
+        'description: "an answer within the hour"\nphases:\n'
+        '  - {name: answer, owner: human, task: "answer {title}", timeout_minutes: 60}\n')
+    made = json.loads(cli("plan", "new", "the question", "-t", "timed", "--json", cwd=mail_repo).out)["plan"]
+    repo = discover(mail_repo)
+
+    def long_ago(doc):  # the phase started long ago: what a clock hours on would see
+        doc["phases"][0]["started"] = "2000-01-01T00:00:00Z"
+        return True
+    with EventStore(repo) as store:
+        store.append(plan_mod.ref_for(made["id"]), plan_mod._change(made["id"], "note", "clock",
+                                                                     Session.open(repo).speaker.author, long_ago))
+    running = daemon(mail_repo)
+    try:
+        show = lambda: json.loads(cli("plan", "show", made["id"], "--json", cwd=mail_repo).out)["plan"]  # noqa: E731
+        doc = wait_for(lambda: (d := show())["state"] == "blocked" and d, "the daemon to fail the phase")
+        assert "ran past its timeout of 60 min" in doc["notes"][-1]["text"]
+    finally:
+        running.send_signal(signal.SIGTERM)
+        assert running.wait(timeout=30) == 0

@@ -3,7 +3,8 @@
 It holds the daemon lock (a second start names the holder) and watches what changes when
 an event happens: the mtimes of the event-ref folders, packed-refs, the base branch's ref
 and the runtime log, a few stats per poll and no git process. When one moved it sweeps;
-it also sweeps every `tick` seconds, for schedules and the built-in sweeps. Whatever
+it also sweeps every `tick` seconds, for schedules and the built-in sweeps, and fails the
+plan phases that ran past their timeout. Whatever
 happened while it was down is the first sweep's (the sweep keeps its own positions).
 While it runs, `kick_triggers` leaves the sweeps to it. SIGTERM (`daemon stop`) ends it
 after the sweep in hand.
@@ -17,11 +18,15 @@ import signal
 import time
 from pathlib import Path
 
-from aipass_git.core import config as config_mod
+from aipass_git.agents.session import Session
+from aipass_git.core import clock, config as config_mod
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch.runtime import Runtime
+from aipass_git.flow import advance
+from aipass_git.plans import plan as plan_mod
 from aipass_git.store import locks
+from aipass_git.store.events import EventStore
 from aipass_git.triggers import engine
 
 POLL = 0.5  # seconds between looks at the watched files
@@ -81,6 +86,8 @@ def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print) -> int
                 while not stopping:
                     sig = signature(paths)
                     if sig != last_sig or time.monotonic() - last_sweep >= tick:
+                        if time.monotonic() - last_sweep >= tick:
+                            _plan_timeouts(repo, runtime)
                         last_sig, last_sweep = sig, time.monotonic()
                         try:
                             engine.sweep(repo)
@@ -101,6 +108,22 @@ def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print) -> int
                               "stop it first: git aipass daemon stop") from None
         raise exc
     return 0
+
+
+def _plan_timeouts(repo: Repo, runtime: Runtime) -> None:
+    """Each tick: plans with a phase past its timeout are advanced (the phase fails and
+    its plan's owner is told), with or without rules."""
+    now = clock.parse(clock.utc_now())
+    try:
+        with EventStore(repo) as store:
+            late = [d["id"] for d in plan_mod.PlanBook(store).all()
+                    if d["state"] == "open" and any(plan_mod.overdue(p, now) for p in d["phases"])]
+        if late:
+            session = Session.of_orchestrator(repo)
+            for plan_id in late:
+                advance.advance(repo, plan_id, session)
+    except AipassError as exc:  # an unreadable plan is the audit's and doctor's finding
+        runtime.log("plan-timeouts-failed", None, error=exc.message)
 
 
 def stop(repo: Repo, *, wait: float = 10.0) -> dict | None:
