@@ -68,6 +68,8 @@ def agent_files(name: str) -> dict[str, str]:
 class Registry:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
+        self._keys: Keyring | None = None
+        self._creator: str | None = None
 
     # -- reading ----------------------------------------------------------------------
 
@@ -141,6 +143,46 @@ class Registry:
         )
         return agent, commit_files(self.repo, contents, message)
 
+    def create_many(self, specs: list[dict[str, Any]], *,
+                    config: config_mod.Config | None = None) -> tuple[list[Agent], str | None]:
+        """Create many agents in one commit (SPECS: mappings with name and role, and maybe
+        provider, model, owns, template, home). Every one is checked before anything is
+        committed; names and owned paths may not repeat within the batch either."""
+        config = config or config_mod.load(self.repo)
+        agents: list[Agent] = []
+        contents: dict[str, bytes] = {}
+        owned: dict[str, list[str]] = {}
+        files = None
+        for i, spec in enumerate(specs):
+            where = f"agent {i + 1} ({spec.get('name', '?')})"
+            unknown = set(spec) - {"name", "role", "provider", "model", "owns", "template", "home"}
+            if unknown or "name" not in spec or "role" not in spec:
+                raise RefusedError(f"{where}: " + (f"unknown key {sorted(unknown)[0]!r}" if unknown else "needs name and role"),
+                                   "each agent is a mapping of name, role and optionally provider, model, owns, template, home")
+            name = names.normalize(str(spec["name"]))
+            if name in owned:
+                raise RefusedError(f"{where}: the name {name!r} is given twice", "each agent needs its own name")
+            agent, rendered = self.prepare(name, config=config, role=str(spec["role"]), provider=spec.get("provider"),
+                                           model=spec.get("model"), owns=spec.get("owns"),
+                                           template=spec.get("template", "default"), home=spec.get("home"), signers=False)
+            for other, globs in owned.items():
+                if agent.owns and globs:
+                    files = git.tracked_files(self.repo.root) if files is None else files
+                    shared = ownership.first_shared(agent.owns, globs, files)
+                    if shared is not None:
+                        raise RefusedError(f"{where}: {shared} is also owned by {other} in the same batch",
+                                           "one owner per path: give them globs that do not overlap")
+            owned[name] = agent.owns
+            agents.append(agent)
+            contents.update(rendered)
+        if not agents:
+            raise RefusedError("no agents given", "the file is a YAML list of mappings with name and role")
+        contents.update(trust.files_for(self.repo, {a.name: a.passport for a in agents}))
+        message = (f"aipass: add {len(agents)} agents\n\n" + "".join(f"{a.name}: {a.role}\n" for a in agents[:50])
+                   + (f"... and {len(agents) - 50} more\n" if len(agents) > 50 else "")
+                   + "\nAipass-Event: agent-new\n")
+        return agents, commit_files(self.repo, contents, message)
+
     def prepare(
         self,
         raw_name: str,
@@ -152,8 +194,10 @@ class Registry:
         owns: list[str] | None = None,
         template: str = "default",
         home: str | None = None,
+        signers: bool = True,
     ) -> tuple[Agent, dict[str, bytes]]:
-        """Check a new agent's settings and render its files, without writing anything."""
+        """Check a new agent's settings and render its files, without writing anything
+        (SIGNERS: with the regenerated allowed_signers; a batch renders it once)."""
         name = names.normalize(raw_name)
         folder = self.repo.agents_dir / name
         if folder.exists():
@@ -183,7 +227,9 @@ class Registry:
         self._require_unowned(owned)
         if home is not None:
             check_input(home, schemas.CLONE_NAME, "--home", "give a clone's name, as `git config aipass.clone` prints it there")
-        creator, _ = git.user_ident(self.repo.root)
+        if self._creator is None:  # once per registry: a batch of a thousand asks git once
+            self._creator = git.user_ident(self.repo.root)[0]
+        creator = self._creator
         doc = passport.build(
             name=name,
             role=role,
@@ -197,7 +243,8 @@ class Registry:
         if home is not None:
             doc["home"] = home
         # the agent's signing key: private in this clone's keyring, public in the passport
-        key = Keyring(self.repo.root).create(trust.agent_email(name))
+        self._keys = self._keys or Keyring(self.repo.root)
+        key = self._keys.create(trust.agent_email(name))
         doc["keys"] = [trust.key_entry(key.public_line)]
         files = agent_files(name)
         readme = tpl.render_readme(name=name, role=role, owns=owned, orchestrator=config.orchestrator)
@@ -205,7 +252,7 @@ class Registry:
             files["passport"]: encode(doc),
             files["memory"]: encode(schemas.empty_memory(name)),
             files["readme"]: readme.encode("utf-8"),
-            **trust.files_for(self.repo, {name: doc}),
+            **(trust.files_for(self.repo, {name: doc}) if signers else {}),
         }
         return Agent(name, doc, folder), contents
 

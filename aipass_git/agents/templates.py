@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from aipass_git.core import resources
@@ -39,6 +40,7 @@ def available() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "template.yaml").is_file()) if root.is_dir() else []
 
 
+@cache  # shipped files: the same for the whole process (a batch of agents loads it once)
 def load(name: str) -> AgentTemplate:
     folder = resources.templates_dir() / "agents" / name
     names = available()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -11,8 +12,11 @@ from aipass_git.agents.registry import Registry
 from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, short, table
 from aipass_git.core import config as config_mod
+from aipass_git.core.documents import load_yaml
+from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
 from aipass_git.core.schemas import MEMORY_SECTIONS
+from aipass_git.core.text import plural
 from aipass_git.dispatch import providers
 from aipass_git.memory import working
 
@@ -31,8 +35,8 @@ def _registry():
 
 @agent_app.command("new")
 def new(
-    name: str = typer.Argument(..., help="Agent name: lower-case letter first, then a-z 0-9 - _ (@name works too)."),
-    role: str = typer.Option(..., "--role", help="One line: what this agent is responsible for."),
+    name: Optional[str] = typer.Argument(None, help="Agent name: lower-case letter first, then a-z 0-9 - _ (@name works too)."),
+    role: Optional[str] = typer.Option(None, "--role", help="One line: what this agent is responsible for."),
     provider: Optional[str] = typer.Option(
         None, "--provider", help="claude, codex, gemini, command, or one defined in .aipass/config.yaml (default from config)."
     ),
@@ -42,10 +46,24 @@ def new(
     ),
     template: str = typer.Option("default", "--template", help="Template from templates/agents/ (see: git aipass agent templates)."),
     home: Optional[str] = typer.Option(None, "--home", metavar="CLONE", help="The clone that runs this agent (its `git config aipass.clone`); other clones deliver its dispatches and do not run them."),
+    from_file: Optional[Path] = typer.Option(None, "--from", metavar="FILE", help="Create many agents in one commit: a YAML list of mappings with name, role and optionally provider, model, owns, template, home."),
     as_json: bool = JSON,
 ) -> None:
-    """Create an agent: passport, working memory and README, committed in one commit."""
+    """Create an agent: passport, working memory and README, committed in one commit.
+
+    With --from FILE, every agent the file lists, in one commit (checked first, all or none)."""
+    if from_file is not None and (name is not None or role is not None):
+        raise RefusedError("give NAME --role ROLE, or --from FILE, not both", "see: git aipass agent new -h")
+    if from_file is None and (name is None or role is None):
+        raise RefusedError(f"agent new needs {'NAME and ' if name is None else ''}--role", "see: git aipass agent new -h")
     registry = _registry()
+    if from_file is not None:
+        agents, commit = registry.create_many(_agent_specs(from_file))
+        if as_json:
+            emit_json({"v": 1, "agents": [a.passport for a in agents], "commit": commit})
+        else:
+            typer.echo(f"created {plural(len(agents), 'agent')} in one commit ({short(commit)})")
+        return
     agent, commit = registry.create(name, role=role, provider=provider, model=model, owns=owns, template=template, home=home)
     if as_json:
         emit_json({"agent": agent.passport, "commit": commit})
@@ -54,6 +72,18 @@ def new(
     # the agent exists either way; say now what would make its first dispatch bounce
     for _, what, hint in providers.problems(config_mod.load(registry.repo), agent.provider):
         typer.echo(f"warning: {what}\nhint: {hint}", err=True)
+
+
+def _agent_specs(path: Path) -> list[dict]:
+    """The agents FILE lists (a YAML list of mappings)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RefusedError(f"--from: cannot read {path}: {exc.strerror}", "give a YAML file listing the agents") from None
+    found = load_yaml(text, str(path), "a YAML list of mappings with name and role")
+    if not isinstance(found, list) or not all(isinstance(a, dict) for a in found):
+        raise RefusedError(f"--from: {path} is not a list of mappings", "- {name: api, role: builds the API}")
+    return found
 
 
 @agent_app.command("list")

@@ -24,6 +24,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 COMMANDS = {
     "init": ("setup_cmd", "Set up aipass-git in this repository and commit the result."),
     "doctor": ("setup_cmd", "Check git, config, passports, providers, hooks, refs and leftovers of crashes."),
+    "housekeeping": ("setup_cmd", "Repack the object store when packs or loose objects pile up (started by itself when due)."),
     "demo": ("setup_cmd", "Show aipass-git at work in a throw-away repository. Needs no AI provider and no network."),
     "agent": ("agent_cmd", "Create, list, show and retire agents (their passports live in .aipass/agents/)."),
     "send": ("mail_cmd", 'Send a message: `git aipass send @quality "subject" "body"`.'),
@@ -38,7 +39,7 @@ COMMANDS = {
     "status": ("dispatch_cmd", "What every agent is doing: idle, queued, starting, running (attempt N of M), backoff."),
     "log": ("dispatch_cmd", "The event log of wakes and runs (events.jsonl in the git common dir)."),
     "memory": ("memory_cmd", "Agents' working memory, its archive, and search by meaning."),
-    "reindex": ("memory_cmd", "Rebuild the memory index from the files in git (it is derived; nothing is lost)."),
+    "reindex": ("memory_cmd", "Rebuild the memory index and the mail summary index from git (both derived; nothing is lost)."),
     "pr": ("pr_cmd", "PRs: agents open them from their desks; the orchestrator or the human merges."),
     "audit": ("audit_cmd", "Check the repository against the standards; exit 1 when any error is found."),
     "plan": ("plan_cmd", "Plans: phases as events, made from templates; see what is ready to start."),

@@ -20,6 +20,8 @@ from aipass_git.memory import index, review, verbs
 from aipass_git.memory.drivers import merge_files, textconv as convert
 from aipass_git.memory.index import open_index
 from aipass_git.memory.search import reindex as rebuild, search as run_search
+from aipass_git.mail.summary_index import SummaryIndex
+from aipass_git.store.events import EventStore
 
 app = commands()
 
@@ -150,13 +152,17 @@ def merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> None:
 
 @app.command()
 def reindex(as_json: bool = JSON) -> None:
-    """Rebuild the memory index from the files in git (it is derived; nothing is lost)."""
+    """Rebuild the memory index and the mail summary index from git (both derived; nothing is lost)."""
+    repo = discover()
     with _progress("reindexing memory") as progress:
-        stats, backend = rebuild(discover(), progress)
+        stats, backend = rebuild(repo, progress)
+    with EventStore(repo) as store, SummaryIndex(store) as index:
+        mailboxes = index.rebuild()
     if as_json:
-        emit_json({"v": 1, "backend": backend, **stats})
+        emit_json({"v": 1, "backend": backend, **stats, "mailboxes": mailboxes})
     else:
-        typer.echo(f"reindexed {plural(stats['entries'], 'entry', 'entries')} from {plural(stats['sources'], 'file')} ({backend})")
+        typer.echo(f"reindexed {plural(stats['entries'], 'entry', 'entries')} from {plural(stats['sources'], 'file')} ({backend})"
+                   f" and {plural(mailboxes, 'mailbox', 'mailboxes')}")
 
 
 class _progress:

@@ -14,6 +14,7 @@ from aipass_git.hooks.install import OWN_DIR_HINT
 from aipass_git.setup import demo as demo_mod, leftovers
 from aipass_git.setup.doctor import examine
 from aipass_git.setup.project_init import initialise
+from aipass_git.store import housekeeping as store_housekeeping
 from aipass_git.core.text import plural
 
 app = commands()
@@ -135,6 +136,25 @@ def demo(
         f"\nlook around:\n  cd {result.path}\n  git aipass agent show quality\n"
         f"  git aipass thread {result.inbox[0]['id'][:12] if result.inbox else 'ID'}\n  git aipass doctor"
     )
+
+
+@app.command()
+def housekeeping(
+    force: bool = typer.Option(False, "--force", help="Repack even when nothing is due."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing (as when started by itself)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts and agents."),
+) -> None:
+    """Repack the object store when packs or loose objects pile up (started by itself when due).
+
+    A geometric repack (small packs and loose objects rolled into bigger ones, big packs
+    left alone), then pack-refs. Writes start it in the background when it is due."""
+    done = store_housekeeping.run(discover(), force=force)
+    if as_json:
+        emit_json({"v": 1, **done})
+    elif not quiet:
+        typer.echo(f"repacked ({done['reason']}): {done['packs_before']} -> {done['packs']} packs, "
+                   f"about {done['loose_before']} -> {done['loose']} loose objects" if done["done"] else
+                   f"nothing due: {plural(done['packs'], 'pack')}, about {done['loose']} loose objects")
 
 
 def _indent(text: str) -> str:

@@ -17,6 +17,7 @@ from aipass_git.dispatch import recovery
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.core import config as config_mod
 from aipass_git.mail import mailbox
+from aipass_git.mail.summary_index import SummaryIndex
 from aipass_git.mail.verified import Trust
 from aipass_git.store import remote
 from aipass_git.store.events import EventStore
@@ -30,7 +31,9 @@ def agents_status(repo: Repo) -> list[dict[str, Any]]:
     here = remote.clone_name(repo.root, create=False)
     with EventStore(repo) as store:
         trust = Trust(store, config_mod.load(repo))
-        undone = {name: _undone(store, name) for name in agents}
+        with SummaryIndex(store) as index:  # one query, not every mailbox read (summary_index.py)
+            waiting = index.undone_dispatches()
+        undone = {name: waiting.get(name, []) for name in agents}
         # a dispatch its sender's signature does not prove is not a task (mail/verified.py);
         # only mailboxes with undone dispatches are looked at
         unproven = {name: trust.unverified(name) if trust.enforced and undone[name] else {} for name in agents}

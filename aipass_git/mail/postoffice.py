@@ -11,10 +11,11 @@ from typing import Any
 
 from aipass_git.agents.session import Session
 from aipass_git.core.program import kick_triggers
-from aipass_git.core import git, ids, names, secrets
+from aipass_git.core import ids, names, secrets
 from aipass_git.core.errors import InvalidNameError, RefusedError, UnknownMessageError
 from aipass_git.core.repo import Repo
 from aipass_git.mail import mailbox, message as msg
+from aipass_git.mail.summary_index import SummaryIndex
 from aipass_git.mail.verified import Trust
 from aipass_git.store.events import EventStore, HistoryEntry
 
@@ -30,6 +31,7 @@ class PostOffice:
         self.speaker = self.session.speaker
         self.store = EventStore(self.repo)
         self._trust: Trust | None = None
+        self._index: SummaryIndex | None = None
 
     def __enter__(self) -> "PostOffice":
         return self
@@ -38,6 +40,8 @@ class PostOffice:
         self.close()
 
     def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
         self.store.close()
 
     # -- addresses ----------------------------------------------------------------------
@@ -191,9 +195,8 @@ class PostOffice:
         """Every message of the thread RAW_ID belongs to, across all mailboxes, oldest first."""
         thread_id = self._find_any(raw_id)["thread"]
         found: list[dict[str, Any]] = []
-        for owner in self._all_owners():
+        for owner, lines in self.index.in_thread(thread_id).items():
             box = mailbox.MailboxReader(self.store, owner)
-            lines = [l for l in box.summaries() if l["thread"] == thread_id]
             status = {l["id"]: l["status"] for l in lines}
             found += self.trust.mark(owner, [{**full, "status": status[full["id"]]}
                                              for full in box.messages([l["id"] for l in lines])])
@@ -222,14 +225,15 @@ class PostOffice:
         return _one(matches, raw_id, f"@{box.owner}'s mailbox")
 
     def _find_any(self, raw_id: str) -> dict[str, Any]:
-        prefix = _clean_id(raw_id)
-        matches = []
-        for owner in self._all_owners():
-            matches += [l for l in mailbox.MailboxReader(self.store, owner).summaries() if l["id"].startswith(prefix)]
+        matches = [line for _, line in self.index.with_prefix(_clean_id(raw_id))]
         return _one(matches, raw_id, "any mailbox")
 
-    def _all_owners(self) -> list[str]:
-        return [ref[len(mailbox.NAMESPACE):] for ref, _ in git.list_refs(self.repo.root, mailbox.NAMESPACE)]
+    @property
+    def index(self) -> SummaryIndex:
+        """Every mailbox's summaries, derived (summary_index.py): across-mailbox lookups."""
+        if self._index is None:
+            self._index = SummaryIndex(self.store)
+        return self._index
 
 
 def _clean_id(raw: str) -> str:

@@ -60,6 +60,7 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
     checks.append(_trust(repo, config))
     checks.append(_plans(repo))
     checks.append(_triggers(repo))
+    checks.append(_housekeeping(repo))
     checks.extend(_leftovers(repo))
     return checks
 
@@ -228,6 +229,16 @@ def _plans(repo: repo_mod.Repo) -> Check:
         return Check("plans", "ok", f"{plural(len(docs), 'plan')}, none stuck")
     return Check("plans", "warn", "; ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5 else ""),
                  hints[0] if hints else "see: git aipass plan list --all")
+
+
+def _housekeeping(repo: repo_mod.Repo) -> Check:
+    from aipass_git.store import housekeeping  # deferred: doctor counts packs only here
+
+    packs, loose = housekeeping.counts(repo)
+    due = housekeeping.overdue(repo)
+    if due:
+        return Check("housekeeping", "warn", f"overdue: {due}", "run: git aipass housekeeping (writes start it by themselves)")
+    return Check("housekeeping", "ok", f"{plural(packs, 'pack')}, about {loose} loose objects")
 
 
 def _triggers(repo: repo_mod.Repo) -> Check:

@@ -31,7 +31,7 @@ from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
 from aipass_git.store.objects import TREE_MODE, Ident, ObjectReader, ObjectWriter, commit_tree_and_parents, decode_tree
 from aipass_git.core import faults
-from aipass_git.store import locks, remote, signing
+from aipass_git.store import housekeeping, locks, remote, signing
 from aipass_git.store.keyring import Keyring, own_ssh_key
 from aipass_git.store.journal import Entry, Journal
 from aipass_git.store.pack import PackWriter
@@ -97,6 +97,7 @@ class EventStore:
         self.gate = locks.Gate(repo.runtime_dir / "locks" / "refs.gate")
         self.keys = Keyring(repo.root)
         self._clone: str | None = None
+        self._wrote = False
         self._must_sign: bool | None = None
         self._trees: OrderedDict[str, dict[str, tuple[str, str]]] = OrderedDict()
         # What this process wrote itself need not be read back through git.
@@ -108,6 +109,7 @@ class EventStore:
     def message_of(self, event: Event) -> str:
         """EVENT's commit message, stamped with the clone that wrote it (`Aipass-Clone`):
         rules fire where an event happened, not in every clone that later fetches it."""
+        self._wrote = True
         if self._clone is None:
             self._clone = remote.clone_name(self.repo.root)
         return Event(event.kind, event.subject, event.author, {**event.trailers, CLONE_TRAILER: self._clone},
@@ -119,6 +121,8 @@ class EventStore:
     def close(self) -> None:
         self.reader.close()
         self.refs.close()
+        if self._wrote:
+            housekeeping.kick(self.repo)  # packs and loose objects past their bounds: repacked in the background
 
     # -- reading ------------------------------------------------------------------------
 
