@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aipass_git.agents import ownership, passport, templates, trust
+from aipass_git.agents.passport_cache import PassportCache
 from aipass_git.core import clock, config as config_mod, git, names, schemas
 from aipass_git.core.canonical import encode
 from aipass_git.core.errors import RefusedError, UnknownAgentError
@@ -19,6 +20,9 @@ from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.core.validate import List, check_input
 from aipass_git.store.keyring import Keyring
 from aipass_git.store.worktree_commit import commit_files
+
+
+_LOADED: dict[Path, tuple[tuple[int, int, int], "Agent"]] = {}  # passport file -> (its stat, the agent)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class Registry:
         self.repo = repo
         self._keys: Keyring | None = None
         self._creator: str | None = None
+        self._passports: PassportCache | None = None
 
     # -- reading ----------------------------------------------------------------------
 
@@ -83,6 +88,7 @@ class Registry:
             agent = self._load(folder.name)
             if include_retired or agent.active:
                 agents.append(agent)
+        self.passports.save()
         return agents
 
     def get(self, raw_name: str) -> Agent:
@@ -109,13 +115,38 @@ class Registry:
 
     def _load(self, name: str) -> Agent:
         rel = agent_files(name)["passport"]
+        path = self.repo.root / rel
+        try:  # a passport is parsed once, again only when its file changed (lstat: a link is never cached)
+            st = path.lstat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamp = None
+        cached = _LOADED.get(path)
+        if cached is not None and stamp is not None and cached[0] == stamp:
+            return cached[1]
+        if stamp is not None:
+            doc = self.passports.get(path, repr(stamp))
+            if doc is not None:
+                agent = Agent(name, doc, path.parent)
+                _LOADED[path] = (stamp, agent)
+                return agent
         data = read_doc(self.repo.root, rel)
         if data is None:
             raise RefusedError(
                 f"{rel} is missing",
                 f"restore it with: git checkout -- {rel}   (or remove the folder {AGENTS_DIR}/{name})",
             )
-        return Agent(name, passport.parse(data, rel, expected_name=name), (self.repo.root / rel).parent)
+        agent = Agent(name, passport.parse(data, rel, expected_name=name), (self.repo.root / rel).parent)
+        if stamp is not None:
+            _LOADED[path] = (stamp, agent)
+            self.passports.put(path, repr(stamp), agent.passport)
+        return agent
+
+    @property
+    def passports(self) -> PassportCache:
+        if self._passports is None:
+            self._passports = PassportCache(self.repo)
+        return self._passports
 
     # -- writing ----------------------------------------------------------------------
 

@@ -125,6 +125,14 @@ class SummaryIndex:
             out.setdefault(owner, []).append(line)
         return out
 
+    def owned(self) -> dict[str, tuple[str, list[str]]]:
+        """Owner -> (its mailbox tip, the ids of its messages)."""
+        self.refresh()
+        out = {owner: (tip, []) for owner, tip in self.db.execute("SELECT owner, tip FROM boxes")}
+        for owner, mid in self.db.execute("SELECT owner, id FROM lines ORDER BY owner, id"):
+            out[owner][1].append(mid)
+        return out
+
     def with_prefix(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         """(owner, summary) of every message whose id starts with PREFIX (a range on the id index)."""
         return self._rows("SELECT owner, line FROM lines WHERE id >= ? AND id < ? ORDER BY id",

@@ -22,6 +22,7 @@ from aipass_git.agents.trust import signer_name
 from aipass_git.core import git
 from aipass_git.core.config import Config
 from aipass_git.mail import mailbox
+from aipass_git.mail.summary_index import SummaryIndex
 from aipass_git.store.events import EventStore
 from aipass_git.store.verify import Roster, Verifier, roster_at
 
@@ -60,6 +61,21 @@ class Trust:
         held = [l["id"] for l in mailbox.MailboxReader(self.store, owner).summaries()]
         proven, bad = self._proven(owner, tip)
         return {mid: bad.get(mid, "no signed delivery") for mid in held if mid not in proven}
+
+    def unverified_all(self) -> dict[str, dict[str, str]]:
+        """`unverified` of every mailbox that holds any, read through the summary index
+        (one query for every mailbox's ids, then each mailbox's cached verdicts)."""
+        if not self.active:
+            return {}
+        with SummaryIndex(self.store) as index:
+            owned = index.owned()
+        out = {}
+        for owner, (tip, held) in owned.items():
+            proven, bad = self._proven(owner, tip)
+            found = {mid: bad.get(mid, "no signed delivery") for mid in held if mid not in proven}
+            if found:
+                out[owner] = found
+        return out
 
     def _cache_file(self, owner: str):
         return self.store.repo.runtime_dir / "trust" / f"mail-{owner}-{self.roster.blob_id}.json"

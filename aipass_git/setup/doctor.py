@@ -178,8 +178,7 @@ def _leftovers(repo: repo_mod.Repo) -> list[Check]:
 
 
 def _trust(repo: repo_mod.Repo, config: config_mod.Config) -> Check:
-    from aipass_git.mail import mailbox  # deferred: doctor reads mail only here
-    from aipass_git.mail.verified import Trust
+    from aipass_git.mail.verified import Trust  # deferred: doctor reads mail only here
     from aipass_git.store.events import EventStore
 
     with EventStore(repo) as store:
@@ -187,8 +186,7 @@ def _trust(repo: repo_mod.Repo, config: config_mod.Config) -> Check:
         if not trust.active:
             return Check("signatures", "warn", f"no {SIGNERS_FILE} on {config.base_branch}: events are not signed",
                          "run: git aipass init (keys for you and the agents), and commit on the base branch")
-        unproven = {owner: len(found) for ref, _ in git.list_refs(repo.root, mailbox.NAMESPACE)
-                    if (found := trust.unverified(owner := ref[len(mailbox.NAMESPACE):]))}
+        unproven = {owner: len(found) for owner, found in trust.unverified_all().items()}
         _, email = git.user_ident(repo.root)
         if store.keys.get(email) is None and own_ssh_key(repo.root) is None:
             return Check("signatures", "warn", f"you ({email}) have no signing key in this clone",

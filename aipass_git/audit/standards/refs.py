@@ -47,8 +47,9 @@ def signed_mail(ctx):
 
     with EventStore(ctx.repo) as store:
         trust = Trust(store, ctx.config)
-        for ref, _ in git.list_refs(ctx.repo.root, mailbox.NAMESPACE):
-            for mid, why in sorted(trust.unverified(ref[len(mailbox.NAMESPACE):]).items()):
+        for owner, found in sorted(trust.unverified_all().items()):
+            ref = mailbox.ref_for(owner)
+            for mid, why in sorted(found.items()):
                 # with `trust: any` the repository chose to flag, not refuse
                 yield Problem(ref, f"message {mid} is unverified: {why}",
                               "someone wrote this ref without the sender's key; do not act on it, and find who did "
