@@ -180,14 +180,15 @@ def _count_messages(view: TreeView, folder: str) -> int:
 class MailboxReader:
     """Reads one mailbox's current state from its tip tree."""
 
-    def __init__(self, store: EventStore, owner: str) -> None:
+    def __init__(self, store: EventStore, owner: str, *, at: str | None = None) -> None:
         self.store = store
         self.owner = owner
         self.ref = ref_for(owner)
+        self.at = at  # summaries as of this commit of the mailbox, not its tip
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every message's summary line with its status (no bodies)."""
-        tip = self.store.tip(self.ref)
+        tip = self.at or self.store.tip(self.ref)
         if tip is None:
             return []
         return msg.decode_summary_blobs(self.store.collect(self.store.tree_of(tip), name=INDEX))

@@ -73,7 +73,16 @@ class ObjectWriter:
         # Written under a temporary name and renamed, so no reader ever sees a partial
         # object; created read-only (0444), as git does, without a separate chmod.
         tmp = folder / f"tmp_obj_{os.getpid()}_{os.urandom(6).hex()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        for attempt in range(3):
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+                break
+            except FileNotFoundError:
+                # a repack's prune-packed removes fan-out folders it emptied, ours included;
+                # git's own writer makes the folder again and retries, and so do we
+                if attempt == 2:
+                    raise
+                folder.mkdir(exist_ok=True)
         try:
             remaining = memoryview(zlib.compress(header + data, 1))
             while remaining:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aipass_git.audit.checked import Checked
 from aipass_git.audit.engine import Problem, standard
 from aipass_git.core import git, ids, names
 
@@ -28,15 +29,21 @@ def mailbox_state(ctx):
     from aipass_git.mail import mailbox  # deferred: the commit hook loads every standard; only the full audit reads mail
     from aipass_git.store.events import EventStore
 
+    checked = Checked(ctx.repo, "refs.mailbox-state")
     with EventStore(ctx.repo) as store:
-        for ref, _ in git.list_refs(ctx.repo.root, mailbox.NAMESPACE):
-            reader = mailbox.MailboxReader(store, ref[len(mailbox.NAMESPACE):])
+        for ref, tip in git.list_refs(ctx.repo.root, mailbox.NAMESPACE):
+            owner = ref[len(mailbox.NAMESPACE):]
+            if checked.tip(owner) == tip:
+                continue  # found consistent at this very tip before
+            reader = mailbox.MailboxReader(store, owner)
             files = reader.message_ids()
             indexed = {l["id"] for l in reader.summaries()}
             for mid in sorted(indexed - files):
                 yield Problem(ref, f"index lists {mid} but its message file is missing", "the ref was written outside aipass; restore it from a clone")
             for mid in sorted(files - indexed):
                 yield Problem(ref, f"message {mid} is not in the index", "the ref was written outside aipass; restore it from a clone")
+            checked.mark(owner, tip if files == indexed else None)
+    checked.save()
 
 
 @standard("refs.signed-mail", "every message in a mailbox was delivered by its sender, as a signature proves")

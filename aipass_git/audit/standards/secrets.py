@@ -4,6 +4,7 @@ with the message or the commit) is not reported again."""
 
 from __future__ import annotations
 
+from aipass_git.audit.checked import Checked
 from aipass_git.audit.engine import Problem, standard
 from aipass_git.core import git, secrets
 from aipass_git.core.text import article
@@ -38,18 +39,30 @@ def in_mail(ctx):
     from aipass_git.mail import mailbox  # deferred: the commit hook loads every standard; only the full audit reads mail
     from aipass_git.store.events import EventStore
 
+    checked = Checked(ctx.repo, "secrets.mail")
     with EventStore(ctx.repo) as store:
-        for ref, _ in git.list_refs(ctx.repo.root, mailbox.NAMESPACE):
+        for ref, tip in git.list_refs(ctx.repo.root, mailbox.NAMESPACE):
             owner = ref[len(mailbox.NAMESPACE):]
+            since = checked.tip(owner)
+            if since == tip:
+                continue  # clean at this tip before: delivered messages never change
             reader = mailbox.MailboxReader(store, owner)
-            for message in reader.messages([l["id"] for l in reader.summaries()]):
+            ids = [l["id"] for l in reader.summaries()]
+            if since is not None and store.reader.resolve(since):
+                seen = {l["id"] for l in mailbox.MailboxReader(store, owner, at=since).summaries()}
+                ids = [i for i in ids if i not in seen]  # only what came since it was clean
+            leaks = 0
+            for message in reader.messages(ids):
                 if message["meta"].get("allowed_secrets"):
                     continue
                 kinds = secrets.find(message["subject"] + "\n" + message["body"])
                 if kinds:
+                    leaks += 1
                     yield Problem(f"{ref}:{mailbox.message_path(message['id'])}",
                                   f"message {message['id']} from @{message['from']} looks like it holds {article(kinds[0])}",
                                   "rotate the credential; mail history keeps it, so treat it as leaked")
+            checked.mark(owner, None if leaks else tip)
+    checked.save()
 
 
 RECENT_COMMITS = 500  # commit messages reviewed by a full audit: the latest, where a leak is news
