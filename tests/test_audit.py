@@ -8,6 +8,7 @@ from conftest import git, make_desk
 
 from aipass_git.audit.standards import BUILTIN
 from aipass_git.core import ids
+from aipass_git.core.repo import discover
 
 ALL_IDS = sorted(s.id for s in BUILTIN)
 
@@ -82,7 +83,7 @@ def break_mailbox_state(repo, cli):
 
     assert cli("send", "@api", "hello", "b", cwd=repo).code == 0
     with PostOffice(discover(repo)) as po:
-        [line] = mailbox.MailboxReader(po.store, "api").summaries()
+        [line] = [l for l in mailbox.MailboxReader(po.store, "api").summaries() if l["subject"] == "hello"]
 
         def drop_index(view):
             view.delete(mailbox.index_path(line["id"]))
@@ -299,3 +300,15 @@ def test_sarif_is_valid_against_the_official_schema(clean_repo: Path, cli, tmp_p
     assert note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "dir%20with%20space/%C3%BC%231.txt"
     rule = run["tool"]["driver"]["rules"][note["ruleIndex"]]
     assert rule["defaultConfiguration"]["level"] == "note"
+
+
+@pytest.mark.parametrize("standard", ["secrets.mail", "refs.mailbox-state"])
+def test_a_repeat_audit_reads_only_what_changed_and_still_finds_it(clean_repo: Path, cli, standard):
+    # the first audit finds every mailbox clean and remembers their tips; the break comes after
+    assert cli("send", "@api", "first", "nothing to see", cwd=clean_repo).code == 0
+    assert audit(cli, clean_repo) == (0, [])
+    assert (discover(clean_repo).runtime_dir / "audit" / f"{standard}.json").exists()
+    BREAKERS[standard](clean_repo, cli)
+    mine = [f for f in audit(cli, clean_repo)[1] if f["standard"] == standard]
+    assert mine, f"{standard} missed what came after its last clean audit"
+    assert [f for f in audit(cli, clean_repo)[1] if f["standard"] == standard] == mine  # reported until fixed
