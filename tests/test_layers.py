@@ -20,6 +20,7 @@ LAYERS = [
     {"sync", "triggers"},
     {"hooks"},
     {"setup"},
+    {"monitor"},
     {"cli"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

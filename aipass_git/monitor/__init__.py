@@ -1,0 +1,1 @@
+"""A live view of the team at work (`git aipass monitor`)."""

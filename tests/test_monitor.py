@@ -1,0 +1,60 @@
+"""The monitor, driven in tmux as a person would use it: a dispatch goes from running to
+idle, a bounce shows in the problems panel, `q` quits; piped, one plain frame."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import git
+from dispatching import drepo, fake_cli, plan as plan_runs, wait_for  # noqa: F401 - fixtures
+
+TMUX = shutil.which("tmux")
+
+
+def test_a_piped_monitor_prints_one_plain_frame(mail_repo: Path):
+    out = subprocess.run([sys.executable, "-m", "aipass_git", "monitor"], cwd=mail_repo, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout
+    for heading in ("agents", "problems", "recent events", "open PRs and plans", "quality"):
+        assert heading in out.stdout
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed (Debian package tmux); the live view needs a terminal")
+def test_the_live_monitor_follows_a_dispatch_and_shows_a_bounce(drepo: Path, fake_cli: Path, cli, tmp_path: Path):  # noqa: F811
+    config = drepo / ".aipass/config.yaml"
+    config.write_text(config.read_text().replace("\n  command:\n", "\n  nowhere:\n    argv: [no-such-program-xyz]\n  command:\n", 1))
+    git(drepo, "commit", "-qam", "a provider that is not installed")
+    assert cli("agent", "new", "ghost", "--role", "cannot start", "--provider", "nowhere", cwd=drepo).code == 0
+    script = tmp_path / "monitor.sh"
+    script.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in os.environ.items() if k.isidentifier())
+                      + f"cd {shlex.quote(str(drepo))}\nexec {shlex.quote(sys.executable)} -m aipass_git monitor --interval 0.2\n")
+    socket = f"aipass-test-{os.getpid()}"
+    tmux = [TMUX, "-L", socket]
+    subprocess.run([*tmux, "-f", "/dev/null", "new-session", "-d", "-s", "mon", "-x", "200", "-y", "70", "sh", str(script)],
+                   check=True)
+    screen = lambda: subprocess.run([*tmux, "capture-pane", "-p", "-t", "mon"], capture_output=True, text=True).stdout  # noqa: E731
+    try:
+        wait_for(lambda: "aipass monitor" in screen(), "the monitor to draw")
+        plan_runs(fake_cli, "api", "gated")
+        assert cli("dispatch", "@api", "the gated task", "details", cwd=drepo).code == 0
+        wait_for(lambda: any("api" in l and "running" in l and "the gated task" in l for l in screen().splitlines()),
+                 "api running the task on screen")
+        (fake_cli / "release-api").write_text("")
+        wait_for(lambda: any(l.split("│")[1:3] and "api" in l.split("│")[1] and "idle" in l.split("│")[2]
+                             for l in screen().splitlines() if l.count("│") > 3), "api idle again on screen")
+        assert cli("dispatch", "@ghost", "a task it cannot start", "x", cwd=drepo).code == 1
+        wait_for(lambda: "@ghost bounced" in screen(), "the bounce in the problems panel")
+        subprocess.run([*tmux, "send-keys", "-t", "mon", "q"], check=True)
+        wait_for(lambda: subprocess.run([*tmux, "has-session", "-t", "mon"], capture_output=True).returncode != 0,
+                 "q to end the monitor")
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    events = [json.loads(l) for l in (drepo / ".git/aipass/events.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "finished" and e.get("agent") == "ghost" and e.get("result") == "bounced" for e in events)
