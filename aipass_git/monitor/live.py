@@ -71,11 +71,12 @@ def run(repo: Repo, interval: float = 1.0) -> None:
     watcher = Watcher(repo)
     agents_seen: list[str] = []
     agent: str | None = None
-    with _keys() as key, Live(render(watcher.take()), refresh_per_second=4, screen=True) as live:
+    # drawn when a refresh is taken, not on rich's own timer: idle, one cheap redraw per interval
+    with _keys() as key, Live(render(watcher.take()), auto_refresh=False, screen=True) as live:
         while True:
             snap = watcher.take()
             agents_seen = [a["agent"] for a in snap.agents]
-            live.update(render(filtered(snap, agent), agent))
+            live.update(render(filtered(snap, agent), agent), refresh=True)
             pressed = key(interval)
             if pressed in ("q", "\x03"):
                 return

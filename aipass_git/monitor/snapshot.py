@@ -10,6 +10,7 @@ packed-refs changed, the runtime log from its last offset.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -26,6 +27,7 @@ from aipass_git.setup import leftovers
 from aipass_git.store.events import EventStore
 
 EVENTS_KEPT = 200  # runtime events remembered for the events panel and the problems
+AGENTS_EVERY = 30.0  # seconds between re-reads of the agents when nothing was logged (run times are aged in between)
 
 
 @dataclass
@@ -50,6 +52,9 @@ class Watcher:
         self.prs: list[dict[str, Any]] = []
         self.plans: list[dict[str, Any]] = []
         self.retired: set[str] = set()
+        self.agents: list[dict[str, Any]] = []
+        self.problems: list[str] = []
+        self.agents_read = float("-inf")
 
     def _signature(self) -> tuple:
         common = self.repo.common_dir
@@ -64,20 +69,29 @@ class Watcher:
 
     def take(self) -> Snapshot:
         errors: list[str] = []
-        try:
-            agents = agents_status(self.repo)
-        except AipassError as exc:
-            agents, errors = [], [exc.message]
         records, self.offset = self.runtime.events_since(self.offset)
         self.recent = (self.recent + records)[-EVENTS_KEPT:]
         signature = self._signature()
-        if signature != self.refs_seen:
-            self.refs_seen = signature
+        moved = signature != self.refs_seen
+        if moved or records or time.monotonic() - self.agents_read >= AGENTS_EVERY:
+            # every change of an agent's state is logged, and a queue is a mailbox ref:
+            # with neither moving, only the run times advance
             try:
-                self._read_refs()
+                self.agents = agents_status(self.repo)
             except AipassError as exc:
-                errors.append(exc.message)
-        return Snapshot(clock.utc_now(), agents, self._problems(), self._events(), self.prs, self.plans, errors)
+                self.agents, errors = [], [exc.message]
+            self.agents_read = time.monotonic()
+            if moved:
+                self.refs_seen = signature
+                try:
+                    self._read_refs()
+                except AipassError as exc:
+                    errors.append(exc.message)
+            self.problems = self._problems()
+        age = time.monotonic() - self.agents_read
+        agents = [{**a, "run_seconds": a["run_seconds"] + age} if a.get("run_seconds") is not None else a
+                  for a in self.agents]
+        return Snapshot(clock.utc_now(), agents, self.problems, self._events(), self.prs, self.plans, errors)
 
     def _read_refs(self) -> None:
         # the newest tip of every event ref, one git process: what just happened on each
