@@ -5,12 +5,13 @@ and 100 rounds of `send @all` (about 10,400 events on the mailbox refs), then:
 
 1. refreshes (Watcher.take, what each redraw reads) when something changed (a message
    sent just before) and when nothing did;
-2. runs `git aipass monitor` in a tmux terminal for --idle seconds and reads its CPU time.
+2. writes `git aipass report --html` (a new process each time);
+3. runs `git aipass monitor` in a tmux terminal for --idle seconds and reads its CPU time.
 
     python bench/monitor.py [--runs N] [--idle SECONDS]
 
 Goals (from the monitor issue): a refresh <= 100 ms with 100 agents and 10,000 events;
-idle CPU <= 2 % of one core.
+idle CPU <= 2 % of one core; report generation over 10,000 events <= 3 s.
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ def main() -> None:
             idle.append(time.perf_counter() - start)
         show("refresh after a change (100 agents, ~10k events)", changed)
         show("refresh with nothing new", idle)
+        page = Path(tmp_name) / "report.html"
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run(["git", "aipass", "report", "--html", str(page)], cwd=repo, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        show("report --html (~10k messages, a new process)", times)
         tmux = shutil.which("tmux")
         if tmux is None:
             print("idle CPU: not measured (tmux is not installed)")

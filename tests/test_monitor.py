@@ -58,3 +58,48 @@ def test_the_live_monitor_follows_a_dispatch_and_shows_a_bounce(drepo: Path, fak
         subprocess.run([*tmux, "kill-server"], capture_output=True)
     events = [json.loads(l) for l in (drepo / ".git/aipass/events.jsonl").read_text().splitlines()]
     assert any(e.get("event") == "finished" and e.get("agent") == "ghost" and e.get("result") == "bounced" for e in events)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_the_report_counts_what_happened_and_its_page_loads_nothing(drepo: Path, fake_cli: Path, cli, tmp_path: Path):  # noqa: F811
+    from dispatching import run_dispatch
+
+    config = drepo / ".aipass/config.yaml"
+    config.write_text(config.read_text().replace("\n  command:\n", "\n  nowhere:\n    argv: [no-such-program-xyz]\n  command:\n", 1))
+    git(drepo, "commit", "-qam", "a provider that is not installed")
+    assert cli("agent", "new", "ghost", "--role", "cannot start", "--provider", "nowhere", cwd=drepo).code == 0
+    plan_runs(fake_cli, "api", "reply", "pr")
+    run_dispatch(drepo, "api", "answer me")
+    run_dispatch(drepo, "api", "build it")
+    [pr] = json.loads(cli("pr", "list", "--json", cwd=drepo).out)["prs"]
+    assert cli("pr", "merge", pr["id"], cwd=drepo).code == 0
+    assert cli("dispatch", "@ghost", "cannot start", "x", cwd=drepo).code == 1
+    page = tmp_path / "report.html"
+    found = json.loads(cli("report", "--html", str(page), "--json", cwd=drepo).out)
+    assert found["dispatches"]["by_agent"] == {"api": {"ok": 2}, "ghost": {"bounced": 1}}
+    assert found["dispatches"]["run_seconds"]["count"] == 2
+    assert found["prs"]["states"] == {"merged": 1} and found["prs"]["lead_seconds"]["count"] == 1
+    assert found["mail"]["answer_seconds"]["count"] >= 1
+    text = page.read_text()
+    assert text.count("<svg") >= 4 and "<script" not in text.lower()
+    assert not any(f'{attr}="http' in text or f"{attr}='http" in text for attr in ("src", "href"))
+    assert "<td>ghost</td>" in text and "<th>bounced</th>" in text
+    later = json.loads(cli("report", "--since", "2999-01-01", "--json", cwd=drepo).out)
+    assert later["dispatches"]["by_agent"] == {} and later["prs"]["states"] == {}
+    assert cli("report", "--since", "last week", cwd=drepo).code == 2
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed; the page is checked without a browser above")
+def test_the_report_renders_in_headless_chromium_without_network(mail_repo: Path, cli, tmp_path: Path):
+    page = tmp_path / "report.html"
+    assert cli("report", "--html", str(page), cwd=mail_repo).code == 0
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2000",
+                           f"--screenshot={shot}", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert shot.stat().st_size > 10_000
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert "Dispatches per agent" in dom

@@ -38,6 +38,7 @@ COMMANDS = {
     "cancel": ("dispatch_cmd", "Stop the running dispatch of an agent, or take back a queued one."),
     "status": ("dispatch_cmd", "What every agent is doing: idle, queued, starting, running (attempt N of M), backoff."),
     "monitor": ("monitor_cmd", "Watch the team at work: agents, problems, recent events, open PRs and plans."),
+    "report": ("monitor_cmd", "The team's figures: dispatches and outcomes, run times, mail and answers, PRs, audits, memory, plans."),
     "log": ("dispatch_cmd", "The event log of wakes and runs (events.jsonl in the git common dir)."),
     "memory": ("memory_cmd", "Agents' working memory, its archive, and search by meaning."),
     "reindex": ("memory_cmd", "Rebuild the memory index and the mail summary index from git (both derived; nothing is lost)."),

@@ -125,6 +125,10 @@ class SummaryIndex:
             out.setdefault(owner, []).append(line)
         return out
 
+    def all_lines(self) -> list[tuple[str, dict[str, Any]]]:
+        """(owner, summary) of every message in every mailbox."""
+        return self._rows("SELECT owner, line FROM lines ORDER BY id")
+
     def owned(self) -> dict[str, tuple[str, list[str]]]:
         """Owner -> (its mailbox tip, the ids of its messages)."""
         self.refresh()
