@@ -103,3 +103,35 @@ def test_the_report_renders_in_headless_chromium_without_network(mail_repo: Path
     dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
     assert "Dispatches per agent" in dom
+
+
+def _on_a_terminal(repo: Path, args: list[str], env: dict[str, str], until: bytes) -> bytes:
+    """Run `git aipass ARGS` on a pseudo-terminal until UNTIL shows; then Ctrl-C it."""
+    import pty
+    import signal
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a person's terminal
+        os.chdir(repo)
+        os.execve(sys.executable, [sys.executable, "-m", "aipass_git", *args], {**os.environ, **env})
+    out = b""
+    deadline = time.monotonic() + 30
+    while until not in out and time.monotonic() < deadline:
+        try:
+            out += os.read(fd, 65536)
+        except OSError:
+            break
+    os.kill(pid, signal.SIGINT)
+    os.waitpid(pid, 0)
+    return out
+
+
+def test_status_watch_redraws_in_place_and_colour_is_for_terminals_only(mail_repo: Path):
+    shown = _on_a_terminal(mail_repo, ["status", "--watch", "0.5"], {"TERM": "xterm"}, b"quality")
+    assert b"\x1b[H\x1b[2J" in shown and b"\x1b[1mAGENT" in shown
+    plain = _on_a_terminal(mail_repo, ["status", "--watch", "0.5"], {"TERM": "xterm", "NO_COLOR": "1"}, b"quality")
+    assert b"\x1b[1m" not in plain and b"AGENT" in plain
+    piped = subprocess.run([sys.executable, "-m", "aipass_git", "send", "@nobody", "x", "y"], cwd=mail_repo,
+                           capture_output=True)
+    assert piped.returncode == 2 and piped.stderr.startswith(b"error: ") and b"\x1b" not in piped.stderr

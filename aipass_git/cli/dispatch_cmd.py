@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +13,7 @@ import typer
 from aipass_git.cli.app import commands
 from aipass_git.cli.mail_cmd import ALLOW_SECRET, FILE, _body
 from aipass_git.cli.output import emit_json, table
+from aipass_git.core import clock
 from aipass_git.core.names import strip_at
 from aipass_git.core.repo import discover
 from aipass_git.dispatch import dispatcher
@@ -88,18 +91,36 @@ def cancel(
 
 
 @app.command()
-def status(as_json: bool = JSON) -> None:
+def status(as_json: bool = JSON,
+           watch: Optional[float] = typer.Option(None, "--watch", metavar="SECONDS", min=0.5,
+                                                 help="Redraw every SECONDS until Ctrl-C (a compact `monitor`).")) -> None:
     """What every agent is doing: idle, queued, starting, running (attempt N of M), backoff.
 
     A supervisor that died is noticed here: its processes are killed, its dispatch is
     retried or bounced, and its queue goes on.
     """
     repo = discover()
+    if watch is not None:
+        if as_json:
+            raise RefusedError("--watch draws for people; --json prints once", "drop one of them")
+        try:
+            while True:
+                if sys.stdout.isatty():
+                    typer.echo("\x1b[H\x1b[2J", nl=False)  # home and clear: each frame in place
+                typer.echo(f"{clock.utc_now()}  (every {watch:g} s; Ctrl-C stops)")
+                _print_status(agents_status(repo), _open_plans(repo))
+                time.sleep(watch)
+        except KeyboardInterrupt:
+            return
     rows = agents_status(repo)
     plans = _open_plans(repo)
     if as_json:
         emit_json({"v": 1, "agents": rows, "plans": plans})
         return
+    _print_status(rows, plans)
+
+
+def _print_status(rows: list[dict], plans: list[dict]) -> None:
     typer.echo(table(
         ["AGENT", "STATE", "ATTEMPT", "RUN TIME", "BACKOFF", "QUEUED", "DISPATCH", "SUBJECT"],
         [(r["agent"], r["state"] + (f" ({', '.join(sorted({e['clone'] for e in r['elsewhere']}))})" if r["state"] == "elsewhere" else ""),

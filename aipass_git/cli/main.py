@@ -16,6 +16,7 @@ import typer
 
 from aipass_git import __version__
 from aipass_git.cli.app import root as app, show_help_without_command
+from aipass_git.cli.output import paint
 from aipass_git.core.errors import AipassError, RefusedError, from_os_error
 from aipass_git.core.text import for_terminal
 
@@ -94,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _error(message: str, hint: str | None = None) -> None:
     # a message may quote what the user or a file gave: never let it drive the terminal
-    sys.stderr.write(f"error: {for_terminal(message)}\n")
+    sys.stderr.write(f"{paint('error:', '1;31', sys.stderr)} {for_terminal(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {for_terminal(hint)}\n")
+        sys.stderr.write(f"{paint('hint:', '36', sys.stderr)} {for_terminal(hint)}\n")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, Iterable, Sequence
 
@@ -13,13 +14,25 @@ def emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
 
 
+def styled(stream=None) -> bool:
+    """Colour only for a person at a terminal: never piped, with NO_COLOR, or on a dumb one."""
+    stream = stream or sys.stdout
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def paint(text: str, code: str, stream=None) -> str:
+    """TEXT in the ANSI style CODE ("1" bold, "31" red, ...) when STREAM is `styled`."""
+    return f"\x1b[{code}m{text}\x1b[0m" if styled(stream) else text
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, max_width: int = 60) -> str:
-    """Plain aligned columns (no box drawing, so output greps and pipes cleanly)."""
+    """Plain aligned columns (no box drawing, so output greps and pipes cleanly); the header
+    row is bold on a terminal."""
     cells = [[_clip(str(c), max_width) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines = [paint("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), "1")]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join(lines)
 
