@@ -69,7 +69,22 @@ def _module_group(module: str) -> click.Group:
     return typer.main.get_group(importlib.import_module(f"aipass_git.cli.{module}").app)
 
 
-class LazyGroup(TyperGroup):
+class FullListing(TyperGroup):
+    """A group whose help lists every command with its whole summary: click would cut each
+    to what fits beside the longest name on an 80-column line."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class LazyGroup(FullListing):
     """The root group: the commands of COMMANDS come from their modules on demand; its
     own help lists them by their summaries."""
 
@@ -121,7 +136,7 @@ def commands() -> typer.Typer:
 
 
 def group(name: str, help_text: str) -> typer.Typer:
-    sub = typer.Typer(name=name, help=help_text, **_options())
+    sub = typer.Typer(name=name, help=help_text, cls=FullListing, **_options())
     sub.callback()(show_help_without_command)
     return sub
 

@@ -10,6 +10,7 @@ packed-refs changed, the runtime log from its last offset.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -55,6 +56,7 @@ class Watcher:
         self.agents: list[dict[str, Any]] = []
         self.problems: list[str] = []
         self.agents_read = float("-inf")
+        self.states_seen = 0
 
     def _signature(self) -> tuple:
         common = self.repo.common_dir
@@ -67,15 +69,31 @@ class Watcher:
                 out.append(None)
         return tuple(out)
 
+    def _states(self) -> int:
+        """A fingerprint of every agent's state file (a stat each, no read)."""
+        total = 0
+        try:
+            with os.scandir(self.runtime.root / "agents") as folders:
+                for folder in folders:
+                    try:
+                        total = hash((total, folder.name, os.stat(os.path.join(folder.path, "state.json")).st_mtime_ns))
+                    except OSError:
+                        continue
+        except OSError:
+            return 0
+        return total
+
     def take(self) -> Snapshot:
         errors: list[str] = []
         records, self.offset = self.runtime.events_since(self.offset)
         self.recent = (self.recent + records)[-EVENTS_KEPT:]
         signature = self._signature()
         moved = signature != self.refs_seen
-        if moved or records or time.monotonic() - self.agents_read >= AGENTS_EVERY:
-            # every change of an agent's state is logged, and a queue is a mailbox ref:
-            # with neither moving, only the run times advance
+        states = self._states()
+        if moved or records or states != self.states_seen or time.monotonic() - self.agents_read >= AGENTS_EVERY:
+            # an agent's state is its state file, its queue a mailbox ref: with neither
+            # moving, only the run times advance
+            self.states_seen = states
             try:
                 self.agents = agents_status(self.repo)
             except AipassError as exc:
