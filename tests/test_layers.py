@@ -13,7 +13,7 @@ LAYERS = [
     {"core"},
     {"store"},
     {"agents"},
-    {"mail", "memory", "plans"},
+    {"mail", "memory", "plans", "claims"},
     {"audit", "dispatch"},
     {"prs"},
     {"flow"},

@@ -50,6 +50,7 @@ COMMANDS = {
     "clone": ("sync_cmd", "Clone a repository and join its agents: git clone, set-up of this clone, one sync."),
     "triggers": ("triggers_cmd", "Rules in .aipass/triggers.yaml: what fires on which event or schedule."),
     "daemon": ("triggers_cmd", "One long-lived process per repository that fires rules and schedules as events happen."),
+    "claim": ("claim_cmd", "Claims: say which paths you are about to change, for a while."),
     "hooks": ("hooks_cmd", "Install the git hooks: audits on commit and push, wakes on fetched mail."),
     "hook": ("hooks_cmd", None),  # hidden: what the git hook shims call
 }
@@ -135,8 +136,8 @@ def commands() -> typer.Typer:
     return typer.Typer(**_options())
 
 
-def group(name: str, help_text: str) -> typer.Typer:
-    sub = typer.Typer(name=name, help=help_text, cls=FullListing, **_options())
+def group(name: str, help_text: str, cls: type[TyperGroup] | None = None) -> typer.Typer:
+    sub = typer.Typer(name=name, help=help_text, cls=cls or FullListing, **_options())
     sub.callback()(show_help_without_command)
     return sub
 

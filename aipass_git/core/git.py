@@ -223,6 +223,19 @@ def staged_files(root: Path) -> list[str]:
     return zsplit(run(["diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR"], root).stdout)
 
 
+def staged_touched(root: Path) -> list[str]:
+    """Every path the index changes against HEAD, a rename's old name and new name both,
+    deletions included (what a claim on a path must hear about)."""
+    parts = zsplit(run(["diff", "--cached", "--name-status", "-M", "-z"], root).stdout)
+    out, i = [], 0
+    while i < len(parts):
+        status = parts[i]
+        count = 2 if status[:1] in ("R", "C") else 1
+        out += parts[i + 1: i + 1 + count]
+        i += 1 + count
+    return out
+
+
 def changed_files(root: Path, old: str, new: str | None = None, *, paths: list[str] | None = None,
                   only: str | None = None) -> list[str]:
     """Paths that differ between OLD and NEW (the work tree when NEW is None), renames

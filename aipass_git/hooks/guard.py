@@ -7,7 +7,10 @@ import os
 from aipass_git.audit import documents
 from aipass_git.audit.engine import Context, describe, run
 from aipass_git.audit.standards import BUILTIN, aipass_files, hygiene, secrets
-from aipass_git.core import config as config_mod, git, names
+from aipass_git.claims import claim
+from aipass_git.core import clock, config as config_mod, git, names
+from aipass_git.core.names import HUMAN
+from aipass_git.store.events import EventStore
 from aipass_git.core.program import kick_triggers
 from aipass_git.core.secrets import find as find_secrets
 from aipass_git.core.text import article
@@ -38,11 +41,33 @@ def pre_commit(repo: Repo) -> list[str]:
         where = " (the base branch)" if branch == config.base_branch else ""
         problems.append(f"@{agent} may commit only on its desk branch {desk.branch_for(agent)}, not on {branch}{where}"
                         "\nhint: commit on your desk and open a PR: git aipass pr open")
+    problems += _claimed(repo, agent or HUMAN)
     staged = git.staged_files(repo.root)
     ctx = Context(repo, paths=staged, staged=True)
     problems += describe(documents.validate(staged, ctx.read))
     problems += describe(run(ctx, ON_COMMIT))
     return problems
+
+
+def _claimed(repo: Repo, who: str) -> list[str]:
+    """A commit that changes a path under someone else's active exclusive claim is refused
+    (renames count by both names, deletions too)."""
+    if not git.list_refs(repo.root, claim.NAMESPACE):
+        return []  # nobody claims anything: one for-each-ref is all it costs
+    touched = git.staged_touched(repo.root)
+    if not touched:
+        return []
+    with EventStore(repo) as store:
+        books = claim.ClaimBook(store).everyone()
+    now = clock.utc_now()
+    for path in touched:
+        found = claim.holder_of(books, path, now, besides=who)
+        if found is not None:
+            holder, c = found
+            return [f"{path} is claimed by @{holder} until {c['expires']} ({c['glob']}"
+                    + (f": {c['reason']}" if c["reason"] else "") + ")"
+                    + f"\nhint: ask @{holder} to release it (git aipass claim release), or wait until it expires"]
+    return []
 
 
 ALLOWED_TRAILER = "Aipass-Allowed-Secret:"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aipass_git.agents import identity
+from aipass_git.claims import claim
 from aipass_git.core import git
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import Repo
@@ -22,7 +23,7 @@ from aipass_git.store import entity, exchange, remote
 from aipass_git.store.events import EventStore
 from aipass_git.store.refs import RefUpdate
 
-KINDS = [mailbox.KIND, record.KIND, plan.KIND]
+KINDS = [mailbox.KIND, record.KIND, plan.KIND, claim.KIND]
 LOCK_SECONDS = 600.0  # another sync of this clone on a slow link
 
 

@@ -6,18 +6,18 @@ from aipass_git.audit.checked import Checked
 from aipass_git.audit.engine import Problem, standard
 from aipass_git.core import git, ids, names
 
-KINDS = ("mail", "prs", "plans")
+KINDS = ("mail", "prs", "plans", "claims")
 
 
-@standard("refs.well-formed", "refs under refs/aipass/ are mail/<agent>, prs/<id> or plans/<id> and point at commits")
+@standard("refs.well-formed", "refs under refs/aipass/ are mail/<agent>, prs/<id>, plans/<id> or claims/<agent> and point at commits")
 def well_formed(ctx):
     for ref, kind in git.ref_types(ctx.repo.root, "refs/aipass/"):
         parts = ref.split("/")
         hint = "delete it with: git update-ref -d " + ref
         if len(parts) != 4 or parts[2] not in KINDS:
             yield Problem(ref, f"not an aipass ref kind (expected refs/aipass/{{{'|'.join(KINDS)}}}/<name>)", hint)
-        elif parts[2] == "mail" and not (names.is_valid(parts[3]) or parts[3] == "human"):
-            yield Problem(ref, "mailbox of something that is not an agent name", hint)
+        elif parts[2] in ("mail", "claims") and not (names.is_valid(parts[3]) or parts[3] == "human"):
+            yield Problem(ref, f"{'mailbox' if parts[2] == 'mail' else 'claims'} of something that is not an agent name", hint)
         elif parts[2] in ("prs", "plans") and not ids.is_id(parts[3]):
             yield Problem(ref, "not named by an aipass id", hint)
         elif kind != "commit":

@@ -1,0 +1,1 @@
+"""Claims: paths an agent is about to change, for a while (ARCHITECTURE.md, section 13)."""
