@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from conftest import git, main_in
+from dispatching import drepo, fake_cli  # noqa: F401 - fixtures
 
 from aipass_git.agents.session import Session
 from aipass_git.claims import claim as claim_mod
@@ -92,3 +93,16 @@ def test_a_claim_made_in_one_clone_holds_in_another_after_sync(mail_repo: Path, 
     assert refused.returncode != 0 and "claimed by @docs" in refused.stderr
     listed = json.loads(cli("claim", "list", "--json", cwd=b).out)["claims"]
     assert [(c["claimant"], c["glob"]) for c in listed] == [("docs", "docs/**")]
+
+
+def test_a_session_that_ends_or_an_agent_that_retires_releases_its_claims(drepo: Path, fake_cli: Path, cli):  # noqa: F811
+    from dispatching import plan as plan_runs, run_dispatch
+
+    plan_runs(fake_cli, "api", "claim")
+    run_dispatch(drepo, "api", "work on src")
+    history = git(drepo, "log", "--format=%(trailers:key=Aipass-Event,valueonly)", "refs/aipass/claims/api").split()
+    assert history == ["released", "claimed"]  # claimed during the run, released when it ended
+    assert cli("claim", "list", "--json", cwd=drepo).out.count('"glob"') == 0
+    assert cli("claim", "tests/**", cwd=drepo, env={"AIPASS_AGENT": "docs"}).code == 0
+    assert cli("agent", "retire", "docs", cwd=drepo).code == 0
+    assert json.loads(cli("claim", "list", "--json", cwd=drepo).out)["claims"] == []

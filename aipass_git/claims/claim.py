@@ -93,6 +93,17 @@ def released(claimant: str, claim_ids: list[str], author: Ident, why: str = "rel
     return apply
 
 
+def release_all(store: EventStore, claimant: str, author: Ident, why: str) -> int:
+    """Release every active claim of CLAIMANT (its session ended, it was retired); returns how many."""
+    if store.tip(ref_for(claimant)) is None:
+        return 0
+    doc = ClaimBook(store).get(claimant)
+    live = [c["id"] for c in active(doc, clock.utc_now())]
+    if live:
+        store.append(ref_for(claimant), released(claimant, live, author, why))
+    return len(live)
+
+
 def merge(ours: TreeView, theirs: TreeView) -> str:
     """Both sides' claims and both sides' releases (store/entity.py)."""
     a, b = _read(ours), _read(theirs)

@@ -9,6 +9,8 @@ import typer
 
 from aipass_git.agents import templates as agent_templates
 from aipass_git.agents.registry import Registry
+from aipass_git.agents.session import Session
+from aipass_git.claims import claim as claims
 from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, short, table
 from aipass_git.core import config as config_mod
@@ -19,6 +21,7 @@ from aipass_git.core.schemas import MEMORY_SECTIONS
 from aipass_git.core.text import plural
 from aipass_git.dispatch import providers
 from aipass_git.memory import working
+from aipass_git.store.events import EventStore
 
 app = commands()
 
@@ -141,7 +144,10 @@ def retire(
     as_json: bool = JSON,
 ) -> None:
     """Retire an agent: it keeps its files and history but can no longer be addressed."""
-    agent, commit = _registry().retire(name)
+    registry = _registry()
+    agent, commit = registry.retire(name)
+    with EventStore(registry.repo) as store:  # a retired agent's claims would block others for nothing
+        claims.release_all(store, agent.name, Session.open(registry.repo).speaker.author, "released on retirement:")
     if as_json:
         emit_json({"agent": agent.passport, "commit": commit, "changed": commit is not None})
     elif commit is None:

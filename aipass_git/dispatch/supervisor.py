@@ -24,6 +24,7 @@ from aipass_git.agents.desk import Desk
 from aipass_git.agents.identity import agent_ident
 from aipass_git.agents.session import Session
 from aipass_git.agents.registry import Registry
+from aipass_git.claims import claim as path_claims
 from aipass_git.core import clock, config as config_mod, git, ids, pids
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.files import read as read_doc
@@ -175,8 +176,19 @@ class Supervisor:
         if wake is not None:
             self._conclude(config, wake, self._attempts(config, wake))
         self.runtime.forget_crashes(self.agent, task["id"])
+        self._release_claims(task)
         self._advance_plan(task)
         kick_triggers(self.repo.root, self.repo.runtime_dir)
+
+    def _release_claims(self, task: dict[str, Any]) -> None:
+        """The session is over: the claims it took would only block others (ARCHITECTURE.md, section 13)."""
+        try:
+            with EventStore(self.repo) as store:
+                n = path_claims.release_all(store, self.agent, self.session.speaker.author, "released at the end of its session:")
+            if n:
+                self.runtime.log("claims-released", self.agent, dispatch=task["id"], count=n)
+        except AipassError as exc:  # the run is over either way; the claims expire by themselves
+            self.runtime.log("claims-not-released", self.agent, dispatch=task["id"], error=exc.message)
 
     def _advance_plan(self, task: dict[str, Any]) -> None:
         """A plan's dispatch ended: let the plan move on (`plan advance`, in a process of

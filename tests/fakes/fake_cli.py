@@ -93,6 +93,9 @@ elif mode == "traceback":  # a tool of the agent's failed; the run itself ends w
                      f"ValueError: bad input '{os.environ['AIPASS_DISPATCH']}'\n"
                      "warning: disk almost full\nerror: harmless noise 42\n")
     finish(0, OK)
+elif mode == "claim":  # claims what it is about to change, then ends
+    subprocess.run(["git", "aipass", "claim", "src/**", "--reason", "working"], check=True)
+    finish(0, OK)
 elif mode == "pr":  # commit, then open a PR from the desk, as an agent finishing a build does
     Path(f"fake-work-{agent}.txt").write_text(f"work for {os.environ['AIPASS_DISPATCH']}\n")
     subprocess.run(["git", "add", f"fake-work-{agent}.txt"], check=True)
