@@ -106,3 +106,32 @@ def test_a_session_that_ends_or_an_agent_that_retires_releases_its_claims(drepo:
     assert cli("claim", "tests/**", cwd=drepo, env={"AIPASS_AGENT": "docs"}).code == 0
     assert cli("agent", "retire", "docs", cwd=drepo).code == 0
     assert json.loads(cli("claim", "list", "--json", cwd=drepo).out)["claims"] == []
+
+
+def test_two_desks_changing_the_same_lines_hear_of_it_once(mail_repo: Path, cli):
+    from conftest import make_desk
+
+    (mail_repo / "notes.md").write_text("one\ntwo\nthree\n")
+    git(mail_repo, "add", "notes.md")
+    git(mail_repo, "commit", "-qm", "notes")
+    desks = {}
+    for agent, line in (("api", "two by api"), ("docs", "two by docs"), ("quality", None)):
+        desks[agent] = make_desk(mail_repo, agent)
+        if line:
+            (desks[agent] / "notes.md").write_text(f"one\n{line}\nthree\n")
+            git(desks[agent], "commit", "-qam", f"{agent} edits")
+    (desks["quality"] / "other.md").write_text("elsewhere\n")  # a live desk that shares no file
+    git(desks["quality"], "add", "other.md")
+    git(desks["quality"], "commit", "-qm", "quality edits")
+    found = json.loads(cli("conflicts", "--tell", "--json", cwd=mail_repo).out)
+    assert found["conflicts"] == [{"agents": ["api", "docs"], "files": ["notes.md"]}]
+    assert found["told"] == found["conflicts"]
+    for who in ("@api", "@docs"):
+        subjects = [m["subject"] for m in json.loads(cli("inbox", who, "--json", cwd=mail_repo).out)["messages"]]
+        assert subjects == ["conflict ahead: notes.md"]
+    again = json.loads(cli("conflicts", "--tell", "--json", cwd=mail_repo).out)
+    assert again["conflicts"] == found["conflicts"] and again["told"] == []  # once per pair and files
+    (mail_repo / "notes.md").write_text("one\ntwo on main\nthree\n")
+    git(mail_repo, "commit", "-qam", "main edits too")
+    with_base = json.loads(cli("conflicts", "--json", cwd=mail_repo).out)["conflicts"]
+    assert {"agents": ["api", "main"], "files": ["notes.md"]} in with_base

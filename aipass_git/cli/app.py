@@ -50,6 +50,7 @@ COMMANDS = {
     "clone": ("sync_cmd", "Clone a repository and join its agents: git clone, set-up of this clone, one sync."),
     "triggers": ("triggers_cmd", "Rules in .aipass/triggers.yaml: what fires on which event or schedule."),
     "daemon": ("triggers_cmd", "One long-lived process per repository that fires rules and schedules as events happen."),
+    "conflicts": ("pr_cmd", "Which live desks will not merge cleanly, with each other or with the base branch."),
     "claim": ("claim_cmd", "Claims: say which paths you are about to change, for a while."),
     "hooks": ("hooks_cmd", "Install the git hooks: audits on commit and push, wakes on fetched mail."),
     "hook": ("hooks_cmd", None),  # hidden: what the git hook shims call

@@ -11,6 +11,8 @@ from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, short, table
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
+from aipass_git.agents.session import Session
+from aipass_git.prs import conflicts as conflicts_mod
 from aipass_git.prs.queue import MergeQueue
 from aipass_git.prs.requests import close as close_pr, list_prs, open_pr, show as show_pr
 from aipass_git.core.text import for_terminal, plural
@@ -134,3 +136,28 @@ def close(pr_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) 
         emit_json({"v": 1, "pr": pr})
     else:
         typer.echo(f"PR {pr['id'][:12]} closed")
+
+
+@app.command("conflicts")
+def conflicts(
+    tell: bool = typer.Option(False, "--tell", help="Mail the agents of each conflict (once per pair and set of files)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts and agents."),
+) -> None:
+    """Which live desks will not merge cleanly, with each other or with the base branch.
+
+    Computed with `git merge-tree` (no worktree is touched), only for desks that changed
+    a file in common. Exit 0 either way: a conflict ahead is news, not a failure."""
+    repo = discover()
+    session = Session.open(repo)
+    found = conflicts_mod.find(repo, session.config.base_branch)
+    told = conflicts_mod.tell(session, found) if tell else []
+    if as_json:
+        emit_json({"v": 1, "conflicts": [c.as_dict() for c in found], "told": [c.as_dict() for c in told]})
+        return
+    if not found:
+        typer.echo("no conflicts ahead")
+        return
+    typer.echo(table(["DESK", "WITH", "FILES"], [(f"@{c.ours}", c.theirs if c.theirs == session.config.base_branch
+                                                  else f"@{c.theirs}", ", ".join(c.files)) for c in found]))
+    if tell:
+        typer.echo(f"told the agents of {plural(len(told), 'new conflict')}")

@@ -1,0 +1,84 @@
+"""Early conflict warnings: which live desks will not merge cleanly, before anyone asks.
+
+A desk is live when its branch (`aipass/<agent>`) has commits the base branch lacks.
+For each pair of live desks that changed a file in common since they left the base
+branch, and for each live desk against the base branch as it is now, `git merge-tree
+--write-tree` says whether the merge conflicts and in which files; no worktree is
+touched. Pairs that share no changed file are not merged at all (they cannot conflict).
+`tell` mails both agents of a conflict once per pair and set of files (a marker in the
+runtime dir), not on every look.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from itertools import combinations
+
+from aipass_git.agents.desk import BRANCH_PREFIX, agent_of
+from aipass_git.agents.session import Session
+from aipass_git.core import git
+from aipass_git.core.errors import AipassError
+from aipass_git.core.repo import Repo
+from aipass_git.mail.postoffice import PostOffice
+
+
+@dataclass(frozen=True)
+class Conflict:
+    ours: str  # an agent
+    theirs: str  # another agent, or the base branch's name
+    files: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return {"agents": [self.ours, self.theirs], "files": list(self.files)}
+
+
+def find(repo: Repo, base_branch: str) -> list[Conflict]:
+    base = git.resolve_commit(repo.root, f"refs/heads/{base_branch}")
+    if base is None:
+        return []
+    desks = {}
+    for ref, tip in git.list_refs(repo.root, f"refs/heads/{BRANCH_PREFIX}"):
+        agent = agent_of(ref[len("refs/heads/"):])
+        if agent is None or git.is_ancestor(repo.root, tip, base):
+            continue  # nothing the base lacks: nothing to conflict
+        fork = git.merge_base(repo.root, base, tip) or base
+        desks[agent] = (tip, set(git.changed_files(repo.root, fork, tip)))
+    found = []
+    for (a, (tip_a, files_a)), (b, (tip_b, files_b)) in combinations(sorted(desks.items()), 2):
+        if files_a & files_b:
+            _, clashing = git.merge_tree(repo.root, tip_a, tip_b)
+            if clashing:
+                found.append(Conflict(a, b, tuple(clashing)))
+    for agent, (tip, _) in sorted(desks.items()):
+        _, clashing = git.merge_tree(repo.root, base, tip)
+        if clashing:
+            found.append(Conflict(agent, base_branch, tuple(clashing)))
+    return found
+
+
+def tell(session: Session, conflicts: list[Conflict]) -> list[Conflict]:
+    """Mail the agents of each conflict not told before; returns those told now."""
+    marks = session.repo.runtime_dir / "conflicts"
+    marks.mkdir(parents=True, exist_ok=True)
+    told = []
+    for c in conflicts:
+        key = hashlib.sha256("\0".join([c.ours, c.theirs, *c.files]).encode()).hexdigest()[:24]
+        try:
+            os.close(os.open(marks / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            continue
+        other = f"@{c.theirs}'s desk" if c.theirs != session.config.base_branch else f"the base branch {c.theirs}"
+        to = [f"@{c.ours}"] + ([f"@{c.theirs}"] if c.theirs != session.config.base_branch else [])
+        try:
+            with PostOffice(session) as po:
+                po.send(to, f"conflict ahead: {', '.join(c.files)}"[:200],
+                        f"The desk of @{c.ours} and {other} change the same lines of:\n"
+                        + "".join(f"  {f}\n" for f in c.files)
+                        + "\nSettle it before the merge queue bounces one of you: talk it over (git aipass send), "
+                          "or bring your desk up to date and resolve it there.\nSee: git aipass conflicts\n")
+            told.append(c)
+        except AipassError:
+            (marks / key).unlink(missing_ok=True)  # not told: the next look tries again
+    return told
