@@ -44,3 +44,22 @@ def links_under(root: Path, rel: str) -> list[str]:
     if not top.is_dir():
         return []
     return sorted(p.relative_to(root).as_posix() for p in top.rglob("*") if p.is_symlink())
+
+
+def stamps(paths: list[Path]) -> tuple:
+    """(mtime, size) of each path, None for one that is missing: what changed since the
+    last look, for a watcher, at a stat per path and no read."""
+    out = []
+    for p in paths:
+        try:
+            st = p.stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def event_ref_folders(common_dir: Path) -> list[Path]:
+    """Where event-ref writes show as mtimes: the loose ref folders and packed-refs."""
+    return [common_dir / "refs" / "aipass" / kind for kind in ("mail", "prs", "plans", "claims")] + [common_dir / "packed-refs"]
+

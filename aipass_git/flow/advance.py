@@ -232,13 +232,9 @@ def advance_all(repo: Repo, session: Session) -> dict[str, dict[str, list[str]]]
     """`advance` every open plan (what ended unseen, phases past their timeout); a plan
     that cannot be advanced (not proven, unreadable) is reported, the others go on."""
     with EventStore(repo) as store:
-        book = plan_mod.PlanBook(store)
-        docs = []
-        for plan_id in book.ids():
-            try:
-                docs.append(book.get(plan_id))
-            except AipassError as exc:
-                Runtime(repo).log("plan-unreadable", None, plan=plan_id, error=exc.message)
+        docs, unreadable = plan_mod.PlanBook(store).readable()
+    for plan_id, why in unreadable.items():
+        Runtime(repo).log("plan-unreadable", None, plan=plan_id, error=why)
     moved, finished = {}, _finished(repo)
     for doc in docs:
         if doc["state"] == "open" or (doc["state"] == "closed" and not doc.get("remembered")):

@@ -19,6 +19,7 @@ from typing import Any
 from aipass_git.agents.registry import Registry
 from aipass_git.core import clock, git
 from aipass_git.core.errors import AipassError
+from aipass_git.core.files import event_ref_folders, stamps
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.dispatch.status import agents_status
@@ -58,17 +59,6 @@ class Watcher:
         self.agents_read = float("-inf")
         self.states_seen = 0
 
-    def _signature(self) -> tuple:
-        common = self.repo.common_dir
-        out = []
-        for p in [common / "refs" / "aipass" / k for k in ("mail", "prs", "plans")] + [common / "packed-refs"]:
-            try:
-                st = p.stat()
-                out.append((st.st_mtime_ns, st.st_size))
-            except OSError:
-                out.append(None)
-        return tuple(out)
-
     def _states(self) -> int:
         """A fingerprint of every agent's state file (a stat each, no read)."""
         total = 0
@@ -87,7 +77,7 @@ class Watcher:
         errors: list[str] = []
         records, self.offset = self.runtime.events_since(self.offset)
         self.recent = (self.recent + records)[-EVENTS_KEPT:]
-        signature = self._signature()
+        signature = stamps(event_ref_folders(self.repo.common_dir))
         moved = signature != self.refs_seen
         states = self._states()
         if moved or records or states != self.states_seen or time.monotonic() - self.agents_read >= AGENTS_EVERY:

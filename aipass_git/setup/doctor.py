@@ -204,15 +204,9 @@ def _plans(repo: repo_mod.Repo) -> Check:
     from aipass_git.plans import plan as plan_mod  # deferred: doctor reads plans only here
     from aipass_git.store.events import EventStore
 
-    problems, hints = [], []
     with EventStore(repo) as store:
-        book = plan_mod.PlanBook(store)
-        docs = []
-        for plan_id in book.ids():
-            try:
-                docs.append(book.get(plan_id))
-            except AipassError as exc:
-                problems.append(f"{plan_id[:12]}: {exc.message}")
+        docs, unreadable = plan_mod.PlanBook(store).readable()
+    problems, hints = [f"{plan_id[:12]}: {why}" for plan_id, why in unreadable.items()], []
     try:
         retired = {a.name for a in Registry(repo).all(include_retired=True) if not a.active}
     except AipassError:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from aipass_git.core import git
-from aipass_git.core.errors import RefusedError, UnknownMessageError
+from aipass_git.core.errors import AipassError, RefusedError, UnknownMessageError
 from aipass_git.store.events import Event, EventStore
 from aipass_git.store.objects import Ident
 from aipass_git.store.tree_view import TreeView
@@ -95,6 +95,24 @@ class Book:
             return []
         blobs = self.store.reader.read_many([f"{self.kind.ref(i)}:{self.file}" for i in found])
         return [self.parse(data, i) for i, (_, data) in zip(found, blobs)]
+
+    def readable(self) -> tuple[list[dict], dict[str, str]]:
+        """Every entity that parses, in one batch, and id -> why for those that do not
+        (anyone who can push a ref can write one): for whoever must go on past a bad one."""
+        found = self.ids()
+        if not found:
+            return [], {}
+        blobs = self.store.reader.read_many([f"{self.kind.ref(i)}:{self.file}" for i in found], missing_ok=True)
+        docs, bad = [], {}
+        for entity_id, read in zip(found, blobs):
+            data = read[1] if read is not None else None
+            try:
+                if data is None:
+                    raise RefusedError(f"{self.kind.ref(entity_id)} holds no {self.file}", "this ref was not written by aipass-git")
+                docs.append(self.parse(data, entity_id))
+            except AipassError as exc:
+                bad[entity_id] = exc.message
+        return docs, bad
 
     def get(self, raw_id: str) -> dict:
         entity_id = resolve(self.kind, self.ids(), raw_id)

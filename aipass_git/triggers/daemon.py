@@ -21,6 +21,7 @@ from pathlib import Path
 from aipass_git.agents.session import Session
 from aipass_git.core import clock, config as config_mod
 from aipass_git.core.errors import AipassError
+from aipass_git.core.files import event_ref_folders, stamps
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.flow import advance
@@ -51,22 +52,9 @@ def holder(repo: Repo) -> dict | None:
 
 
 def watched(repo: Repo) -> list[Path]:
-    git_dir = repo.common_dir
-    base = config_mod.load(repo).base_branch
-    return [git_dir / "refs" / "aipass" / kind for kind in ("mail", "prs", "plans")] + [
-        git_dir / "packed-refs", git_dir / "refs" / "heads" / base, (git_dir / "refs" / "heads" / base).parent,
-        Runtime(repo).events_path, repo.root / ".aipass" / "triggers.yaml"]
-
-
-def signature(paths: list[Path]) -> tuple:
-    out = []
-    for p in paths:
-        try:
-            st = p.stat()
-            out.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append(None)
-    return tuple(out)
+    base = repo.common_dir / "refs" / "heads" / config_mod.load(repo).base_branch
+    return event_ref_folders(repo.common_dir) + [base, base.parent, Runtime(repo).events_path,
+                                                 repo.root / ".aipass" / "triggers.yaml"]
 
 
 def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print) -> int:
@@ -84,7 +72,7 @@ def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print) -> int
             last_sig, last_sweep, last_error = None, 0.0, None
             try:
                 while not stopping:
-                    sig = signature(paths)
+                    sig = stamps(paths)
                     if sig != last_sig or time.monotonic() - last_sweep >= tick:
                         if time.monotonic() - last_sweep >= tick:
                             _plan_timeouts(repo, runtime)
@@ -96,7 +84,7 @@ def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print) -> int
                             if exc.message != last_error:
                                 runtime.log("triggers-broken", None, error=exc.message)
                             last_error = exc.message
-                        last_sig = signature(paths)  # what the sweep itself wrote is seen
+                        last_sig = stamps(paths)  # what the sweep itself wrote is seen
                     time.sleep(poll)
             finally:
                 runtime.log("daemon-stopped", None, pid=os.getpid(), signal=stopping[0] if stopping else None)

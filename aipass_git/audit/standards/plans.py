@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from aipass_git.audit.engine import Problem, standard
 from aipass_git.core import clock
-from aipass_git.core.errors import AipassError
 
 
 def _plans(ctx):
@@ -14,12 +13,11 @@ def _plans(ctx):
     from aipass_git.store.events import EventStore
 
     with EventStore(ctx.repo) as store:
-        book = plan_mod.PlanBook(store)
-        for plan_id in book.ids():
-            try:
-                yield plan_mod.ref_for(plan_id), book.get(plan_id), ""
-            except AipassError as exc:
-                yield plan_mod.ref_for(plan_id), None, exc.message
+        docs, unreadable = plan_mod.PlanBook(store).readable()
+    for doc in docs:
+        yield plan_mod.ref_for(doc["id"]), doc, ""
+    for plan_id, why in unreadable.items():
+        yield plan_mod.ref_for(plan_id), None, why
 
 
 @standard("plans.readable", "every plan ref holds a plan.json that aipass-git can read")
