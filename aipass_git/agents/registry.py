@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from aipass_git.agents import ownership, passport, templates, trust
-from aipass_git.agents.passport_cache import PassportCache
 from aipass_git.core import clock, config as config_mod, git, names, schemas
 from aipass_git.core.canonical import encode
 from aipass_git.core.errors import RefusedError, UnknownAgentError
 from aipass_git.core.files import read as read_doc
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.core.validate import List, check_input
+from aipass_git.store.parsed_cache import ParsedCache
 from aipass_git.store.keyring import Keyring
 from aipass_git.store.worktree_commit import commit_files
 
@@ -74,7 +74,7 @@ class Registry:
         self.repo = repo
         self._keys: Keyring | None = None
         self._creator: str | None = None
-        self._passports: PassportCache | None = None
+        self._passports: ParsedCache | None = None
 
     # -- reading ----------------------------------------------------------------------
 
@@ -125,7 +125,7 @@ class Registry:
         if cached is not None and stamp is not None and cached[0] == stamp:
             return cached[1]
         if stamp is not None:
-            doc = self.passports.get(path, repr(stamp))
+            doc = self.passports.get(str(path), repr(stamp))
             if doc is not None:
                 agent = Agent(name, doc, path.parent)
                 _LOADED[path] = (stamp, agent)
@@ -139,13 +139,14 @@ class Registry:
         agent = Agent(name, passport.parse(data, rel, expected_name=name), (self.repo.root / rel).parent)
         if stamp is not None:
             _LOADED[path] = (stamp, agent)
-            self.passports.put(path, repr(stamp), agent.passport)
+            self.passports.put(str(path), repr(stamp), agent.passport)
         return agent
 
     @property
-    def passports(self) -> PassportCache:
+    def passports(self) -> ParsedCache:
+        """Passports as last read and validated, by path and file stat (store/parsed_cache.py)."""
         if self._passports is None:
-            self._passports = PassportCache(self.repo)
+            self._passports = ParsedCache(self.repo, "passports")
         return self._passports
 
     # -- writing ----------------------------------------------------------------------

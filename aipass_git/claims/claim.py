@@ -9,26 +9,28 @@ so a release in one clone holds in the other.
 
 A claim is active until it expires or is released. An exclusive claim may not overlap
 another claimant's active exclusive claim (`--force` by the human or the orchestrator
-takes it over, and the previous holder is told by the command). Globs match as owned
-paths do (agents/ownership.py).
+takes it over, and the previous holder is told by the command). Globs are git's
+wildmatch (core/wildmatch.py), case-blind where core.ignorecase is set.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from aipass_git.agents import ownership
-from aipass_git.core import clock, ids, schemas
+from aipass_git.claims.matcher import Held, Matcher
+from aipass_git.core import clock, git, ids, schemas, wildmatch
 from aipass_git.core.canonical import encode
 from aipass_git.core.documents import load_json
-from aipass_git.core.errors import RefusedError
-from aipass_git.core.validate import Int, List, Obj, Str
-from aipass_git.store import entity
+from aipass_git.core.errors import AipassError, RefusedError
+from aipass_git.core.validate import Int, List, Map, Obj, Str
+from aipass_git.store import entity, locks
 from aipass_git.store.events import Apply, Event, EventStore
 from aipass_git.store.objects import Ident
+from aipass_git.store.parsed_cache import ParsedCache
 from aipass_git.store.tree_view import TreeView
 
 NAMESPACE = "refs/aipass/claims/"
@@ -40,7 +42,9 @@ CLAIM = Obj(required={
     "created": schemas.TIMESTAMP, "expires": schemas.TIMESTAMP, "by": CLAIMANT,
 })
 DOC = Obj(required={"v": Int(min=1, max=1), "claimant": CLAIMANT, "claims": List(CLAIM, max_items=10_000),
-                    "released": List(schemas.ENTRY_ID, max_items=100_000)})
+                    "released": List(schemas.ENTRY_ID, max_items=100_000)},
+          # when each release happened: the audit judges a commit by the claims active at its time
+          optional={"ended": Map(schemas.TIMESTAMP, key_pattern=schemas.ENTRY_ID.pattern)})
 
 
 def ref_for(claimant: str) -> str:
@@ -54,6 +58,14 @@ def _read(view: TreeView) -> dict[str, Any] | None:
 
 def parse(data: bytes, claimant: str) -> dict[str, Any]:
     return load_json(data, f"{ref_for(claimant)}:{FILE}", DOC, "this ref was not written by aipass-git; see: git log " + ref_for(claimant))
+
+
+def active_at(doc: dict[str, Any], when: str) -> list[dict[str, Any]]:
+    """The claims that held at WHEN (made, not yet expired nor released): a claim released
+    without a recorded time (an older aipass-git) counts as held until it expired."""
+    ended = doc.get("ended", {})
+    # times are whole seconds: a commit in the second of the release counts as under the claim
+    return [c for c in doc["claims"] if c["created"] <= when < c["expires"] and when <= ended.get(c["id"], when)]
 
 
 def active(doc: dict[str, Any], now: str) -> list[dict[str, Any]]:
@@ -87,6 +99,8 @@ def released(claimant: str, claim_ids: list[str], author: Ident, why: str = "rel
         if not new:
             return None
         doc["released"] += new
+        now = clock.utc_now()
+        doc.setdefault("ended", {}).update({i: now for i in new})
         view.write(FILE, encode(doc))
         return Event("released", f"claim: @{claimant} {why} {len(new)} claim{'s' if len(new) > 1 else ''}", author,
                      {"Aipass-Claimant": claimant})
@@ -116,6 +130,10 @@ def merge(ours: TreeView, theirs: TreeView) -> str:
     added = [c for c in b["claims"] if c["id"] not in known]
     a["claims"] = sorted(a["claims"] + added, key=lambda c: c["id"])
     a["released"] = sorted(set(a["released"]) | set(b["released"]))
+    ended = {**b.get("ended", {}), **a.get("ended", {})}
+    ended.update({i: min(t, ended[i]) for i, t in b.get("ended", {}).items()})
+    if ended:
+        a["ended"] = ended
     ours.write(FILE, encode(a))
     return f"{len(added)} claim{'s' if len(added) != 1 else ''} from the other side"
 
@@ -128,32 +146,110 @@ class ClaimBook(entity.Book):
         super().__init__(store, KIND, FILE, parse)
 
     def everyone(self) -> dict[str, dict[str, Any]]:
-        """Claimant -> its claims document, every claimant in one batch."""
-        return {d["claimant"]: d for d in self.all()}
+        """Claimant -> its claims document: those whose tip moved since they were last read
+        are read in one batch and validated, the rest come from the parsed cache (a commit
+        hook asks on every commit). A ref that does not parse is left out (doctor and the
+        refs standard report it): one bad ref must not stop every commit."""
+        tips = [(ref, tip, i) for ref, tip in git.list_refs(self.store.repo.root, NAMESPACE)
+                if (i := KIND.id_of(ref)) is not None]
+        cache = ParsedCache(self.store.repo, "claims")
+        docs = {i: doc for ref, tip, i in tips if (doc := cache.get(ref, tip)) is not None}
+        stale = [(ref, tip, i) for ref, tip, i in tips if i not in docs]
+        if stale:
+            blobs = self.store.reader.read_many([f"{tip}:{FILE}" for _, tip, _ in stale], missing_ok=True)
+            for (ref, tip, i), read in zip(stale, blobs):
+                try:
+                    doc = parse(read[1], i) if read is not None else None
+                except AipassError:
+                    doc = None
+                if doc is not None:
+                    docs[i] = doc
+                    cache.put(ref, tip, doc)
+            cache.save()
+        return docs
+
+
+def exclusive_of_others(books: dict[str, dict[str, Any]], now: str, *, besides: str | None) -> list[Held]:
+    """(holder, claim) of every active exclusive claim held by someone other than BESIDES."""
+    return [(holder, c) for holder, doc in books.items() if holder != besides
+            for c in active(doc, now) if c["mode"] == "exclusive"]
+
+
+def guard(books: dict[str, dict[str, Any]], now: str, *, besides: str | None, ignorecase: bool = False) -> Matcher:
+    """What a change by BESIDES may not touch: the others' active exclusive claims."""
+    return Matcher(exclusive_of_others(books, now, besides=besides), ignorecase=ignorecase)
 
 
 def conflicts(books: dict[str, dict[str, Any]], claimant: str, globs: list[str], files: list[str],
-              now: str) -> list[tuple[str, dict[str, Any]]]:
-    """(holder, claim) of other claimants' active exclusive claims that GLOBS overlap."""
-    found = []
-    for holder, doc in books.items():
-        if holder == claimant:
-            continue
-        for c in active(doc, now):
-            if c["mode"] == "exclusive" and ownership.first_shared(globs, [c["glob"]], files) is not None:
-                found.append((holder, c))
-    return found
+              now: str, *, ignorecase: bool = False) -> list[Held]:
+    """(holder, claim) of other claimants' active exclusive claims that GLOBS overlap: the
+    same glob, a tracked file both match, or a path one of them names outright that the
+    other matches (a claim on files that do not exist yet still collides)."""
+    theirs = exclusive_of_others(books, now, besides=claimant)
+    if not theirs:
+        return []
+    fold = str.lower if ignorecase else str
+    same = {fold(g) for g in globs}
+    found = {c["id"]: (holder, c) for holder, c in theirs if fold(c["glob"]) in same}
+    mine, others = Matcher([("", {"glob": g}) for g in globs], ignorecase=ignorecase), Matcher(theirs, ignorecase=ignorecase)
+    named = [g.rstrip("/") for g in [*globs, *(c["glob"] for _, c in theirs)] if not any(ch in wildmatch.SPECIAL for ch in g)]
+    for path in [*named, *files]:
+        if mine.covering(path):
+            found.update((c["id"], (holder, c)) for holder, c in others.all_covering(path))
+    return list(found.values())
 
 
-def holder_of(books: dict[str, dict[str, Any]], path: str, now: str, *, besides: str | None) -> tuple[str, dict[str, Any]] | None:
-    """The (holder, claim) of an active exclusive claim over PATH by someone other than BESIDES."""
-    for holder, doc in books.items():
-        if holder == besides:
-            continue
-        for c in active(doc, now):
-            if c["mode"] == "exclusive" and ownership.pattern([c["glob"]]).match(path):
-                return holder, c
-    return None
+class ClaimRefused(RefusedError):
+    """An exclusive claim overlaps another claimant's: HELD names the first one."""
+
+    def __init__(self, held: Held) -> None:
+        holder, c = held
+        super().__init__(f"{c['glob']} is claimed by @{holder} until {c['expires']}" + (f" ({c['reason']})" if c["reason"] else ""),
+                         f"claim something else, ask @{holder}, or wait; the human or the orchestrator may --force")
+        self.held = held
+
+
+@dataclass
+class Taken:
+    made: list[dict[str, Any]]
+    lost: list[Held]  # other claimants' claims released by --force
+
+
+def take(store: EventStore, claimant: str, globs: list[str], *, author: Ident, mode: str = "exclusive",
+         reason: str = "", ttl_seconds: int = 7200, force: bool = False, may_force: bool = False) -> Taken:
+    """Claim GLOBS for CLAIMANT: the overlap check and the write under one lock, so two
+    claimants of one clone never both win. ClaimRefused on an overlap (unless FORCE by one
+    who MAY_FORCE: the overlapped claims are then released, and returned)."""
+    root = store.repo.root
+    with locks.Held(store.repo.runtime_dir / "locks" / "claims.lock", "the claims").acquired(
+            30.0, "another claim is being written; try again"):
+        books = ClaimBook(store).everyone()
+        taken = conflicts(books, claimant, globs, git.tracked_files(root), clock.utc_now(),
+                          ignorecase=git.ignorecase(root)) if mode == "exclusive" else []
+        if taken and not force:
+            raise ClaimRefused(taken[0])
+        if taken and not may_force:
+            raise RefusedError(f"@{claimant} may not --force a claim", "the human or the orchestrator may")
+        made = new_claims(globs, mode=mode, reason=reason, ttl_seconds=ttl_seconds, by=claimant)
+        for holder in sorted({h for h, _ in taken}):
+            store.append(ref_for(holder), released(holder, [c["id"] for h, c in taken if h == holder], author,
+                                                   f"lost to @{claimant}:"))
+        store.append(ref_for(claimant), claimed(claimant, made, author))
+    return Taken(made, taken)
+
+
+def guard_for(store: EventStore, who: str) -> Matcher:
+    """What a change by WHO may not touch, read from every claimant's ref in one batch
+    (the pre-commit and pre-push hooks and the merge queue ask; falsy when nothing is
+    claimed, so they can skip listing what changed)."""
+    return guard(ClaimBook(store).everyone(), clock.utc_now(), besides=who, ignorecase=git.ignorecase(store.repo.root))
+
+
+def refusal(path: str, held: Held) -> str:
+    """Why a change to PATH is refused, and what to do, for a hook's message."""
+    holder, c = held
+    return (f"{path} is claimed by @{holder} until {c['expires']} ({c['glob']}" + (f": {c['reason']}" if c["reason"] else "") + ")"
+            f"\nhint: ask @{holder} to release it (git aipass claim release), or wait until it expires")
 
 
 def ttl(text: str) -> int:

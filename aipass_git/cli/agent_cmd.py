@@ -19,7 +19,7 @@ from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
 from aipass_git.core.schemas import MEMORY_SECTIONS
 from aipass_git.core.text import plural
-from aipass_git.dispatch import providers
+from aipass_git.dispatch import path_claims, providers
 from aipass_git.memory import working
 from aipass_git.store.events import EventStore
 
@@ -147,7 +147,8 @@ def retire(
     registry = _registry()
     agent, commit = registry.retire(name)
     with EventStore(registry.repo) as store:  # a retired agent's claims would block others for nothing
-        claims.release_all(store, agent.name, Session.open(registry.repo).speaker.author, "released on retirement:")
+        if claims.release_all(store, agent.name, Session.open(registry.repo).speaker.author, "released on retirement:"):
+            path_claims.wake_waiters(registry.repo)
     if as_json:
         emit_json({"agent": agent.passport, "commit": commit, "changed": commit is not None})
     elif commit is None:

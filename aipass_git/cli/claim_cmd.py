@@ -11,12 +11,13 @@ from aipass_git.agents.session import Session
 from aipass_git.claims import claim as claim_mod
 from aipass_git.cli.app import FullListing, commands, group
 from aipass_git.cli.output import emit_json, table
-from aipass_git.core import clock, git, schemas
+from aipass_git.core import clock, schemas
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.names import HUMAN
 from aipass_git.core.repo import discover
 from aipass_git.core.text import for_terminal, plural
 from aipass_git.core.validate import check_input
+from aipass_git.dispatch import path_claims
 from aipass_git.mail.postoffice import PostOffice
 from aipass_git.store.events import EventStore
 
@@ -60,23 +61,13 @@ def add(
         check_input(glob, schemas.OWNED_GLOB, "GLOB", "give globs relative to the repository root without '..', e.g. 'src/api/**'")
     mode = "shared" if shared else "exclusive"
     with EventStore(repo) as store:
-        books = claim_mod.ClaimBook(store).everyone()
-        taken = claim_mod.conflicts(books, who, globs, git.tracked_files(repo.root), clock.utc_now()) if mode == "exclusive" else []
-        if taken and not force:
-            holder, c = taken[0]
-            raise RefusedError(f"{c['glob']} is claimed by @{holder} until {c['expires']}" + (f" ({c['reason']})" if c["reason"] else ""),
-                               f"claim something else, ask @{holder}, or wait; the human or the orchestrator may --force")
-        if taken and who not in (HUMAN, session.config.orchestrator):
-            raise RefusedError(f"@{who} may not --force a claim", "the human or the orchestrator may")
-        made = claim_mod.new_claims(globs, mode=mode, reason=reason.strip(), ttl_seconds=seconds, by=who)
-        for holder in sorted({h for h, _ in taken}):
-            store.append(claim_mod.ref_for(holder), claim_mod.released(
-                holder, [c["id"] for h, c in taken if h == holder], session.speaker.author, f"lost to @{who}:"))
-        store.append(claim_mod.ref_for(who), claim_mod.claimed(who, made, session.speaker.author))
-    for holder in sorted({h for h, _ in taken}):
+        taken = claim_mod.take(store, who, globs, author=session.speaker.author, mode=mode, reason=reason.strip(),
+                               ttl_seconds=seconds, force=force, may_force=who in (HUMAN, session.config.orchestrator))
+    made = taken.made
+    for holder in sorted({h for h, _ in taken.lost}):
         try:
             with PostOffice(session) as po:
-                po.send([f"@{holder}"], f"your claim on {', '.join(c['glob'] for h, c in taken if h == holder)} was taken by @{who}"[:200],
+                po.send([f"@{holder}"], f"your claim on {', '.join(c['glob'] for h, c in taken.lost if h == holder)} was taken by @{who}"[:200],
                         f"@{who} claimed {', '.join(globs)} with --force; your overlapping claims are released.\n"
                         + (f"Reason: {reason}\n" if reason else ""))
         except AipassError:
@@ -124,4 +115,6 @@ def release(globs: Optional[List[str]] = typer.Argument(None, metavar="[GLOB...]
             raise RefusedError(f"@{who} has no active claim on {', '.join(globs)}", "see: git aipass claim list")
         if chosen:
             store.append(claim_mod.ref_for(who), claim_mod.released(who, [c["id"] for c in chosen], session.speaker.author))
+    if chosen:
+        path_claims.wake_waiters(repo)  # a dispatch queued behind these paths may run now
     typer.echo(f"released {plural(len(chosen), 'claim')}" if chosen else "nothing to release")

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -16,13 +16,15 @@ from aipass_git.cli.output import emit_json, table
 from aipass_git.core import clock
 from aipass_git.core.names import strip_at
 from aipass_git.core.repo import discover
-from aipass_git.dispatch import dispatcher
+from aipass_git.claims import claim as claim_mod
+from aipass_git.dispatch import dispatcher, path_claims
 from aipass_git.dispatch.cancel import cancel as cancel_dispatch
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.dispatch.status import agents_status
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.text import for_terminal, plural
 from aipass_git.plans import plan as plan_mod
+from aipass_git.prs import conflicts
 from aipass_git.store.events import EventStore
 
 app = commands()
@@ -39,6 +41,9 @@ def dispatch(
     wait: bool = typer.Option(False, "--wait", help="Block until the run ends: exit 0 if it succeeded, 1 if it was bounced, crashed or cancelled."),
     timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", min=0, help="With --wait: stop waiting after this long (exit 124; the run goes on)."),
     act_as: Optional[str] = typer.Option(None, "--as", metavar="@AGENT", help="Send as this agent (human and orchestrator only)."),
+    claims: Optional[List[str]] = typer.Option(None, "--claim", metavar="GLOB", help="Claim these paths for the agent before it wakes (repeatable); released when its session ends."),
+    if_claimed: str = typer.Option("wait", "--if-claimed", metavar="wait|bounce", help="When someone else holds a claimed path: keep it queued until the claim frees (wait), or send it back (bounce)."),
+    claim_ttl: Optional[str] = typer.Option(None, "--claim-ttl", metavar="DURATION", help="How long the claims hold at most, e.g. 90m, 2h (default 4h; the session's end releases them sooner)."),
     allow_secret: bool = ALLOW_SECRET,
     as_json: bool = JSON,
 ) -> None:
@@ -50,7 +55,10 @@ def dispatch(
     Stop it with `git aipass cancel @agent [ID]`.
     """
     repo = discover()
-    result = dispatcher.dispatch(repo, agent, subject, _body(body, file), act_as=act_as, allow_secret=allow_secret)
+    if not claims and (if_claimed != "wait" or claim_ttl):
+        raise RefusedError("--if-claimed and --claim-ttl go with --claim", "add --claim GLOB, or leave them out")
+    meta = path_claims.meta(claims, if_claimed, claim_mod.ttl(claim_ttl) if claim_ttl else None) if claims else None
+    result = dispatcher.dispatch(repo, agent, subject, _body(body, file), act_as=act_as, allow_secret=allow_secret, meta=meta)
     message = result.message
     if wait and result.state.startswith("delivered"):
         raise RefusedError(f"{result.state.split('; ')[1]}: @{message['to']} runs in another clone, so this one cannot wait "
@@ -108,22 +116,25 @@ def status(as_json: bool = JSON,
                 if sys.stdout.isatty():
                     typer.echo("\x1b[H\x1b[2J", nl=False)  # home and clear: each frame in place
                 typer.echo(f"{clock.utc_now()}  (every {watch:g} s; Ctrl-C stops)")
-                _print_status(agents_status(repo), _open_plans(repo))
+                _print_status(agents_status(repo), _open_plans(repo), conflicts.last(repo))
                 time.sleep(watch)
         except KeyboardInterrupt:
             return
     rows = agents_status(repo)
     plans = _open_plans(repo)
+    ahead = conflicts.last(repo)
     if as_json:
-        emit_json({"v": 1, "agents": rows, "plans": plans})
+        emit_json({"v": 1, "agents": rows, "plans": plans, "conflicts": ahead.get("conflicts", []),
+                   "conflicts_at": ahead.get("at")})
         return
-    _print_status(rows, plans)
+    _print_status(rows, plans, ahead)
 
 
-def _print_status(rows: list[dict], plans: list[dict]) -> None:
+def _print_status(rows: list[dict], plans: list[dict], ahead: dict | None = None) -> None:
     typer.echo(table(
         ["AGENT", "STATE", "ATTEMPT", "RUN TIME", "BACKOFF", "QUEUED", "DISPATCH", "SUBJECT"],
-        [(r["agent"], r["state"] + (f" ({', '.join(sorted({e['clone'] for e in r['elsewhere']}))})" if r["state"] == "elsewhere" else ""),
+        [(r["agent"], r["state"] + (f" ({', '.join(sorted({e['clone'] for e in r['elsewhere']}))})" if r["state"] == "elsewhere" else "")
+          + (f" ({r['claim_wait']['glob']} held by @{r['claim_wait']['holder']})" if r["state"] == "claim-wait" else ""),
           f"{r['attempt']}/{r['attempts']}" if r["attempt"] else "-",
           _seconds(r["run_seconds"]), _seconds(r["backoff_seconds"]), r["queued"], r["dispatch"] or "-",
           r["subject"] or "-") for r in rows],
@@ -133,6 +144,11 @@ def _print_status(rows: list[dict], plans: list[dict]) -> None:
         typer.echo(table(["PLAN", "STATE", "DONE", "RUNNING", "READY", "TITLE"],
                          [(p["id"][:12], p["state"], f"{p['done']}/{p['phases']}", ", ".join(p["running"]) or "-",
                            ", ".join(p["ready"]) or "-", for_terminal(p["title"])) for p in plans]))
+    if ahead and ahead.get("conflicts"):
+        typer.echo("")
+        typer.echo(f"conflicts ahead (as of {ahead['at']}; see: git aipass conflicts):")
+        for c in ahead["conflicts"]:
+            typer.echo(f"  {' and '.join(c['agents'])}: {', '.join(for_terminal(f) for f in c['files'])}")
 
 
 def _open_plans(repo) -> list[dict]:

@@ -141,16 +141,21 @@ def close(pr_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) 
 @app.command("conflicts")
 def conflicts(
     tell: bool = typer.Option(False, "--tell", help="Mail the agents of each conflict (once per pair and set of files)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing (the post-commit hook runs it with --tell)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts and agents."),
 ) -> None:
     """Which live desks will not merge cleanly, with each other or with the base branch.
 
     Computed with `git merge-tree` (no worktree is touched), only for desks that changed
-    a file in common. Exit 0 either way: a conflict ahead is news, not a failure."""
+    a file in common. The post-commit hook runs it (--tell) after each commit on a desk;
+    `status` and the monitor show what the latest look found. Exit 0 either way: a
+    conflict ahead is news, not a failure."""
     repo = discover()
     session = Session.open(repo)
     found = conflicts_mod.find(repo, session.config.base_branch)
     told = conflicts_mod.tell(session, found) if tell else []
+    if quiet:
+        return
     if as_json:
         emit_json({"v": 1, "conflicts": [c.as_dict() for c in found], "told": [c.as_dict() for c in told]})
         return

@@ -226,12 +226,43 @@ def staged_files(root: Path) -> list[str]:
 def staged_touched(root: Path) -> list[str]:
     """Every path the index changes against HEAD, a rename's old name and new name both,
     deletions included (what a claim on a path must hear about)."""
-    parts = zsplit(run(["diff", "--cached", "--name-status", "-M", "-z"], root).stdout)
-    out, i = [], 0
+    return _touched(zsplit(run(["diff", "--cached", "--name-status", "-M", "-z"], root).stdout))
+
+
+def touched_in_commits(root: Path, span: list[str]) -> list[str]:
+    """Every path the commits of SPAN (rev-list arguments) change, renames by both names."""
+    return _touched(zsplit(run(["log", "--format=", "--name-status", "-M", "-z", *span, "--"], root, check=False).stdout))
+
+
+def log_touched(root: Path, revs: list[str], fields: list[str], *, limit: int | None = None) -> list[tuple[list[str], list[str]]]:
+    """(FIELDS, paths touched, renames by both names) per non-merge commit of REVS, newest
+    first, from one `git log`."""
+    fmt = "%x1e" + "%x1f".join(fields)
+    out = run(["log", f"--format={fmt}", "--name-status", "-M", "-z", "--no-merges",
+               *([f"-n{limit}"] if limit else []), *revs, "--"], root, check=False).stdout
+    found = []
+    for record in out.split(b"\x1e")[1:]:
+        head, _, rest = record.partition(b"\0")
+        found.append((head.decode("utf-8", "replace").split("\x1f"), _touched(zsplit(rest.lstrip(b"\n")))))
+    return found
+
+
+def _touched(parts: list[str]) -> list[str]:
+    """The paths of `--name-status -z` output: a status, then one path (two for a rename
+    or copy); the empty fields between commits of a log are skipped."""
+    out: list[str] = []
+    seen: set[str] = set()
+    i = 0
     while i < len(parts):
         status = parts[i]
+        if not status:
+            i += 1
+            continue
         count = 2 if status[:1] in ("R", "C") else 1
-        out += parts[i + 1: i + 1 + count]
+        for path in parts[i + 1: i + 1 + count]:
+            if path not in seen:
+                seen.add(path)
+                out.append(path)
         i += 1 + count
     return out
 
@@ -351,6 +382,11 @@ def config_origin(root: Path, key: str) -> tuple[str, str, str] | None:
 def config_get(root: Path, key: str) -> str | None:
     proc = run(["config", "--get", key], root, check=False)
     return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
+def ignorecase(root: Path) -> bool:
+    """core.ignorecase: the file system folds case, so paths that differ only in case are one."""
+    return (config_get(root, "core.ignorecase") or "").lower() in ("true", "yes", "on", "1")
 
 
 def config_set(root: Path, key: str, value: str, *, local: bool = True) -> None:

@@ -20,10 +20,11 @@ from typing import Any
 
 from aipass_git.agents import desk
 from aipass_git.agents.session import Session
+from aipass_git.claims import claim as claims
 from aipass_git.core import clock, config as config_mod, pids
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
-from aipass_git.dispatch import proctree, replies
+from aipass_git.dispatch import path_claims, proctree, replies
 from aipass_git.dispatch.launch import start_supervisor
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
@@ -78,6 +79,8 @@ def heal(repo: Repo, agent: str, *, queue: bool = False, waiting: bool | None = 
                 waiting = bool(pending_dispatches(store, agent))
     finally:
         lock.release()
+    if waiting and not crashed and path_claims.is_waiting(repo, agent):
+        return False  # its queue waits for a claim: whoever frees it starts the supervisor (path_claims.py)
     if waiting:
         start_supervisor(repo, agent)
     return bool(waiting)
@@ -117,9 +120,25 @@ def _recover(repo: Repo, runtime: Runtime, agent: str, state: dict[str, Any]) ->
     dispatch_id = state.get("dispatch")
     runtime.log("recovered", agent, stale_pid=state.get("pid"), dispatch=dispatch_id, state=state.get("state"),
                 killed=len(killed))
+    _release_claims(repo, runtime, agent)  # before the sender hears anything
     if dispatch_id:
         _settle(repo, runtime, agent, dispatch_id, state)
     runtime.write_state(agent, state=IDLE, since=clock.utc_now(), recovered_from=state.get("pid"))
+
+
+def _release_claims(repo: Repo, runtime: Runtime, agent: str) -> None:
+    """A dead session's claims on paths would block others until they expire: released
+    (a retried dispatch claims its paths again; path_claims.py)."""
+    try:
+        with EventStore(repo) as store:
+            released = claims.release_all(store, agent, Session.of_agent(repo, agent).speaker.author,
+                                          "released after its session died:")
+    except AipassError as exc:
+        runtime.log("claims-not-released", agent, error=exc.message)
+        return
+    if released:
+        runtime.log("claims-released", agent, count=released, why="recovered")
+        path_claims.wake_waiters(repo)
 
 
 def _settle(repo: Repo, runtime: Runtime, agent: str, dispatch_id: str, state: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """`git aipass status`: what every agent is doing, and how far it has got.
 
 States: idle; queued (dispatches wait, nothing runs yet); starting; running (attempt N
-of M); backoff (waiting before the next attempt, with the time left); elsewhere (its
+of M); backoff (waiting before the next attempt, with the time left); claim-wait (its
+next dispatch claims paths someone else holds: path_claims.py); elsewhere (its
 dispatches were claimed by another clone, which runs them: claim.py). A supervisor found
 dead is recovered on the spot (recovery.py), so status never shows a stale "running".
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 from aipass_git.agents.registry import Registry
 from aipass_git.core.repo import Repo
-from aipass_git.dispatch import recovery
+from aipass_git.dispatch import path_claims, recovery
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.core import config as config_mod
 from aipass_git.mail import mailbox
@@ -29,6 +30,7 @@ def agents_status(repo: Repo) -> list[dict[str, Any]]:
     now = time.time()
     rows = []
     here = remote.clone_name(repo.root, create=False)
+    claim_waits = path_claims.waiting(repo)
     with EventStore(repo) as store:
         trust = Trust(store, config_mod.load(repo))
         with SummaryIndex(store) as index:  # one query, not every mailbox read (summary_index.py)
@@ -48,7 +50,9 @@ def agents_status(repo: Repo) -> list[dict[str, Any]]:
             busy = state.get("state", "idle") != "idle" and runtime.is_busy(name)
             current = state.get("dispatch") if busy else None
             elsewhere = [{"dispatch": l["id"], "clone": l["claim"]} for l in undone[name] if l.get("claim") not in (None, here)]
-            shown = state["state"] if busy else ("queued" if pending[name] else "elsewhere" if elsewhere else "idle")
+            held_up = claim_waits.get(name) if not busy and pending[name] else None
+            shown = state["state"] if busy else ("claim-wait" if held_up else "queued" if pending[name]
+                                                 else "elsewhere" if elsewhere else "idle")
             started_at = state.get("started_at") if busy else None
             backoff_until = state.get("backoff_until") if busy and shown == "backoff" else None
             rows.append({
@@ -66,6 +70,7 @@ def agents_status(repo: Repo) -> list[dict[str, Any]]:
                 "restarted": name in restarted,
                 "elsewhere": elsewhere,
                 "unverified": len(unproven[name]),
+                "claim_wait": held_up,  # {dispatch, holder, glob, until}: what a queued dispatch waits for
             })
     return rows
 

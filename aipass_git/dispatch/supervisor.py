@@ -24,13 +24,13 @@ from aipass_git.agents.desk import Desk
 from aipass_git.agents.identity import agent_ident
 from aipass_git.agents.session import Session
 from aipass_git.agents.registry import Registry
-from aipass_git.claims import claim as path_claims
+from aipass_git.claims import claim as claims
 from aipass_git.core import clock, config as config_mod, git, ids, pids
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.files import read as read_doc
 from aipass_git.core.program import kick_triggers, program, run_detached
 from aipass_git.core.repo import Repo, discover
-from aipass_git.dispatch import claim, environment, prompt, proctree, providers, recovery, replies, watchdog
+from aipass_git.dispatch import claim, environment, path_claims, prompt, proctree, providers, recovery, replies, watchdog
 from aipass_git.dispatch.recovery import pending_dispatches
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
@@ -65,6 +65,7 @@ class Supervisor:
         self.current: dict[str, Any] = {}  # state fields of the dispatch being run
         self._session: Session | None = None
         self.stalled = False  # a dispatch could not be claimed: stop rather than spin
+        self.waiting: set[str] = set()  # dispatches that wait for someone else's claim on a path
 
     @property
     def session(self) -> Session:
@@ -105,7 +106,9 @@ class Supervisor:
             # A dispatch delivered while the lock was being released found it taken and
             # left; look once more so that it is never stranded.
             with EventStore(self.repo) as store:
-                left = pending_dispatches(store, self.agent)
+                left = [line for line in pending_dispatches(store, self.agent) if line["id"] not in self.waiting]
+            if not self.waiting:
+                path_claims.clear_waiting(self.repo, self.agent)
             if not left or self.stalled:
                 return 0
             if wakes >= limit:
@@ -128,6 +131,8 @@ class Supervisor:
             queue = pending_dispatches(po.store, self.agent)
             box = mailbox.MailboxReader(po.store, self.agent)
             for i, line in enumerate(queue):
+                if line["id"] in self.waiting:
+                    continue  # its claim was refused in this session already; a release starts us again
                 task = {**box.message(line["id"]), "status": line["status"]}
                 cancel = self.runtime.cancel_request(self.agent, task["id"])
                 if cancel is not None:
@@ -143,6 +148,11 @@ class Supervisor:
                         return None
                     self.runtime.log("claimed-elsewhere", self.agent, dispatch=task["id"], clone=taken.holder)
                     continue
+                # the dispatch is this clone's now (taking it again later is a no-op); its paths next
+                held = path_claims.take(po.store, self.agent, task, po.speaker.author)
+                if held is not None:
+                    self._claim_refused(po, task, held)
+                    continue
                 self.current = {
                     "pid": os.getpid(), "dispatch": task["id"], "sender": task["from"], "subject": task["subject"],
                     "started": clock.utc_now(), "started_at": time.time(), "queued": len(queue) - i - 1,
@@ -150,6 +160,19 @@ class Supervisor:
                 self.runtime.write_state(self.agent, state="starting", **self.current)
                 return task, len(queue) - i - 1
         return None
+
+    def _claim_refused(self, po: PostOffice, task: dict[str, Any], held) -> None:
+        """Someone else holds a path the dispatch claims: bounce it, or leave it queued
+        until the claim frees (the releaser starts this supervisor again)."""
+        reason = path_claims.why(held)
+        if path_claims.bounces(task):
+            self._guard(task, replies.bounce, po, task, f"it claims paths someone else holds: {reason}")
+            self.runtime.log("finished", self.agent, dispatch=task["id"], result="bounced", reason=reason, exit_code=None)
+            self._advance_plan(task)
+            return
+        self.waiting.add(task["id"])
+        path_claims.mark_waiting(self.repo, self.agent, task, held)
+        self.runtime.log("claim-wait", self.agent, dispatch=task["id"], reason=reason)
 
     def _wake_guarded(self, config: config_mod.Config, task: dict[str, Any], queued: int) -> None:
         try:
@@ -173,10 +196,14 @@ class Supervisor:
         """One dispatch, start to answer: prepare, run its attempts, conclude."""
         self.runtime.log("wake", self.agent, dispatch=task["id"], sender=task["from"], queued=queued)
         wake = self._prepare(config, task)
-        if wake is not None:
-            self._conclude(config, wake, self._attempts(config, wake))
+        if wake is None:
+            self._release_claims(task)
+        else:
+            attempts = self._attempts(config, wake)
+            # the agent is done with its paths: free them before anyone hears the outcome
+            self._release_claims(task)
+            self._conclude(config, wake, attempts)
         self.runtime.forget_crashes(self.agent, task["id"])
-        self._release_claims(task)
         self._advance_plan(task)
         kick_triggers(self.repo.root, self.repo.runtime_dir)
 
@@ -184,9 +211,10 @@ class Supervisor:
         """The session is over: the claims it took would only block others (ARCHITECTURE.md, section 13)."""
         try:
             with EventStore(self.repo) as store:
-                n = path_claims.release_all(store, self.agent, self.session.speaker.author, "released at the end of its session:")
+                n = claims.release_all(store, self.agent, self.session.speaker.author, "released at the end of its session:")
             if n:
                 self.runtime.log("claims-released", self.agent, dispatch=task["id"], count=n)
+                path_claims.wake_waiters(self.repo)
         except AipassError as exc:  # the run is over either way; the claims expire by themselves
             self.runtime.log("claims-not-released", self.agent, dispatch=task["id"], error=exc.message)
 

@@ -36,7 +36,7 @@ from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.names import HUMAN, strip_at
 from aipass_git.core.program import kick_triggers
 from aipass_git.core.repo import Repo
-from aipass_git.dispatch import dispatcher
+from aipass_git.dispatch import dispatcher, path_claims
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.flow import summary
 from aipass_git.mail import message
@@ -116,6 +116,8 @@ def start_ready(repo: Repo, plan_id: str, session: Session) -> list[str]:
                                      + f" {doc['id'][:12]} {phase['name']}\n", meta=meta)
                 store.append(ref, plan_mod.dispatched(doc["id"], phase["name"], sent["id"], session.speaker.author))
                 continue
+            if phase.get("claims"):  # claimed for the owner before it wakes; queued while someone else holds them
+                meta.update(path_claims.meta(phase["claims"]))
             try:
                 sent = dispatcher.dispatch(repo, phase["owner"], subject, body, meta=meta).message
             except AipassError as exc:

@@ -4,6 +4,7 @@ standard input along and prints what comes back."""
 
 from __future__ import annotations
 
+from aipass_git.core.program import run_detached
 from aipass_git.core.repo import Repo
 
 REFUSING = {"pre-commit": "commit", "commit-msg": "commit", "pre-push": "push"}  # hooks whose problems stop git
@@ -27,6 +28,11 @@ def run(repo: Repo, name: str, args: list[str], stdin: str) -> list[str]:
         return guard.pre_push(repo, updates)  # type: ignore[arg-type]
     from aipass_git.hooks import events  # deferred: see above (it loads the dispatch code)
 
+    if name == "post-commit":
+        # a commit on a desk: are two live desks converging on the same lines? (detached:
+        # merge-tree over every live desk pair is seconds, the commit is done already)
+        run_detached(repo.root, "conflicts", "--tell", "--quiet")
+        return []
     if name in ("post-merge", "post-checkout"):
         if name == "post-merge":
             events.commit_overflow_in_background(repo)

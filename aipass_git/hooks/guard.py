@@ -8,7 +8,7 @@ from aipass_git.audit import documents
 from aipass_git.audit.engine import Context, describe, run
 from aipass_git.audit.standards import BUILTIN, aipass_files, hygiene, secrets
 from aipass_git.claims import claim
-from aipass_git.core import clock, config as config_mod, git, names
+from aipass_git.core import config as config_mod, git, names
 from aipass_git.core.names import HUMAN
 from aipass_git.store.events import EventStore
 from aipass_git.core.program import kick_triggers
@@ -49,25 +49,18 @@ def pre_commit(repo: Repo) -> list[str]:
     return problems
 
 
-def _claimed(repo: Repo, who: str) -> list[str]:
-    """A commit that changes a path under someone else's active exclusive claim is refused
-    (renames count by both names, deletions too)."""
+def _claimed(repo: Repo, who: str, touched: list[str] | None = None) -> list[str]:
+    """A commit (or a push) that changes a path under someone else's active exclusive
+    claim is refused (renames count by both names, deletions too); TOUCHED defaults to
+    what the index changes."""
     if not git.list_refs(repo.root, claim.NAMESPACE):
         return []  # nobody claims anything: one for-each-ref is all it costs
-    touched = git.staged_touched(repo.root)
-    if not touched:
-        return []
     with EventStore(repo) as store:
-        books = claim.ClaimBook(store).everyone()
-    now = clock.utc_now()
-    for path in touched:
-        found = claim.holder_of(books, path, now, besides=who)
-        if found is not None:
-            holder, c = found
-            return [f"{path} is claimed by @{holder} until {c['expires']} ({c['glob']}"
-                    + (f": {c['reason']}" if c["reason"] else "") + ")"
-                    + f"\nhint: ask @{holder} to release it (git aipass claim release), or wait until it expires"]
-    return []
+        claimed = claim.guard_for(store, who)
+    if not claimed:
+        return []
+    found = claimed.first_crossing(git.staged_touched(repo.root) if touched is None else touched)
+    return [claim.refusal(*found)] if found else []
 
 
 ALLOWED_TRAILER = "Aipass-Allowed-Secret:"
@@ -102,8 +95,12 @@ def pre_push(repo: Repo, updates: list[tuple[str, str, str, str]]) -> list[str]:
                             "\nhint: push your desk branch and open a PR: git aipass pr open")
         if local_oid == zero:
             continue  # a deletion: nothing to audit
+        if local_ref.startswith("refs/aipass/"):
+            continue  # events, not work: sync pushes them
         span = [local_oid, "--not", "--remotes"] if remote_oid == zero else [f"{remote_oid}..{local_oid}"]
-        changed.update(p for p in git.files_in_commits(repo.root, span) if (repo.root / p).is_file())
+        touched = git.touched_in_commits(repo.root, span)
+        changed.update(p for p in touched if (repo.root / p).is_file())
+        problems += _claimed(repo, agent or HUMAN, touched)
     if changed:
         found = describe(run(Context(repo, paths=sorted(changed)), ON_PUSH))
         if found:  # audit.failed rules hear of it

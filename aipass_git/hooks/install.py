@@ -20,6 +20,7 @@ HOOKS = {  # hook -> reads standard input
     "commit-msg": False,
     "pre-push": True,
     "post-merge": False,
+    "post-commit": False,
     "post-checkout": False,
     "reference-transaction": True,
 }

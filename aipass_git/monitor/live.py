@@ -26,7 +26,7 @@ from aipass_git.monitor.snapshot import Snapshot, Watcher, filtered
 
 WORK_ROWS = 12
 STATE_STYLE = {"idle": "dim", "queued": "yellow", "starting": "cyan", "running": "green", "backoff": "magenta",
-               "elsewhere": "blue"}
+               "elsewhere": "blue", "claim-wait": "yellow"}
 
 
 def render(snap: Snapshot, agent: str | None = None) -> Group:

@@ -1,5 +1,5 @@
 """What the monitor shows, gathered through the commands' own code: the agents as `status`
-sees them, the problems (bounces and crashes, blocked or stuck plans, open breakers,
+sees them, the problems (bounces and crashes, blocked or stuck plans, open breakers, claim waits, conflicts ahead,
 leftovers of killed processes), the latest events on every event ref and in the runtime
 log, and the open PRs and plans.
 
@@ -24,7 +24,7 @@ from aipass_git.core.repo import Repo
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.dispatch.status import agents_status
 from aipass_git.plans import plan as plan_mod
-from aipass_git.prs import record
+from aipass_git.prs import conflicts, record
 from aipass_git.setup import leftovers
 from aipass_git.store.events import EventStore
 
@@ -128,6 +128,10 @@ class Watcher:
         now = datetime.now(timezone.utc)
         for doc in self.plans:
             found += [f"plan {line}" for line in plan_mod.stuck(doc, self.retired, now)]
+        found += [f"@{a['agent']} waits for {a['claim_wait']['glob']}, claimed by @{a['claim_wait']['holder']}"
+                  for a in self.agents if a.get("claim_wait")]
+        found += [f"conflict ahead: {' and '.join(c['agents'])} in {', '.join(c['files'])}"
+                  for c in conflicts.last(self.repo).get("conflicts", [])]
         try:
             found += [f"leftover {l.kind} {l.where}: {l.detail}" for l in leftovers.find(self.repo)]
         except (AipassError, OSError):

@@ -40,7 +40,8 @@ PHASE = Obj(required={
     "done_when": Str(choices=DONE_RULES), "timeout_minutes": Nullable(Int(min=1, max=100_000)),
     "state": Str(choices=PHASE_STATES), "dispatch": Nullable(schemas.ENTRY_ID),
     "started": Nullable(schemas.TIMESTAMP), "finished": Nullable(schemas.TIMESTAMP),
-}, optional={"attempt": Int(min=1, max=1000)})  # absent: the first; `plan retry` counts up
+}, optional={"attempt": Int(min=1, max=1000),  # absent: the first; `plan retry` counts up
+             "claims": List(schemas.OWNED_GLOB, max_items=100, unique=True)})  # paths its dispatch claims for the owner
 NOTE = Obj(required={"at": schemas.TIMESTAMP, "by": OWNER, "text": Str(max_len=4000)})
 PLAN = Obj(required={
     "v": Int(min=1, max=1), "id": schemas.ENTRY_ID, "title": Str(max_len=200, one_line=True),

@@ -39,7 +39,9 @@ TEMPLATE = Obj(
                                      "task": Str(max_len=4000)},
                            optional={"depends_on": List(plan.PHASE_NAME, max_items=100, unique=True),
                                      "done_when": Str(choices=plan.DONE_RULES),
-                                     "timeout_minutes": Nullable(Int(min=1, max=100_000))}), max_items=500),
+                                     "timeout_minutes": Nullable(Int(min=1, max=100_000)),
+                                     "claims": List(Str(max_len=300, one_line=True), max_items=100, unique=True)}),
+                      max_items=500),
     },
     optional={"living": Bool(), "params": Map(Str(max_len=300, one_line=True))},
 )
@@ -93,5 +95,7 @@ def fill(template: Template, title: str, values: dict[str, str]) -> list[dict[st
     phases = []
     for raw in template.doc["phases"]:
         phase = {**raw, "owner": put(raw["owner"]), "task": put(raw["task"])}
+        if "claims" in raw:
+            phase["claims"] = [put(g) for g in raw["claims"]]
         phases.append(phase)
     return phases

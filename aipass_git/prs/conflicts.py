@@ -12,13 +12,15 @@ runtime dir), not on every look.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from itertools import combinations
 
-from aipass_git.agents.desk import BRANCH_PREFIX, agent_of
+from aipass_git.agents.desk import BRANCH_PREFIX, agent_of, branch_for
 from aipass_git.agents.session import Session
-from aipass_git.core import git
+from aipass_git.core import clock, git
+from aipass_git.core.canonical import encode, write_atomic
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
 from aipass_git.mail.postoffice import PostOffice
@@ -35,16 +37,19 @@ class Conflict:
 
 
 def find(repo: Repo, base_branch: str) -> list[Conflict]:
+    """The conflicts ahead, also saved for `status` and the monitor (`last`)."""
     base = git.resolve_commit(repo.root, f"refs/heads/{base_branch}")
     if base is None:
         return []
-    desks = {}
-    for ref, tip in git.list_refs(repo.root, f"refs/heads/{BRANCH_PREFIX}"):
-        agent = agent_of(ref[len("refs/heads/"):])
-        if agent is None or git.is_ancestor(repo.root, tip, base):
-            continue  # nothing the base lacks: nothing to conflict
-        fork = git.merge_base(repo.root, base, tip) or base
-        desks[agent] = (tip, set(git.changed_files(repo.root, fork, tip)))
+    # one walk over every desk's commits that the base lacks (never a git process per
+    # desk): %S names the desk a commit was reached from, the paths are what it touched
+    desks: dict[str, tuple[str, set[str]]] = {}
+    tips = dict(git.list_refs(repo.root, f"refs/heads/{BRANCH_PREFIX}"))
+    for (source,), paths in git.log_touched(repo.root, ["--source", f"--branches={branch_for('*')}", "--not", base], ["%S"]):
+        branch = source.removeprefix("refs/heads/")  # %S is the short name when reached by --branches
+        agent = agent_of(branch)
+        if agent is not None and f"refs/heads/{branch}" in tips:
+            desks.setdefault(agent, (tips[f"refs/heads/{branch}"], set()))[1].update(paths)
     found = []
     for (a, (tip_a, files_a)), (b, (tip_b, files_b)) in combinations(sorted(desks.items()), 2):
         if files_a & files_b:
@@ -55,7 +60,23 @@ def find(repo: Repo, base_branch: str) -> list[Conflict]:
         _, clashing = git.merge_tree(repo.root, base, tip)
         if clashing:
             found.append(Conflict(agent, base_branch, tuple(clashing)))
+    _save(repo, found)
     return found
+
+
+def _save(repo: Repo, found: list[Conflict]) -> None:
+    folder = repo.runtime_dir / "conflicts"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / "last.json", encode({"at": clock.utc_now(), "conflicts": [c.as_dict() for c in found]}))
+
+
+def last(repo: Repo) -> dict:
+    """What the latest look found ({"at", "conflicts"}; empty before the first): status and
+    the monitor show it without running merge-tree themselves."""
+    try:
+        return json.loads((repo.runtime_dir / "conflicts" / "last.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def tell(session: Session, conflicts: list[Conflict]) -> list[Conflict]:

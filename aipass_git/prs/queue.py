@@ -25,6 +25,7 @@ from aipass_git.agents import policy
 from aipass_git.agents.trust import signer_name
 from aipass_git.agents.session import Session
 from aipass_git.audit.runner import audit_merge
+from aipass_git.claims import claim as claims
 from aipass_git.core import clock, config as config_mod, faults, git
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.program import kick_triggers, run_detached
@@ -113,6 +114,11 @@ class MergeQueue:
                 pr["head"] = head
             if git.is_ancestor(self.repo.root, head, base_old):
                 return self._merged(store, pr, base_old, "already in the base branch")
+            claimed = claims.guard_for(store, pr["agent"])
+            crossed = claimed.first_crossing(git.touched_in_commits(self.repo.root, [head, "--not", base_old])) if claimed else None
+            if crossed:
+                path, (holder, c) = crossed
+                return self._bounce(store, pr, f"it changes {path}, claimed by @{holder} until {c['expires']} ({c['glob']})")
             tree, conflicts = git.merge_tree(self.repo.root, base_old, head)
             if conflicts:
                 return self._bounce(store, pr, "the merge conflicts", conflicts=conflicts)

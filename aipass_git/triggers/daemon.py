@@ -23,6 +23,7 @@ from aipass_git.core import clock, config as config_mod
 from aipass_git.core.errors import AipassError
 from aipass_git.core.files import event_ref_folders, stamps
 from aipass_git.core.repo import Repo
+from aipass_git.dispatch import path_claims
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.flow import advance
 from aipass_git.plans import plan as plan_mod
@@ -76,6 +77,7 @@ def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print) -> int
                     if sig != last_sig or time.monotonic() - last_sweep >= tick:
                         if time.monotonic() - last_sweep >= tick:
                             _plan_timeouts(repo, runtime)
+                            _freed_claims(repo, runtime)
                         last_sig, last_sweep = sig, time.monotonic()
                         try:
                             engine.sweep(repo)
@@ -112,6 +114,15 @@ def _plan_timeouts(repo: Repo, runtime: Runtime) -> None:
                 advance.advance(repo, plan_id, session)
     except AipassError as exc:  # an unreadable plan is the audit's and doctor's finding
         runtime.log("plan-timeouts-failed", None, error=exc.message)
+
+
+def _freed_claims(repo: Repo, runtime: Runtime) -> None:
+    """Each tick: dispatches waiting for a claim that expired or was released elsewhere
+    (a sync) start again."""
+    try:
+        path_claims.wake_waiters(repo, only_freed=True)
+    except AipassError as exc:
+        runtime.log("claim-waits-failed", None, error=exc.message)
 
 
 def stop(repo: Repo, *, wait: float = 10.0) -> dict | None:
