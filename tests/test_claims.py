@@ -127,8 +127,10 @@ def test_two_desks_changing_the_same_lines_hear_of_it_once(mail_repo: Path, cli)
     assert found["conflicts"] == [{"agents": ["api", "docs"], "files": ["notes.md"]}]
     assert found["told"] == found["conflicts"]
     for who in ("@api", "@docs"):
-        subjects = [m["subject"] for m in json.loads(cli("inbox", who, "--json", cwd=mail_repo).out)["messages"]]
-        assert subjects == ["conflict ahead: notes.md"]
+        [told] = json.loads(cli("inbox", who, "--json", cwd=mail_repo).out)["messages"]
+        assert told["subject"] == "conflict ahead: notes.md"
+        body = json.loads(cli("read", told["id"], "--json", cwd=mail_repo, env={"AIPASS_AGENT": who[1:]}).out)["body"]
+        assert "--- notes.md" in body and "two by api" in body and "two by docs" in body  # the hunk itself
     again = json.loads(cli("conflicts", "--tell", "--json", cwd=mail_repo).out)
     assert again["conflicts"] == found["conflicts"] and again["told"] == []  # once per pair and files
     (mail_repo / "notes.md").write_text("one\ntwo on main\nthree\n")

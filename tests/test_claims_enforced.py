@@ -72,6 +72,10 @@ def test_core_ignorecase_makes_claims_case_blind(mail_repo: Path, cli):
     assert refused.returncode != 0 and "lib/x.py is claimed by @api" in refused.stderr
 
 
+def piped(repo: Path, data: str, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, input=data, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def commit(repo: Path, message: str, *extra: str):
     return subprocess.run(["git", "commit", "-qm", message, *extra], cwd=repo, capture_output=True, text=True)
 
@@ -189,3 +193,54 @@ def test_a_killed_sessions_claims_are_released_by_its_recovery(drepo: Path, fake
     assert outcome["result"] == "crashed"
     assert json.loads(cli("claim", "list", "--json", cwd=drepo).out)["claims"] == []
     assert cli("claim", "src/**", cwd=drepo, env=DOCS).code == 0  # free for others at once
+
+
+def test_a_forged_claim_blocks_nobody_and_the_audit_names_it(mail_repo: Path, cli):
+    assert cli("hooks", "install", cwd=mail_repo).code == 0
+    doc = {"v": 1, "claimant": "api", "released": [], "claims": [{
+        "id": "01m8sg9fr3v4944ztyhwdm38ga", "glob": "**", "mode": "exclusive", "reason": "mine, all of it",
+        "created": "2026-01-01T00:00:00Z", "expires": "2999-01-01T00:00:00Z", "by": "api"}]}
+    blob = piped(mail_repo, json.dumps(doc), "hash-object", "-w", "--stdin")
+    tree = piped(mail_repo, f"100644 blob {blob}\tclaims.json\n", "mktree")
+    forged = git(mail_repo, "commit-tree", tree, "-m", "claim: @api claims **\n\nAipass-Event: claimed\n")
+    git(mail_repo, "update-ref", "refs/aipass/claims/api", forged)
+    (mail_repo / "free.txt").write_text("still mine to change\n")
+    git(mail_repo, "add", "free.txt")
+    assert commit(mail_repo, "not blocked by a forgery").returncode == 0
+    found = json.loads(cli("audit", "--json", "--only", "claims.proven", cwd=mail_repo).out)["findings"]
+    assert len(found) == 1 and "the claims of @api are not enforced: event" in found[0]["message"] and "unsigned" in found[0]["message"]
+
+
+def test_claims_that_expired_long_ago_leave_the_document_at_the_next_claim(mail_repo: Path, cli):
+    from aipass_git.agents.session import Session
+    from aipass_git.claims import claim as claim_mod
+    from aipass_git.store.events import EventStore
+
+    assert cli("claim", "old/**", "recent/**", cwd=mail_repo, env=API).code == 0
+    repo = discover(mail_repo)
+    with EventStore(repo) as store:
+        doc = claim_mod.ClaimBook(store).get("api")
+        aged = {"old/**": "2020-01-01T00:00:00Z", "recent/**": claim_mod.clock.utc_now()}  # one long gone, one just ended
+        doc["claims"] = [{**c, "expires": aged[c["glob"]]} for c in doc["claims"]]
+
+        def backdate(view):
+            view.write(claim_mod.FILE, json.dumps(doc).encode())
+            from aipass_git.store.events import Event
+            return Event("claimed", "test: backdate", Session.of_agent(repo, "api").speaker.author)
+        store.append(claim_mod.ref_for("api"), backdate)
+    assert cli("claim", "new/**", cwd=mail_repo, env=API).code == 0
+    kept = json.loads(cli("claim", "list", "--all", "--json", cwd=mail_repo).out)["claims"]
+    assert sorted(c["glob"] for c in kept) == ["new/**", "recent/**"]
+
+
+def test_doctor_finds_claims_no_session_holds_and_fix_releases_them(mail_repo: Path, cli, monkeypatch):
+    from aipass_git.setup import leftovers
+
+    assert cli("claim", "src/**", cwd=mail_repo, env=API).code == 0  # by hand: no session will release it
+    assert "stale-claim" not in cli("doctor", cwd=mail_repo).out  # young: maybe a session just starting
+    monkeypatch.setattr(leftovers, "STALE_CLAIM_MINUTES", -1)
+    shown = cli("doctor", cwd=mail_repo).out
+    assert "@api has no session but holds 1 claim (src/**)" in shown
+    fixed = cli("doctor", "--fix", cwd=mail_repo)
+    assert "released @api's 1 stale claim" in fixed.out
+    assert json.loads(cli("claim", "list", "--json", cwd=mail_repo).out)["claims"] == []

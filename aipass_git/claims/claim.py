@@ -22,16 +22,19 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aipass_git.claims.matcher import Held, Matcher
-from aipass_git.core import clock, git, ids, schemas, wildmatch
+from aipass_git.agents.identity import agent_of_email
+from aipass_git.core import clock, config as config_mod, git, ids, schemas, wildmatch
 from aipass_git.core.canonical import encode
 from aipass_git.core.documents import load_json
 from aipass_git.core.errors import AipassError, RefusedError
+from aipass_git.core.names import HUMAN
 from aipass_git.core.validate import Int, List, Map, Obj, Str
 from aipass_git.store import entity, locks
 from aipass_git.store.events import Apply, Event, EventStore
 from aipass_git.store.objects import Ident
 from aipass_git.store.parsed_cache import ParsedCache
 from aipass_git.store.tree_view import TreeView
+from aipass_git.store.verify import Verifier, roster_at
 
 NAMESPACE = "refs/aipass/claims/"
 FILE = "claims.json"
@@ -80,9 +83,27 @@ def new_claims(globs: list[str], *, mode: str, reason: str, ttl_seconds: int, by
              "expires": ends, "by": by} for g in globs]
 
 
+KEPT_DAYS = 14  # ended claims stay this long (the audit judges recent commits by them), then go
+
+
+def compact(doc: dict[str, Any], now: str) -> None:
+    """Drop claims that expired more than KEPT_DAYS ago, with their release records: a
+    claimant's document stays as small as its recent work (git history keeps the rest).
+    By expiry, not release: a copy in another clone that never heard of the release
+    cannot bring back a claim that still holds when the two merge."""
+    horizon = (clock.parse(now) - timedelta(days=KEPT_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    gone = {c["id"] for c in doc["claims"] if c["expires"] < horizon}
+    if gone:
+        doc["claims"] = [c for c in doc["claims"] if c["id"] not in gone]
+        doc["released"] = [i for i in doc["released"] if i not in gone]
+        if "ended" in doc:
+            doc["ended"] = {i: t for i, t in doc["ended"].items() if i not in gone}
+
+
 def claimed(claimant: str, claims: list[dict[str, Any]], author: Ident) -> Apply:
     def apply(view: TreeView) -> Event | None:
         doc = _read(view) or {"v": 1, "claimant": claimant, "claims": [], "released": []}
+        compact(doc, clock.utc_now())
         doc["claims"] += claims
         view.write(FILE, encode(doc))
         globs = ", ".join(c["glob"] for c in claims)
@@ -144,29 +165,63 @@ KIND = entity.Kind("claims", NAMESPACE, re.compile(r"[a-z][a-z0-9_-]{0,31}"), me
 class ClaimBook(entity.Book):
     def __init__(self, store: EventStore) -> None:
         super().__init__(store, KIND, FILE, parse)
+        self.unproven: dict[str, str] = {}  # claimant -> why its ref is not believed (after everyone())
 
     def everyone(self) -> dict[str, dict[str, Any]]:
-        """Claimant -> its claims document: those whose tip moved since they were last read
-        are read in one batch and validated, the rest come from the parsed cache (a commit
-        hook asks on every commit). A ref that does not parse is left out (doctor and the
-        refs standard report it): one bad ref must not stop every commit."""
-        tips = [(ref, tip, i) for ref, tip in git.list_refs(self.store.repo.root, NAMESPACE)
-                if (i := KIND.id_of(ref)) is not None]
-        cache = ParsedCache(self.store.repo, "claims")
-        docs = {i: doc for ref, tip, i in tips if (doc := cache.get(ref, tip)) is not None}
-        stale = [(ref, tip, i) for ref, tip, i in tips if i not in docs]
+        """Claimant -> its claims document, for the claimants whose refs can be believed.
+
+        Refs whose tip moved since they were last read are read in one batch, validated and,
+        under `trust: signed`, proven (every event signed by a trusted key, each claim by its
+        claimant); the rest come from the parsed cache (a commit hook asks on every commit).
+        A ref that does not parse or is not proven is left out and kept in `self.unproven`
+        (the audit and doctor report it): a forged claim must not block anyone's commit,
+        and one bad ref must not stop every commit."""
+        repo = self.store.repo
+        config = config_mod.load(repo)
+        roster = roster_at(self.store, config.base_branch) if config.trust == "signed" else None
+        trusted = roster.blob_id if roster is not None and roster.blob_id else None
+        tips = [(ref, tip, i) for ref, tip in git.list_refs(repo.root, NAMESPACE) if (i := KIND.id_of(ref)) is not None]
+        cache = ParsedCache(repo, "claims")
+        found = {i: hit for ref, tip, i in tips if (hit := cache.get(ref, f"{tip} {trusted}")) is not None}
+        stale = [(ref, tip, i) for ref, tip, i in tips if i not in found]
         if stale:
             blobs = self.store.reader.read_many([f"{tip}:{FILE}" for _, tip, _ in stale], missing_ok=True)
             for (ref, tip, i), read in zip(stale, blobs):
                 try:
-                    doc = parse(read[1], i) if read is not None else None
-                except AipassError:
-                    doc = None
-                if doc is not None:
-                    docs[i] = doc
-                    cache.put(ref, tip, doc)
+                    if read is None:
+                        raise RefusedError(f"{ref} holds no {FILE}", KIND.list_hint)
+                    hit = {"doc": parse(read[1], i)}
+                    why = _unproven(self.store, ref, i, roster, config.orchestrator) if trusted else None
+                    if why:
+                        hit = {"unproven": why}
+                except AipassError as exc:
+                    hit = {"unproven": exc.message}
+                found[i] = hit
+                cache.put(ref, f"{tip} {trusted}", hit)
             cache.save()
-        return docs
+        self.unproven = {i: hit["unproven"] for i, hit in found.items() if "unproven" in hit}
+        return {i: hit["doc"] for i, hit in found.items() if "doc" in hit}
+
+
+def _unproven(store: EventStore, ref: str, claimant: str, roster, orchestrator: str) -> str | None:
+    """Why REF's history cannot be believed, or None: every event signed by a trusted key,
+    each claim by its claimant, each release by its claimant, the human or the orchestrator
+    (a --force takeover)."""
+    verifier = Verifier(store, roster)
+    try:
+        for commit in git.output(["rev-list", "--reverse", ref], store.repo.root).split():
+            raw = store.reader.read(commit)[1]
+            verdict = verifier.check(commit, raw)
+            if not verdict.ok:
+                return f"event {commit[:10]} is {verdict.reason}"
+            kind = re.search(rb"^Aipass-Event: (\S+)$", raw, re.M)
+            signer = agent_of_email(verdict.principal) or (HUMAN if verdict.principal in roster.humans else None)
+            allowed = {claimant} if kind is None or kind.group(1) != b"released" else {claimant, HUMAN, orchestrator}
+            if kind is not None and kind.group(1) in (b"claimed", b"released") and signer not in allowed:
+                return f"event {commit[:10]} ({kind.group(1).decode()}) was signed by {verdict.principal}, not @{claimant}"
+        return None
+    finally:
+        verifier.save()
 
 
 def exclusive_of_others(books: dict[str, dict[str, Any]], now: str, *, besides: str | None) -> list[Held]:

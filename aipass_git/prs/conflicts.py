@@ -24,6 +24,7 @@ from aipass_git.core.canonical import encode, write_atomic
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
 from aipass_git.mail.postoffice import PostOffice
+from aipass_git.store.events import EventStore
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Conflict:
     ours: str  # an agent
     theirs: str  # another agent, or the base branch's name
     files: tuple[str, ...]
+    tree: str = ""  # merge-tree's result, its conflicted files holding the markers
 
     def as_dict(self) -> dict:
         return {"agents": [self.ours, self.theirs], "files": list(self.files)}
@@ -53,13 +55,13 @@ def find(repo: Repo, base_branch: str) -> list[Conflict]:
     found = []
     for (a, (tip_a, files_a)), (b, (tip_b, files_b)) in combinations(sorted(desks.items()), 2):
         if files_a & files_b:
-            _, clashing = git.merge_tree(repo.root, tip_a, tip_b)
+            tree, clashing = git.merge_tree(repo.root, tip_a, tip_b)
             if clashing:
-                found.append(Conflict(a, b, tuple(clashing)))
+                found.append(Conflict(a, b, tuple(clashing), tree))
     for agent, (tip, _) in sorted(desks.items()):
-        _, clashing = git.merge_tree(repo.root, base, tip)
+        tree, clashing = git.merge_tree(repo.root, base, tip)
         if clashing:
-            found.append(Conflict(agent, base_branch, tuple(clashing)))
+            found.append(Conflict(agent, base_branch, tuple(clashing), tree))
     _save(repo, found)
     return found
 
@@ -77,6 +79,34 @@ def last(repo: Repo) -> dict:
         return json.loads((repo.runtime_dir / "conflicts" / "last.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+HUNK_LINES = 60  # of conflict markers and what they hold, per mail: enough to see the clash
+
+
+def hunks(repo: Repo, c: Conflict) -> str:
+    """The conflicting hunks, as merge-tree marked them in its result, for the mail."""
+    if not c.tree:
+        return ""
+    out: list[str] = []
+    with EventStore(repo) as store:
+        blobs = store.reader.read_many([f"{c.tree}:{f}" for f in c.files], missing_ok=True)
+    for path, read in zip(c.files, blobs):
+        if read is None:
+            continue  # a file deleted on one side: no lines to show
+        inside = False
+        for line in read[1].decode("utf-8", "replace").splitlines():
+            if line.startswith("<<<<<<< "):
+                inside = True
+                out.append(f"--- {path}")
+            if inside:
+                out.append(line)
+            if line.startswith(">>>>>>> "):
+                inside = False
+    if not out:
+        return ""
+    shown = out[:HUNK_LINES] + ([f"... ({len(out) - HUNK_LINES} more lines)"] if len(out) > HUNK_LINES else [])
+    return "\nThe hunks, as a merge would mark them:\n" + "".join(f"  {l}\n" for l in shown)
 
 
 def tell(session: Session, conflicts: list[Conflict]) -> list[Conflict]:
@@ -97,6 +127,7 @@ def tell(session: Session, conflicts: list[Conflict]) -> list[Conflict]:
                 po.send(to, f"conflict ahead: {', '.join(c.files)}"[:200],
                         f"The desk of @{c.ours} and {other} change the same lines of:\n"
                         + "".join(f"  {f}\n" for f in c.files)
+                        + hunks(session.repo, c)
                         + "\nSettle it before the merge queue bounces one of you: talk it over (git aipass send), "
                           "or bring your desk up to date and resolve it there.\nSee: git aipass conflicts\n")
             told.append(c)

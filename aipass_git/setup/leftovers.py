@@ -9,26 +9,33 @@ repository without waiting for the next write:
 - scratch refs of bulk sends whose process is gone: deleted;
 - temporary files of atomic writes and private indexes whose process is gone: deleted;
 - supervisors that died with a session running: recovered (dispatch/recovery.py);
+- claims on paths held by an agent of this clone that has had no session for a while
+  (made by hand, or left by a session whose end could not release them): released;
 - archive lines written twice: reported only (archives are append-only).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from aipass_git.core import git, pids
+from aipass_git.agents.registry import Registry
+from aipass_git.agents.session import Session
+from aipass_git.claims import claim as claims
+from aipass_git.core import clock, git, pids
 from aipass_git.core.canonical import TEMP_SUFFIX, temp_owner
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AGENTS_DIR, Repo, discover
-from aipass_git.dispatch import recovery
+from aipass_git.core.text import plural
+from aipass_git.dispatch import path_claims, recovery
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.memory import working
 from aipass_git.prs.queue import MergeQueue
 from aipass_git.store.events import EventStore
 from aipass_git.store.worktree_commit import finish_interrupted
-from aipass_git.store import locks
+from aipass_git.store import locks, remote
 from aipass_git.store.journal import Journal
 
 SCRATCH = "refs/aipass-import/"
@@ -36,7 +43,7 @@ SCRATCH = "refs/aipass-import/"
 
 @dataclass
 class Leftover:
-    kind: str  # lock | journal | scratch-ref | temp-file | crashed-session | archive-duplicate
+    kind: str  # lock | journal | scratch-ref | temp-file | crashed-session | stale-claim | archive-duplicate
     where: str
     detail: str
     fixable: bool
@@ -47,7 +54,7 @@ class Leftover:
 
 def find(repo: Repo) -> list[Leftover]:
     return [*_git_locks(repo), *_journal(repo), *_scratch_refs(repo), *_temp_files(repo), *_sessions(repo),
-            *_archive_duplicates(repo)]
+            *_stale_claims(repo), *_archive_duplicates(repo)]
 
 
 def fix(repo: Repo) -> list[str]:
@@ -71,6 +78,15 @@ def fix(repo: Repo) -> list[str]:
 
         recovery.heal(repo, item.where)
         done.append(f"recovered @{item.where}'s session (its supervisor had died)")
+    stale = _stale_claims(repo)
+    for item in stale:
+        with EventStore(repo) as store:
+            n = claims.release_all(store, item.where, Session.of_agent(repo, item.where).speaker.author,
+                                   "released as stale (no session holds them):")
+        if n:
+            done.append(f"released @{item.where}'s {plural(n, 'stale claim')}")
+    if stale:
+        path_claims.wake_waiters(repo)
     return done
 
 
@@ -156,6 +172,33 @@ def _sessions(repo: Repo) -> list[Leftover]:
         if state.get("state", "idle") != "idle" and not runtime.is_busy(agent):
             found.append(Leftover("crashed-session", agent, f"@{agent}'s supervisor (pid {state.get('pid')}) died "
                                   f"while {state.get('state')}; its dispatch is retried or bounced", True))
+    return found
+
+
+STALE_CLAIM_MINUTES = 10  # younger claims may belong to a session that is just starting
+
+
+def _stale_claims(repo: Repo) -> list[Leftover]:
+    """Active claims of agents that run here, are idle and wait for nothing: a session's
+    claims end with it, so these were made by hand or outlived a session."""
+    if not git.list_refs(repo.root, claims.NAMESPACE):
+        return []
+    runtime = Runtime(repo)
+    here = remote.clone_name(repo.root, create=False)
+    now = clock.utc_now()
+    cutoff = (clock.parse(now) - timedelta(minutes=STALE_CLAIM_MINUTES)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with EventStore(repo) as store:
+        books = claims.ClaimBook(store).everyone()
+    agents = {a.name: a for a in Registry(repo).all()}
+    found = []
+    for name, doc in sorted(books.items()):
+        agent = agents.get(name)
+        if agent is None or agent.passport.get("home") not in (None, here):
+            continue  # the human's claims end by their expiry; another clone's agent is that clone's to judge
+        held = [c for c in claims.active(doc, now) if c["created"] < cutoff]
+        if held and runtime.read_state(name).get("state", "idle") == "idle" and not path_claims.is_waiting(repo, name):
+            found.append(Leftover("stale-claim", name, f"@{name} has no session but holds {plural(len(held), 'claim')} "
+                                  f"({', '.join(c['glob'] for c in held[:3])}{', ...' if len(held) > 3 else ''})", True))
     return found
 
 

@@ -48,4 +48,17 @@ def crossed(ctx):
                           f"talk it over with @{holder}; the hooks refuse this where they are installed (git aipass hooks install)")
 
 
-STANDARDS = [crossed]
+@standard("claims.proven", "every claim ref can be believed: it parses and, under trust: signed, its events are signed by their claimant")
+def proven(ctx):
+    if not git.list_refs(ctx.repo.root, claim.NAMESPACE):
+        return
+    with EventStore(ctx.repo) as store:
+        book = claim.ClaimBook(store)
+        book.everyone()
+    for claimant, why in sorted(book.unproven.items()):
+        yield Problem(claim.ref_for(claimant), f"the claims of @{claimant} are not enforced: {why}",
+                      "someone wrote this ref without the claimant's key; find who (git log --show-signature "
+                      f"{claim.ref_for(claimant)}), then delete it: git update-ref -d {claim.ref_for(claimant)}")
+
+
+STANDARDS = [crossed, proven]
