@@ -77,21 +77,28 @@ class Matcher:
 
     def all_covering(self, path: str) -> Iterator[Held]:
         key = path.lower() if self.ignorecase else path
-        cut = 0
-        while True:
-            folder = self.folders.get(key[:cut])
-            if folder is not None:
-                yield from folder.covering(path, key, self.ignorecase)
-            cut = key.find("/", cut) + 1
-            if cut == 0:
-                return
+        for folder in self._folders_of(key[:key.rfind("/") + 1], {}):
+            yield from folder.covering(path, key, self.ignorecase)
+
+    def _folders_of(self, directory: str, memo: dict[str, list[_Folder]]) -> list[_Folder]:
+        """The folders whose claims may cover a path in DIRECTORY: those filed under it or
+        under one of its parents (remembered in MEMO: the paths of a commit share folders)."""
+        found = memo.get(directory)
+        if found is None:
+            cuts = [0] + [i + 1 for i, ch in enumerate(directory) if ch == "/"]
+            found = [f for cut in cuts if (f := self.folders.get(directory[:cut])) is not None]
+            memo[directory] = found
+        return found
 
     def first_crossing(self, paths: Iterable[str]) -> tuple[str, Held] | None:
         """(path, claim) of the first of PATHS that a claim covers."""
         if not self.folders:
             return None
+        memo: dict[str, list[_Folder]] = {}
         for path in paths:
-            found = self.covering(path)
-            if found is not None:
-                return path, found
+            key = path.lower() if self.ignorecase else path
+            for folder in self._folders_of(key[:key.rfind("/") + 1], memo):
+                found = next(folder.covering(path, key, self.ignorecase), None)
+                if found is not None:
+                    return path, found
         return None
