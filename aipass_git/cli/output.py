@@ -7,11 +7,18 @@ import os
 import sys
 from typing import Any, Iterable, Sequence
 
+from aipass_git.core.canonical import dumps
 from aipass_git.core.text import for_terminal
 
 
 def emit_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    try:
+        # the same bytes as json.dumps(indent=2, sort_keys=True), without its pure-Python
+        # indenting encoder: `status --json` of a thousand agents spent 70 ms in it
+        text = dumps(doc)
+    except TypeError:  # a key that is not a string: json.dumps turns it into one
+        text = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    sys.stdout.write(text)
 
 
 def styled(stream=None) -> bool:

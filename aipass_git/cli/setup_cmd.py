@@ -11,7 +11,7 @@ from aipass_git.cli.app import commands
 from aipass_git.cli.output import emit_json, short, table
 from aipass_git.core.repo import discover
 from aipass_git.hooks.install import OWN_DIR_HINT
-from aipass_git.setup import demo as demo_mod, leftovers
+from aipass_git.setup import leftovers
 from aipass_git.setup.doctor import examine
 from aipass_git.setup.project_init import initialise
 from aipass_git.store import housekeeping as store_housekeeping
@@ -101,6 +101,8 @@ def demo(
     as_json: bool = JSON,
 ) -> None:
     """Show aipass-git at work in a throw-away repository. Needs no AI provider and no network."""
+    from aipass_git.setup import demo as demo_mod  # deferred: the demo loads the merge queue and dispatch; doctor and init do not need them
+
     result = demo_mod.run(directory)
     if as_json:
         emit_json(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aipass_git.core import resources, schemas
+from aipass_git.core.canonical import encode, write_atomic
 from aipass_git.core.documents import load_yaml
 from aipass_git.core.files import checked
 from aipass_git.core.errors import ValidationError
@@ -69,24 +72,43 @@ def parse(text: str, file: str = CONFIG_FILE) -> Config:
 
 def load(repo: Repo) -> Config:
     repo.require_initialised()
-    return read(checked(repo.root, CONFIG_FILE), CONFIG_FILE)
+    return read(checked(repo.root, CONFIG_FILE), CONFIG_FILE, cache=repo.runtime_dir / "index" / "config.json")
 
 
 _PARSED: dict[tuple[str, str], Config] = {}
 
 
-def read(path: Path, file: str) -> Config:
+def read(path: Path, file: str, *, cache: Path | None = None) -> Config:
+    """The config in PATH, validated. A long-lived process (a supervisor) reads the file
+    again for every step, and every command reads it once: parsing YAML is what costs
+    (and importing PyYAML, ~20 ms), so the same text is parsed once per process, and with
+    CACHE once per repository, its validated result kept as JSON beside the sha-1 of the text."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ValidationError(file, None, "is not UTF-8 text", FIX_HINT) from None
-    # a long-lived process (a supervisor) reads the file again for every step; parsing the
-    # YAML is what costs, so the same text is parsed once
     key = (file, text)
     if key not in _PARSED:
         _PARSED.clear()  # one config per process in practice; never a growing cache
-        _PARSED[key] = parse(text, file)
+        _PARSED[key] = _cached(text, file, cache) if cache is not None else parse(text, file)
     return _PARSED[key]
+
+
+def _cached(text: str, file: str, cache: Path) -> Config:
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()
+    try:
+        kept = json.loads(cache.read_text(encoding="utf-8"))
+        if kept.get("sha1") == digest:
+            return Config(kept["raw"])
+    except (OSError, ValueError, AttributeError):
+        pass  # none yet, or unreadable: derived, so parsed again
+    config = parse(text, file)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cache, encode({"raw": config.raw, "sha1": digest}))
+    except OSError:
+        pass  # a read-only repository parses every time
+    return config
 
 
 def render_default(orchestrator: str, base_branch: str) -> str:

@@ -9,6 +9,7 @@ is refused (exit 2), never followed; the audit and `doctor` report such links to
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 
 from aipass_git.core.errors import RefusedError
@@ -36,6 +37,22 @@ def read(root: Path, rel: str) -> bytes | None:
         return None
 
 
+def entries_under(top: Path):
+    """Every directory entry at any depth under TOP, links not followed (they are entries
+    themselves). scandir, not Path.rglob: a thousand agent folders are a few thousand
+    entries, and an entry knows whether it is a link or a folder without a stat."""
+    pending = [str(top)]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    yield entry
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+
+
 def links_under(root: Path, rel: str) -> list[str]:
     """Every symbolic link at or under ROOT/REL (not followed), as paths relative to ROOT."""
     top = root / rel
@@ -43,7 +60,8 @@ def links_under(root: Path, rel: str) -> list[str]:
         return [rel]
     if not top.is_dir():
         return []
-    return sorted(p.relative_to(root).as_posix() for p in top.rglob("*") if p.is_symlink())
+    found = [os.path.relpath(entry.path, root).replace(os.sep, "/") for entry in entries_under(top) if entry.is_symlink()]
+    return sorted(found)
 
 
 def stamps(paths: list[Path]) -> tuple:

@@ -60,11 +60,11 @@ def heal(repo: Repo, agent: str, *, queue: bool = False, waiting: bool | None = 
     has nobody draining it. WAITING says whether dispatches wait, when the caller has
     read that already (None: read it here if needed). Returns whether a supervisor was
     started."""
-    from filelock import Timeout  # deferred: ~40 ms cold; most heals read one state file and stop there
-
     runtime = Runtime(repo)
     if runtime.read_state(agent).get("state", IDLE) == IDLE and (not queue or waiting is False):
         return False
+    from filelock import Timeout  # deferred: ~20-40 ms cold; most heals read one state file and stop above
+
     lock = runtime.agent_lock(agent)
     try:
         lock.acquire(timeout=0)

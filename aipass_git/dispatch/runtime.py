@@ -115,9 +115,11 @@ class Runtime:
     # -- per-agent state ----------------------------------------------------------------
 
     def read_state(self, agent: str) -> dict[str, Any]:
+        # a plain string path: status reads a thousand of these, and pathlib's joins add up
         try:
-            return json.loads(self.state_path(agent).read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+            with open(f"{self.root}/agents/{agent}/state.json", encoding="utf-8") as fh:
+                return json.loads(fh.read())
+        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
             return {"state": "idle"}
 
     def not_idle(self, agents: list[str]) -> list[str]:

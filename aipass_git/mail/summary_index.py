@@ -129,11 +129,24 @@ class SummaryIndex:
         """(owner, summary) of every message in every mailbox."""
         return self._rows("SELECT owner, line FROM lines ORDER BY id")
 
-    def owned(self) -> dict[str, tuple[str, list[str]]]:
-        """Owner -> (its mailbox tip, the ids of its messages)."""
+    def tips(self) -> dict[str, str]:
+        """Owner -> its mailbox tip."""
         self.refresh()
-        out = {owner: (tip, []) for owner, tip in self.db.execute("SELECT owner, tip FROM boxes")}
-        for owner, mid in self.db.execute("SELECT owner, id FROM lines ORDER BY owner, id"):
+        return dict(self.db.execute("SELECT owner, tip FROM boxes"))
+
+    def owned(self, owners: Iterable[str] | None = None) -> dict[str, tuple[str, list[str]]]:
+        """Owner -> (its mailbox tip, the ids of its messages), of OWNERS (default: all)."""
+        tips = self.tips()
+        wanted = set(tips) if owners is None else set(owners) & set(tips)
+        out: dict[str, tuple[str, list[str]]] = {owner: (tips[owner], []) for owner in wanted}
+        if not wanted:
+            return out
+        if owners is None:
+            rows = self.db.execute("SELECT owner, id FROM lines ORDER BY owner, id")
+        else:
+            marks = ",".join("?" * len(wanted))
+            rows = self.db.execute(f"SELECT owner, id FROM lines WHERE owner IN ({marks}) ORDER BY owner, id", sorted(wanted))
+        for owner, mid in rows:
             out[owner][1].append(mid)
         return out
 

@@ -20,6 +20,7 @@ from typing import Any
 from aipass_git.agents import policy
 from aipass_git.agents.trust import signer_name
 from aipass_git.core import git
+from aipass_git.core.canonical import encode, write_atomic
 from aipass_git.core.config import Config
 from aipass_git.mail import mailbox
 from aipass_git.mail.summary_index import SummaryIndex
@@ -67,14 +68,31 @@ class Trust:
         (one query for every mailbox's ids, then each mailbox's cached verdicts)."""
         if not self.active:
             return {}
+        # mailboxes found clean at their tip need no second look while the tip stays (one
+        # file for all of them, not a thousand verdict files read by every doctor)
+        clean_path = self.store.repo.runtime_dir / "trust" / f"mail-clean-{self.roster.blob_id}.json"
+        try:
+            clean = json.loads(clean_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            clean = {}
+        before = dict(clean)
         with SummaryIndex(self.store) as index:
-            owned = index.owned()
+            owned = index.owned([owner for owner, tip in index.tips().items() if clean.get(owner) != tip])
         out = {}
         for owner, (tip, held) in owned.items():
             proven, bad = self._proven(owner, tip)
             found = {mid: bad.get(mid, "no signed delivery") for mid in held if mid not in proven}
             if found:
                 out[owner] = found
+                clean.pop(owner, None)
+            else:
+                clean[owner] = tip
+        if clean != before:
+            try:
+                clean_path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(clean_path, encode(clean))
+            except OSError:
+                pass  # only a shortcut: the next look checks again
         return out
 
     def _cache_file(self, owner: str):

@@ -8,6 +8,7 @@ entry). Whatever a write pushes over a cap moves, unchanged and oldest first, to
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,12 @@ from aipass_git.core import clock, ids, schemas
 from aipass_git.core.canonical import dumps, encode
 from aipass_git.core.config import Config
 from aipass_git.core.documents import load_json, require_equal
-from aipass_git.core.errors import RefusedError, ValidationError
+from aipass_git.core.errors import AipassError, RefusedError, ValidationError
 from aipass_git.core.files import read as read_doc
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.core.text import plural
 from aipass_git.store.objects import Ident
+from aipass_git.store.parsed_cache import ParsedCache
 from aipass_git.store.worktree_commit import commit_files, worktree_lock
 
 KINDS = {"learning": "learnings", "observation": "observations", "session": "sessions"}
@@ -64,6 +66,32 @@ def load(root: Path, agent: str) -> dict[str, Any]:
     if data is None:
         raise RefusedError(f"{rel} is missing", f"restore it with: git checkout -- {rel}")
     return parse(data, rel, agent)
+
+
+def check_many(repo: Repo, agents: list[str]) -> dict[str, AipassError]:
+    """Agent -> why its memory.json cannot be read, for those of AGENTS whose file is bad.
+    A file unchanged (same stat) since it last read well is not parsed again (doctor looks
+    at a thousand of them)."""
+    cache = ParsedCache(repo, "memory-checked")
+    bad: dict[str, AipassError] = {}
+    for agent in agents:
+        rel = memory_rel(agent)
+        try:
+            st = os.stat(repo.root / rel)
+            stamp = f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
+        except OSError:
+            stamp = None
+        if stamp is not None and cache.get(rel, stamp) is not None:
+            continue
+        try:
+            load(repo.root, agent)
+        except AipassError as exc:
+            bad[agent] = exc
+            continue
+        if stamp is not None:
+            cache.put(rel, stamp, {})
+    cache.save()
+    return bad
 
 
 def new_entry(text: str, caps: Caps, *, commit: str | None = None, paths: list[str] | None = None) -> dict[str, Any]:

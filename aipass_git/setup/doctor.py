@@ -93,12 +93,14 @@ def _agents(repo: repo_mod.Repo, config: config_mod.Config) -> list[Check]:
     checks: list[Check] = []
     folders = sorted(p.name for p in repo.agents_dir.iterdir() if p.is_dir()) if repo.agents_dir.is_dir() else []
     valid = 0
+    memory_errors = working.check_many(repo, [n for n in folders if names.is_valid(n)])
     for name in folders:
         try:
             if not names.is_valid(name):
                 names.normalize(name)  # raises with the reason
             agent = registry.get(name)
-            working.load(repo.root, agent.name)
+            if agent.name in memory_errors:
+                raise memory_errors[agent.name]
             readme = agent_files(name)["readme"]
             if not (repo.root / readme).is_file():
                 checks.append(Check(f"agent {name}", "warn", f"{readme} is missing", "the agent wakes without domain notes; restore or write it"))
@@ -208,7 +210,7 @@ def _plans(repo: repo_mod.Repo) -> Check:
         docs, unreadable = plan_mod.PlanBook(store).readable()
     problems, hints = [f"{plan_id[:12]}: {why}" for plan_id, why in unreadable.items()], []
     try:
-        retired = {a.name for a in Registry(repo).all(include_retired=True) if not a.active}
+        retired = {a.name for a in Registry(repo).all(include_retired=True) if not a.active} if docs else set()
     except AipassError:
         retired = set()  # a broken passport is the agents check's finding
     now = clock.parse(clock.utc_now())

@@ -26,6 +26,7 @@ from aipass_git.agents.session import Session
 from aipass_git.claims import claim as claims
 from aipass_git.core import clock, git, pids
 from aipass_git.core.canonical import TEMP_SUFFIX, temp_owner
+from aipass_git.core.files import entries_under
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import AGENTS_DIR, Repo, discover
 from aipass_git.core.text import plural
@@ -140,18 +141,11 @@ def _scratch_refs(repo: Repo) -> list[Leftover]:
 
 def _temp_files(repo: Repo) -> list[Leftover]:
     found = []
-    roots = [repo.runtime_dir, repo.root / AGENTS_DIR, repo.root / ".aipass"]
-    seen: set[Path] = set()
-    for root in roots:
-        if not root.is_dir():
-            continue
-        for path in root.rglob(f"*{TEMP_SUFFIX}"):
-            owner = temp_owner(path.name)
-            if path in seen or owner is None:
-                continue
-            seen.add(path)
-            if not pids.alive(owner):
-                found.append(Leftover("temp-file", str(path), f"half of an atomic write by pid {owner}, which is gone", True))
+    for root in (repo.runtime_dir, repo.root / ".aipass"):
+        for entry in entries_under(root):
+            owner = temp_owner(entry.name) if entry.name.endswith(TEMP_SUFFIX) else None
+            if owner is not None and not pids.alive(owner):
+                found.append(Leftover("temp-file", entry.path, f"half of an atomic write by pid {owner}, which is gone", True))
     for folder in _git_dirs(repo):
         for path in folder.glob("aipass-index-*"):
             pid = path.name.rsplit("-", 1)[-1]
