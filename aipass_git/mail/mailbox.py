@@ -54,14 +54,21 @@ def _trailers(message: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def deliver(message: dict[str, Any], author: Ident, extra_trailers: dict[str, str] | None = None) -> Apply:
-    """The event that puts MESSAGE into its recipient's mailbox (a no-op if already there)."""
+def delivery_reads(message: dict[str, Any]) -> list[str]:
+    """What `deliver` reads in the mailbox, for a bulk send to read ahead in batches."""
+    return [message_path(message["id"]), index_path(message["id"])]
+
+
+def deliver(message: dict[str, Any], author: Ident, extra_trailers: dict[str, str] | None = None, *,
+            encoded: bytes | None = None) -> Apply:
+    """The event that puts MESSAGE into its recipient's mailbox (a no-op if already there).
+    ENCODED: the message as stored, when a bulk send encoded its copies at once."""
 
     def apply(view: TreeView) -> Event | None:
         path = message_path(message["id"])
         if view.read(path) is not None:
             return None
-        view.write(path, encode(message))
+        view.write(path, encoded if encoded is not None else encode(message))
         shard = index_path(message["id"])
         view.write(shard, (view.read(shard) or b"") + msg.encode_summary(msg.summary(message)))
         return Event(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from aipass_git.core import clock, ids, schemas, text
+from aipass_git.core.canonical import encode
 from aipass_git.core.names import HUMAN  # noqa: F401 - mail speaks of the human too
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.validate import Const, Nullable, Obj, Str, Violation
@@ -77,6 +79,7 @@ def build(
     in_reply_to: str | None = None,
     meta: dict[str, Any] | None = None,
     message_id: str | None = None,
+    created: str | None = None,
 ) -> dict[str, Any]:
     if kind not in KINDS:
         raise RefusedError(f"unknown message kind {kind!r}", f"one of: {', '.join(KINDS)}")
@@ -91,9 +94,35 @@ def build(
         "kind": kind,
         "thread": thread or message_id,
         "in_reply_to": in_reply_to,
-        "created": clock.utc_now(),
+        "created": created or clock.utc_now(),
         "meta": meta or {},
     }
+
+
+PER_RECIPIENT = ("id", "to", "thread")
+
+
+def encode_many(messages: list[dict[str, Any]]) -> list[bytes]:
+    """Each message as stored (canonical JSON). The copies of one send differ only in id,
+    recipient and (for a new thread) thread: the first is encoded with placeholders and
+    the rest filled in, a thousand encodes becoming one; a message that differs otherwise
+    is encoded on its own."""
+    if len(messages) < 2:
+        return [encode(m) for m in messages]
+    first = messages[0]
+    mark = os.urandom(8).hex()  # cannot occur in the text by chance
+    own_thread = first["thread"] == first["id"]
+    holder = {**first, "id": f"@i{mark}", "to": f"@t{mark}", "thread": f"@i{mark}" if own_thread else first["thread"]}
+    template = encode(holder)
+    shared = {k: v for k, v in first.items() if k not in PER_RECIPIENT}
+    out = []
+    for m in messages:
+        same = (m["thread"] == m["id"]) == own_thread and (own_thread or m["thread"] == first["thread"])
+        if not same or {k: v for k, v in m.items() if k not in PER_RECIPIENT} != shared:
+            out.append(encode(m))
+            continue
+        out.append(template.replace(f"@i{mark}".encode(), m["id"].encode()).replace(f"@t{mark}".encode(), m["to"].encode()))
+    return out
 
 
 def is_valid(doc: Any) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aipass_git.agents.session import Session
 from aipass_git.core.program import kick_triggers
-from aipass_git.core import ids, names, secrets
+from aipass_git.core import clock, ids, names, secrets
 from aipass_git.core.errors import InvalidNameError, RefusedError, UnknownMessageError
 from aipass_git.core.repo import Repo
 from aipass_git.mail import mailbox, message as msg
@@ -116,14 +116,16 @@ class PostOffice:
         if self.speaker.real:
             meta["sent_by"] = self.speaker.real
             trailers["Aipass-Sent-By"] = self.speaker.real
+        now = clock.utc_now()  # one send, one time: its copies differ only in id and recipient
         messages = [
             msg.build(sender=self.speaker.name, recipient=owner, subject=subject, body=body, kind=kind,
-                      thread=thread, in_reply_to=in_reply_to, meta=meta)
+                      thread=thread, in_reply_to=in_reply_to, meta=meta, created=now)
             for owner in owners
         ]
-        events = [(mailbox.ref_for(m["to"]), mailbox.deliver(m, self.speaker.author, trailers)) for m in messages]
+        events = [(mailbox.ref_for(m["to"]), mailbox.deliver(m, self.speaker.author, trailers, encoded=data))
+                  for m, data in zip(messages, msg.encode_many(messages))]
         if len(events) > 1:  # every recipient gets it, or none does (one journalled transaction)
-            self.store.append_many(events)
+            self.store.append_many(events, reads={mailbox.ref_for(m["to"]): mailbox.delivery_reads(m) for m in messages})
         else:
             for ref, apply in events:
                 self.store.append(ref, apply)

@@ -14,11 +14,10 @@ a later event of the same batch reads what an earlier one wrote.
 from __future__ import annotations
 
 import hashlib
-import zlib
 
 from aipass_git.core import git
 from aipass_git.core.errors import AipassError
-from aipass_git.store.objects import ObjectWriter
+from aipass_git.store.objects import ObjectWriter, deflate
 
 TYPES = {"commit": 1, "tree": 2, "blob": 3}
 INDEX_SECONDS = 600.0
@@ -37,7 +36,7 @@ class PackWriter(ObjectWriter):
         oid = self.hash(kind, data)
         if oid not in self._raw:
             self._raw[oid] = (kind, data)
-            self._entries.append(_header(TYPES[kind], len(data)) + zlib.compress(data, 1))
+            self._entries.append(_header(TYPES[kind], len(data)) + deflate(data))
         return oid
 
     def get(self, oid: str) -> tuple[str, bytes] | None:
