@@ -135,3 +135,27 @@ def test_status_watch_redraws_in_place_and_colour_is_for_terminals_only(mail_rep
     piped = subprocess.run([sys.executable, "-m", "aipass_git", "send", "@nobody", "x", "y"], cwd=mail_repo,
                            capture_output=True)
     assert piped.returncode == 2 and piped.stderr.startswith(b"error: ") and b"\x1b" not in piped.stderr
+
+
+def test_dispatch_wait_shows_where_the_run_is_on_a_terminal_and_nothing_when_piped(drepo: Path, fake_cli: Path):  # noqa: F811
+    import re
+
+    plan_runs(fake_cli, "api", "ok", "ok")
+    shown = _on_a_terminal(drepo, ["dispatch", "@api", "tidy up", "details", "--wait"], {"TERM": "xterm"}, b"ok: exit 0")
+    # the spinner's line: the agent, its state, the time waited
+    assert re.search(rb"@api: (waiting to start|starting|running)[^\r\n]*\(0m\d\ds\)", shown), shown[-500:]
+    piped = subprocess.run([sys.executable, "-m", "aipass_git", "dispatch", "@api", "again", "x", "--wait"], cwd=drepo,
+                           capture_output=True)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == b"" and b"\x1b" not in piped.stdout and b"ok: exit 0" in piped.stdout
+
+
+def test_long_work_shows_a_progress_bar_on_a_terminal_only(mail_repo: Path, tmp_path: Path):
+    shown = _on_a_terminal(mail_repo, ["audit"], {"TERM": "xterm"}, b"standards")
+    assert b"auditing" in shown
+    specs = tmp_path / "agents.yaml"
+    specs.write_text("".join(f"- {{name: bulk{i}, role: helper {i}}}\n" for i in range(60)))
+    shown = _on_a_terminal(mail_repo, ["agent", "new", "--from", str(specs)], {"TERM": "xterm"}, b"in one commit")
+    assert b"creating agents" in shown and b"created 60 agents" in shown
+    piped = subprocess.run([sys.executable, "-m", "aipass_git", "audit"], cwd=mail_repo, capture_output=True)
+    assert b"auditing" not in piped.stderr and b"\x1b" not in piped.stdout + piped.stderr

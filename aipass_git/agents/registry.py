@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from aipass_git.agents import ownership, passport, templates, trust
 from aipass_git.core import clock, config as config_mod, git, names, schemas
@@ -175,11 +175,12 @@ class Registry:
         )
         return agent, commit_files(self.repo, contents, message)
 
-    def create_many(self, specs: list[dict[str, Any]], *,
-                    config: config_mod.Config | None = None) -> tuple[list[Agent], str | None]:
+    def create_many(self, specs: list[dict[str, Any]], *, config: config_mod.Config | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[list[Agent], str | None]:
         """Create many agents in one commit (SPECS: mappings with name and role, and maybe
         provider, model, owns, template, home). Every one is checked before anything is
-        committed; names and owned paths may not repeat within the batch either."""
+        committed; names and owned paths may not repeat within the batch either. PROGRESS
+        hears (agents prepared, total)."""
         config = config or config_mod.load(self.repo)
         agents: list[Agent] = []
         contents: dict[str, bytes] = {}
@@ -207,6 +208,8 @@ class Registry:
             owned[name] = agent.owns
             agents.append(agent)
             contents.update(rendered)
+            if progress and (i % 50 == 49 or i + 1 == len(specs)):
+                progress(i + 1, len(specs))
         if not agents:
             raise RefusedError("no agents given", "the file is a YAML list of mappings with name and role")
         contents.update(trust.files_for(self.repo, {a.name: a.passport for a in agents}))

@@ -184,16 +184,19 @@ class Report:
         return sum(f.severity == "error" for f in self.findings)
 
 
-def run(context: Context, standards: list[Standard]) -> list[Finding]:
+def run(context: Context, standards: list[Standard], progress: Callable[[int, int], None] | None = None) -> list[Finding]:
+    """Every finding of STANDARDS; PROGRESS hears (standards done, total)."""
     try:
-        return _run(context, standards)
+        return _run(context, standards, progress)
     finally:
         context.close()
 
 
-def _run(context: Context, standards: list[Standard]) -> list[Finding]:
+def _run(context: Context, standards: list[Standard], progress: Callable[[int, int], None] | None) -> list[Finding]:
     findings: list[Finding] = []
-    for std in standards:
+    for done, std in enumerate(standards):
+        if progress:
+            progress(done, len(standards))
         try:
             for p in std.check(context):
                 findings.append(Finding(p.path, p.line, std.id, p.severity or std.severity, p.message, p.hint))

@@ -3,6 +3,8 @@ the audit the merge queue runs on a merged tree."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 from pathlib import Path
 
 from aipass_git.audit import bypass, documents, project
@@ -32,8 +34,10 @@ def changed_files(repo: Repo, base: str) -> list[str]:
 
 
 def audit(repo: Repo, *, paths: list[str] | None = None, agent: str | None = None, changed: str | None = None,
-          staged: bool = False, only: list[str] | None = None) -> Report:
-    """CHANGED: only files changed since that base ("" for the configured base branch)."""
+          staged: bool = False, only: list[str] | None = None,
+          progress: Callable[[int, int], None] | None = None) -> Report:
+    """CHANGED: only files changed since that base ("" for the configured base branch).
+    PROGRESS hears (built-in standards done, total)."""
     base = None
     if changed is not None:
         base = changed or config_mod.load(repo).base_branch
@@ -46,7 +50,7 @@ def audit(repo: Repo, *, paths: list[str] | None = None, agent: str | None = Non
         chosen = for_changed(chosen, paths or [])
     builtin = {s.id for s in BUILTIN}
     worker = project.Worker(ctx, mods, {s.id for s in chosen if s.id not in builtin}, _standards_seconds(repo))
-    findings = run(ctx, [s for s in chosen if s.id in builtin]) + worker.findings() + problems
+    findings = run(ctx, [s for s in chosen if s.id in builtin], progress) + worker.findings() + problems
     kept, suppressed = bypass.apply(findings, bypass.load(repo))
     return Report(kept, chosen, suppressed)
 

@@ -12,7 +12,7 @@ from aipass_git.agents.registry import Registry
 from aipass_git.agents.session import Session
 from aipass_git.claims import claim as claims
 from aipass_git.cli.app import commands, group
-from aipass_git.cli.output import emit_json, short, table
+from aipass_git.cli.output import emit_json, progress, short, table
 from aipass_git.core import config as config_mod
 from aipass_git.core.documents import load_yaml
 from aipass_git.core.errors import RefusedError
@@ -61,7 +61,8 @@ def new(
         raise RefusedError(f"agent new needs {'NAME and ' if name is None else ''}--role", "see: git aipass agent new -h")
     registry = _registry()
     if from_file is not None:
-        agents, commit = registry.create_many(_agent_specs(from_file))
+        with progress("creating agents") as bar:
+            agents, commit = registry.create_many(_agent_specs(from_file), progress=bar)
         if as_json:
             emit_json({"v": 1, "agents": [a.passport for a in agents], "commit": commit})
         else:

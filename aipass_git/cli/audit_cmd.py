@@ -14,7 +14,7 @@ from aipass_git.audit.engine import Context
 from aipass_git.audit.sarif import to_sarif
 from aipass_git.audit.standards import BUILTIN
 from aipass_git.cli.app import commands
-from aipass_git.cli.output import emit_json, table
+from aipass_git.cli.output import emit_json, progress, table
 from aipass_git.core import names
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
@@ -61,8 +61,9 @@ def audit(
         return
     if base is not None and not changed:
         raise RefusedError("--base REV works with --changed", "add --changed: git aipass audit --changed --base REV")
-    report = runner.audit(repo, paths=paths or None, agent=names.normalize(agent) if agent else None, changed=(base or "") if changed else None,
-                          only=only)
+    with progress("auditing") as bar:
+        report = runner.audit(repo, paths=paths or None, agent=names.normalize(agent) if agent else None,
+                              changed=(base or "") if changed else None, only=only, progress=bar)
     if sarif is not None:
         sarif.write_text(json.dumps(to_sarif(report), indent=2) + "\n", encoding="utf-8")
     if as_json:

@@ -12,7 +12,7 @@ import typer
 
 from aipass_git.cli.app import commands
 from aipass_git.cli.mail_cmd import ALLOW_SECRET, FILE, _body
-from aipass_git.cli.output import emit_json, table
+from aipass_git.cli.output import emit_json, spinner, table
 from aipass_git.core import clock
 from aipass_git.core.names import strip_at
 from aipass_git.core.repo import discover
@@ -65,7 +65,8 @@ def dispatch(
                            f"(the dispatch {message['id']} was delivered)",
                            "run `git aipass sync` here and there; the reply comes back as mail")
     if wait:
-        result.outcome = dispatcher.wait(repo, message["id"], timeout, agent=message["to"])
+        with spinner(f"@{message['to']}: {result.state}") as show:
+            result.outcome = dispatcher.wait(repo, message["id"], timeout, agent=message["to"], on_tick=show)
     if as_json:
         emit_json({"v": 1, "dispatch": message, "state": result.state, "outcome": result.outcome})
     else:

@@ -49,5 +49,66 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+class progress:
+    """A progress bar on standard error for long work, on a terminal only (pipes, scripts
+    and tests see nothing); entered, it gives the callback `(done, total)` to hand down,
+    or None when there is no terminal. rich is imported only when a bar is drawn."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar = None
+
+    def __enter__(self):
+        if not (sys.stderr.isatty() and os.environ.get("TERM") != "dumb"):
+            return None
+        from rich.console import Console  # deferred: only a terminal gets a bar
+        from rich.progress import Progress  # deferred: only a terminal gets a bar
+
+        self.bar = Progress(console=Console(stderr=True), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(self.label, total=None)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+class spinner:
+    """A one-line spinner on standard error for a wait, on a terminal only; entered, it
+    gives a function that replaces its text and redraws at once (or None when there is
+    no terminal)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.live = None
+
+    def __enter__(self):
+        if not (sys.stderr.isatty() and os.environ.get("TERM") != "dumb"):
+            return None
+        from rich.console import Console  # deferred: only a terminal gets a spinner
+        from rich.live import Live  # deferred: only a terminal gets a spinner
+        from rich.spinner import Spinner  # deferred: only a terminal gets a spinner
+
+        self.spin = Spinner("dots", text=for_terminal(self.text))
+        self.live = Live(self.spin, console=Console(stderr=True), transient=True, refresh_per_second=12.5)
+        self.live.start(refresh=True)
+        return self.update
+
+    def update(self, text: str) -> None:
+        text = for_terminal(text)
+        if text != self.text:
+            self.text = text
+            self.spin.update(text=text)
+            self.live.refresh()
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
 def short(commit: str | None) -> str:
     return commit[:10] if commit else "-"

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from aipass_git.cli.app import commands
-from aipass_git.cli.output import emit_json, short, table
+from aipass_git.cli.output import emit_json, short, spinner, table
 from aipass_git.core.repo import discover
 from aipass_git.hooks.install import OWN_DIR_HINT
 from aipass_git.setup import leftovers
@@ -103,7 +103,8 @@ def demo(
     """Show aipass-git at work in a throw-away repository. Needs no AI provider and no network."""
     from aipass_git.setup import demo as demo_mod  # deferred: the demo loads the merge queue and dispatch; doctor and init do not need them
 
-    result = demo_mod.run(directory)
+    with spinner("building the demo repository") as show:
+        result = demo_mod.run(directory, on_step=show)
     if as_json:
         emit_json(
             {"path": str(result.path), "steps": result.steps, "agents": result.agents,

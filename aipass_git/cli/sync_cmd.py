@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from aipass_git.cli.app import commands
-from aipass_git.cli.output import emit_json, short
+from aipass_git.cli.output import emit_json, short, spinner
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import discover
 from aipass_git.core.text import for_terminal, plural
@@ -73,7 +73,8 @@ def sync(
     repo = discover()
     while True:
         try:
-            synced = cycle.sync(repo, remote)
+            with spinner(f"syncing with {remote or 'the remote'}: fetch, merge, push"):
+                synced = cycle.sync(repo, remote)
         except RefusedError:
             raise  # a wrong remote stays wrong: --watch retries what the network may fix, not that
         except AipassError as exc:

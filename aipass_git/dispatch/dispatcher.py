@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from aipass_git.agents import policy
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.agents.session import Session
 from aipass_git.core.repo import Repo
-from aipass_git.dispatch import environment, providers, recovery, replies
+from aipass_git.dispatch import environment, path_claims, providers, recovery, replies
 from aipass_git.dispatch.launch import start_supervisor
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail.postoffice import PostOffice
@@ -75,22 +75,43 @@ def dispatch(repo: Repo, to: str, subject: str, body: str, *, act_as: str | None
     return Dispatched(message, "queued" if busy else "started")
 
 
+def where(repo: Repo, runtime: Runtime, agent: str | None, dispatch_id: str, seconds: float) -> str:
+    """One line on a waited-for dispatch: the agent's state (attempt N/M, backoff) and time."""
+    elapsed = f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
+    if agent is None:
+        return f"dispatch {dispatch_id[:12]}: delivered ({elapsed})"
+    state = runtime.read_state(agent)
+    held_up = path_claims.waiting(repo).get(agent) if state.get("dispatch") != dispatch_id else None
+    if held_up and held_up.get("dispatch") == dispatch_id:
+        return f"@{agent}: waits for {held_up['glob']}, claimed by @{held_up['holder']} ({elapsed})"
+    if state.get("dispatch") != dispatch_id:
+        return f"@{agent}: queued behind {state['dispatch'][:12]} ({elapsed})" if state.get("dispatch") else \
+            f"@{agent}: waiting to start ({elapsed})"
+    attempt = f", attempt {state['attempt']}/{state['attempts']}" if state.get("attempt") else ""
+    return f"@{agent}: {state.get('state', 'idle')}{attempt} ({elapsed})"
+
+
 def wait(repo: Repo, dispatch_id: str, timeout: float | None = None, poll: float = 0.1,
-         agent: str | None = None) -> dict[str, Any]:
+         agent: str | None = None, on_tick: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Block until the dispatch reaches a terminal state (ok, bounced, crashed, cancelled);
     returns that "finished" event. Meanwhile, a supervisor that died is noticed and its
-    queue restarted, so the wait ends even then."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    next_heal = time.monotonic() + HEAL_SECONDS
+    queue restarted, so the wait ends even then. ON_TICK hears, a few times a second, a
+    line saying where the run is (for a spinner)."""
+    started = time.monotonic()
+    deadline = None if timeout is None else started + timeout
+    next_heal = started + HEAL_SECONDS
     who = [agent]
+    runtime = Runtime(repo)
 
     def heal() -> None:
         nonlocal next_heal
+        if on_tick is not None:
+            on_tick(where(repo, runtime, who[0], dispatch_id, time.monotonic() - started))
         if who[0] is not None and time.monotonic() >= next_heal:
             next_heal = time.monotonic() + HEAL_SECONDS
             recovery.heal_all(repo, [who[0]], queue=True)
 
-    for event in Runtime(repo).follow(poll=poll, until=deadline, tick=heal):
+    for event in runtime.follow(poll=poll, until=deadline, tick=heal):
         if event.get("dispatch") != dispatch_id:
             continue
         if event.get("event") == "finished":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 from aipass_git.agents.registry import Registry
@@ -55,13 +56,19 @@ class DemoResult:
     dispatch: dict = field(default_factory=dict)
     desk_commits: list[str] = field(default_factory=list)
     desk_files: list[str] = field(default_factory=list)
+    on_step: Callable[[str], None] | None = None  # hears each step as it is done (a spinner)
+
+    def step(self, text: str) -> None:
+        self.steps.append(text)
+        if self.on_step is not None:
+            self.on_step(text)
     merges: list[dict] = field(default_factory=list)
     memory: dict = field(default_factory=dict)
 
 
-def run(dest: Path | None = None) -> DemoResult:
+def run(dest: Path | None = None, on_step: Callable[[str], None] | None = None) -> DemoResult:
     path = _prepare(dest)
-    result = DemoResult(path)
+    result = DemoResult(path, on_step=on_step)
     git.init_repo(path, "main")
     for key, value in LOCAL_GIT_CONFIG.items():
         git.config_set(path, key, value)
@@ -72,18 +79,18 @@ def run(dest: Path | None = None) -> DemoResult:
         (path / rel).parent.mkdir(parents=True, exist_ok=True)
         (path / rel).write_text(text, encoding="utf-8")
     git.commit_paths(path, ["."], "shop: first version", add=True)
-    result.steps.append(f"created a git repository with a small project in {path}")
+    result.step(f"created a git repository with a small project in {path}")
 
     repo = repo_mod.discover(path)
     init = initialise(repo)
-    result.steps.append(f"git aipass init: config, orchestrator @{init.orchestrator}, .gitattributes (one commit)")
+    result.step(f"git aipass init: config, orchestrator @{init.orchestrator}, .gitattributes (one commit)")
     _use_local_agent(repo)
-    result.steps.append("the `command` provider runs the built-in local agent (no AI provider, no network)")
+    result.step("the `command` provider runs the built-in local agent (no AI provider, no network)")
 
     registry = Registry(repo)
     for name, template, role, owns in DEMO_AGENTS:
         registry.create(name, role=role, template=template, owns=owns, provider="command")
-        result.steps.append(f"git aipass agent new {name} --template {template} --owns {' '.join(owns)}")
+        result.step(f"git aipass agent new {name} --template {template} --owns {' '.join(owns)}")
 
     _exchange_mail(repo, result)
     _dispatch(repo, result)
@@ -101,11 +108,11 @@ def _exchange_mail(repo, result: DemoResult) -> None:
     """The human asks @api for something; @api reads it and answers, all on mailbox refs."""
     with PostOffice(Session.of_human(repo)) as human:
         [task] = human.send(["@api"], "show prices with two decimals", "src/api/app.py: price(250) should read 2.50 EUR.")
-    result.steps.append(f"git aipass send @api ...    (the human asks; message {task['id'][:12]})")
+    result.step(f"git aipass send @api ...    (the human asks; message {task['id'][:12]})")
     with PostOffice(Session.of_agent(repo, "api")) as api:
         api.read(task["id"])
         api.reply(task["id"], "Already the case: price() formats with two decimals. Test added to my notes.")
-    result.steps.append("@api: git aipass read, then git aipass reply  (each a commit on a mailbox ref)")
+    result.step("@api: git aipass read, then git aipass reply  (each a commit on a mailbox ref)")
     result.mail_log = git.commits(repo.root, "refs/aipass/mail/api")
 
 
@@ -121,7 +128,7 @@ def _dispatch(repo, result: DemoResult) -> None:
     sent = dispatcher.dispatch(repo, "docs", "document the price format", "Say in docs/ that prices show two decimals and EUR.")
     outcome = dispatcher.wait(repo, sent.message["id"], timeout=120)
     result.dispatch = {"id": sent.message["id"], **outcome}
-    result.steps.append(
+    result.step(
         f"git aipass dispatch @docs \"document the price format\" ... --wait  -> {outcome['result']}: "
         "the local agent committed a note, recorded a learning, opened a PR and replied"
     )
@@ -137,7 +144,7 @@ def _merge(repo, result: DemoResult) -> None:
     outcomes = MergeQueue(repo).merge_all()
     result.merges = [{"pr": o.pr, "result": o.result, "merge_commit": o.merge_commit} for o in outcomes]
     merged = [o for o in outcomes if o.result == "merged"]
-    result.steps.append(f"git aipass pr merge --all  -> {len(merged)} merged into main under the merge lock, after the audit")
+    result.step(f"git aipass pr merge --all  -> {len(merged)} merged into main under the merge lock, after the audit")
     result.memory = working.load(repo.root, "docs")
 
 
