@@ -1,5 +1,7 @@
 """The monitor, driven in tmux as a person would use it: a dispatch goes from running to
-idle, a bounce shows in the problems panel, `q` quits; piped, one plain frame."""
+idle, its run's log opens and closes, a bounce shows in the problems panel and opens as
+the newest message, `q` quits; piped, one plain frame. Progress and spinners show on a
+terminal only."""
 
 from __future__ import annotations
 
@@ -46,11 +48,17 @@ def test_the_live_monitor_follows_a_dispatch_and_shows_a_bounce(drepo: Path, fak
         assert cli("dispatch", "@api", "the gated task", "details", cwd=drepo).code == 0
         wait_for(lambda: any("api" in l and "running" in l and "the gated task" in l for l in screen().splitlines()),
                  "api running the task on screen")
+        subprocess.run([*tmux, "send-keys", "-t", "mon", "l"], check=True)  # follow the run's log
+        wait_for(lambda: "@api's run log" in screen(), "the run log panel")
+        subprocess.run([*tmux, "send-keys", "-t", "mon", "l"], check=True)  # and close it
+        wait_for(lambda: "@api's run log" not in screen(), "the run log panel to close")
         (fake_cli / "release-api").write_text("")
         wait_for(lambda: any(l.split("│")[1:3] and "api" in l.split("│")[1] and "idle" in l.split("│")[2]
                              for l in screen().splitlines() if l.count("│") > 3), "api idle again on screen")
         assert cli("dispatch", "@ghost", "a task it cannot start", "x", cwd=drepo).code == 1
         wait_for(lambda: "@ghost bounced" in screen(), "the bounce in the problems panel")
+        subprocess.run([*tmux, "send-keys", "-t", "mon", "m"], check=True)  # open the newest message
+        wait_for(lambda: "@human's newest message" in screen() and "from @ghost" in screen(), "the bounce, opened")
         subprocess.run([*tmux, "send-keys", "-t", "mon", "q"], check=True)
         wait_for(lambda: subprocess.run([*tmux, "has-session", "-t", "mon"], capture_output=True).returncode != 0,
                  "q to end the monitor")

@@ -1,7 +1,8 @@
 """`git aipass monitor`: the snapshot drawn with rich, redrawn every interval.
 
 Keys (on a terminal): `q` quits, `a` shows the next agent only (cycling back to all),
-`r` redraws at once. Without a terminal (`--once`, a pipe) one frame is printed as plain
+`m` opens the newest message of that agent (or yours), `l` follows its run's log (or
+that of the first agent running), the same key again closes it, `r` redraws at once. Without a terminal (`--once`, a pipe) one frame is printed as plain
 text. Idle, it wakes once per interval, reads a few small files, and sleeps.
 """
 
@@ -22,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aipass_git.core.repo import Repo
+from aipass_git.monitor import detail
 from aipass_git.monitor.snapshot import Snapshot, Watcher, filtered
 
 WORK_ROWS = 12
@@ -29,7 +31,7 @@ STATE_STYLE = {"idle": "dim", "queued": "yellow", "starting": "cyan", "running":
                "elsewhere": "blue", "claim-wait": "yellow"}
 
 
-def render(snap: Snapshot, agent: str | None = None) -> Group:
+def render(snap: Snapshot, agent: str | None = None, detail: tuple[str, str] | None = None) -> Group:
     agents = Table(title="agents", title_justify="left")
     for column in ("AGENT", "STATE", "ATTEMPT", "RUN TIME", "QUEUED", "TASK"):
         agents.add_column(column, no_wrap=column != "TASK")
@@ -54,8 +56,10 @@ def render(snap: Snapshot, agent: str | None = None) -> Group:
         work.add_row("", "", f"... {len(rows) - WORK_ROWS} more", "git aipass pr list / plan list")
     shown = f"@{agent} only" if agent else "all agents"
     return Group(
-        Text(f"aipass monitor  {snap.taken}  {shown}   q quit · a next agent · r refresh", style="bold"),
-        agents, Panel(problems, title="problems", title_align="left"),
+        Text(f"aipass monitor  {snap.taken}  {shown}   q quit · a next agent · m message · l run log · r refresh",
+             style="bold"),
+        agents, *([Panel(Text(detail[1]), title=detail[0], title_align="left")] if detail else []),
+        Panel(problems, title="problems", title_align="left"),
         Panel(events, title="recent events", title_align="left"), work,
         *([Text("could not read: " + "; ".join(snap.errors), style="red")] if snap.errors else []))
 
@@ -72,17 +76,22 @@ def run(repo: Repo, interval: float = 1.0) -> None:
     agents_seen: list[str] = []
     agent: str | None = None
     # drawn when a refresh is taken, not on rich's own timer: idle, one cheap redraw per interval
+    opened: str | None = None  # "m" (a message) or "l" (a run log) under the panels
     with _keys() as key, Live(render(watcher.take()), auto_refresh=False, screen=True) as live:
         while True:
             snap = watcher.take()
             agents_seen = [a["agent"] for a in snap.agents]
-            live.update(render(filtered(snap, agent), agent), refresh=True)
+            shown = (detail.newest_message(repo, agent) if opened == "m" else
+                     detail.run_log(repo, agent, snap.agents) if opened == "l" else None)
+            live.update(render(filtered(snap, agent), agent, shown), refresh=True)
             pressed = key(interval)
             if pressed in ("q", "\x03"):
                 return
             if pressed == "a":
                 names = [a for a in agents_seen]
                 agent = names[(names.index(agent) + 1) if agent in names else 0] if names and agent != names[-1] else None
+            if pressed in ("m", "l"):
+                opened = None if opened == pressed else pressed
 
 
 @contextmanager
