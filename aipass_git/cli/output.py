@@ -49,6 +49,11 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _draws_on_stderr() -> bool:
+    """Bars and spinners are for a person at a terminal: never a pipe or a dumb terminal."""
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
 class progress:
     """A progress bar on standard error for long work, on a terminal only (pipes, scripts
     and tests see nothing); entered, it gives the callback `(done, total)` to hand down,
@@ -59,7 +64,7 @@ class progress:
         self.bar = None
 
     def __enter__(self):
-        if not (sys.stderr.isatty() and os.environ.get("TERM") != "dumb"):
+        if not _draws_on_stderr():
             return None
         from rich.console import Console  # deferred: only a terminal gets a bar
         from rich.progress import Progress  # deferred: only a terminal gets a bar
@@ -87,7 +92,7 @@ class spinner:
         self.live = None
 
     def __enter__(self):
-        if not (sys.stderr.isatty() and os.environ.get("TERM") != "dumb"):
+        if not _draws_on_stderr():
             return None
         from rich.console import Console  # deferred: only a terminal gets a spinner
         from rich.live import Live  # deferred: only a terminal gets a spinner
