@@ -123,6 +123,14 @@ def break_retired(repo, cli):
     assert cli("agent", "retire", "docs", cwd=repo).code == 0
 
 
+def break_claim_crossed(repo, cli):
+    assert cli("claim", "src/**", cwd=repo, env={"AIPASS_AGENT": "api"}).code == 0
+    (repo / "src").mkdir(exist_ok=True)
+    (repo / "src/crossed.py").write_text("x = 1\n")
+    git(repo, "add", "src/crossed.py")
+    git(repo, "commit", "-q", "--no-verify", "-m", "past the hook, into @api's claim")
+
+
 def owns_src(repo):
     passport(repo, "api", owns=["src/**"])
     commit_file(repo, "tests/test_app.py", "def test_x():\n    assert True\n")
@@ -160,6 +168,8 @@ BREAKERS = {
     "plans.readable": lambda r, c: git(r, "update-ref", f"refs/aipass/plans/{ids.new_id()}", "HEAD"),
     "plans.moving": break_plan_moving,
     "refs.leftover-batches": lambda r, c: git(r, "update-ref", "refs/aipass-import/abc/0", "HEAD"),
+    "claims.crossed": break_claim_crossed,
+    "claims.proven": lambda r, c: git(r, "update-ref", "refs/aipass/claims/api", "HEAD"),  # no claims.json in it
     "branches.no-agent-commits-on-base": lambda r, c: commit_file(r, "direct.txt", "x", author="api"),
     "branches.desk-owner": lambda r, c: (make_desk(r, "api"), commit_file(r.parent / "desk-api", "x.txt", "x", author="docs")),
     "python.compiles": lambda r, c: (owns_src(r), commit_file(r, "src/bad.py", "def f(:\n")),
