@@ -70,7 +70,7 @@ def main() -> None:
         archive_dir = repo_path / ".aipass/agents/api/archive"
         archive_dir.mkdir(exist_ok=True)
         written = 0
-        idx = index_mod.VectorIndex(repo)
+        idx = index_mod.MemoryIndex(repo)
         idx.sync()
         for size in sizes:
             # more archive entries, written straight into month files (the index's input)

@@ -18,7 +18,7 @@ from aipass_git.core.text import for_terminal, plural
 from aipass_git.hooks.events import commit_merge_overflow
 from aipass_git.memory import index, review, verbs
 from aipass_git.memory.drivers import merge_files, textconv as convert
-from aipass_git.memory.index import open_index
+from aipass_git.memory.index import MemoryIndex
 from aipass_git.memory.search import reindex as rebuild, search as run_search
 from aipass_git.mail.summary_index import SummaryIndex
 from aipass_git.store.events import EventStore
@@ -83,25 +83,32 @@ def search(
     agent: Optional[str] = typer.Argument(None, metavar="[@AGENT]", help="Whose memory (default: yours; the human's default is everyone's)."),
     everyone: bool = typer.Option(False, "--all", help="Search every agent's memory."),
     k: int = typer.Option(5, "-k", min=1, max=100, help="How many entries."),
+    mode: Optional[str] = typer.Option(None, "--mode", metavar="hybrid|vector|lexical",
+                                       help="How to rank: by meaning and words together (the default), by meaning, or by words."),
     as_json: bool = JSON,
 ) -> None:
-    """Find memory entries by meaning (keyword search without the memory extra)."""
+    """Find memory entries by meaning and by words (words only without the memory extra).
+
+    --json shows each hit's scores: vector (similarity and rank), lexical (BM25 and rank)
+    and fused (reciprocal rank fusion of the two).
+    """
     session = _session()
     agents = verbs.scope(session, agent, everyone)
-    if not index.vector_available():
+    if mode is None and not index.vector_available():
         sys.stderr.write(
             "note: search by meaning needs the memory extra: pip install 'aipass-git[memory]'; using keyword search\n"
         )
     with _progress("indexing memory") as progress:
-        hits, backend = run_search(session.repo, query, agents, k, progress)
+        hits, used = run_search(session.repo, query, agents, k, mode=mode, progress=progress)
     if as_json:
-        emit_json({"v": 1, "backend": backend, "query": query, "hits": [h.as_dict() for h in hits]})
+        emit_json({"v": 1, "mode": used, "query": query, "hits": [h.as_dict() for h in hits]})
         return
     if not hits:
         typer.echo("no entries found")
     for h in hits:
         where = "memory" if h.source.endswith("memory.json") else h.source.rsplit("/", 1)[-1]
-        typer.echo(f"{h.score:6.3f}  @{h.agent:<10} {h.created[:10]} {h.section:<12} {where:<12} {' '.join(h.text.split())}")
+        typer.echo(for_terminal(f"{h.score:6.3f}  @{h.agent:<10} {h.created[:10]} {h.section:<12} {where:<12} "
+                                f"{' '.join(h.text.split())}"))
 
 
 @memory_app.command("diff")
@@ -129,7 +136,11 @@ def diff(
 @memory_app.command("sync", hidden=True)
 def sync() -> None:
     """Bring the index in line with the files (run in the background by the git hooks)."""
-    open_index(discover()).sync()
+    memory_index = MemoryIndex(discover())
+    try:
+        memory_index.sync()
+    finally:
+        memory_index.close()
 
 
 @memory_app.command("commit-overflow", hidden=True)
