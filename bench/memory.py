@@ -1,6 +1,7 @@
 """Memory figures: archiving and indexing throughput, search latency, cold search, disk.
 
     python bench/memory.py [--sizes 10000,100000] [--queries 50]
+    python bench/memory.py --recall [--sizes 1000,100000] [--queries 300] [--sweep]
 
 Entries are synthetic sentences written into an agent's archive files in a throw-away
 demo repository, then indexed by `git aipass`'s own code (ChromaDB + the offline int8
@@ -43,10 +44,21 @@ def du(path: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--sizes", default=None, help="entry counts (default 10000,100000; with --recall 1000,100000)")
+    parser.add_argument("--queries", type=int, default=None, help="default 50; with --recall 300")
+    parser.add_argument("--recall", action="store_true", help="recall@1/@5 and MRR of each search mode on a labelled set")
+    parser.add_argument("--sweep", action="store_true", help="with --recall: try the fusion's parameters on the dev half")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in (args.sizes or ("1000,100000" if args.recall else "10000,100000")).split(",")]
+    if args.recall:
+        with tempfile.TemporaryDirectory(prefix="aipass-bench-") as tmp_name:
+            repo_path = demo_repo(Path(tmp_name))
+            from aipass_git.core.repo import discover
+            from recall import run
+
+            run(discover(repo_path), repo_path, sizes, args.queries or 300, args.sweep)
+        return
+    args.queries = args.queries or 50
     rng = random.Random(5)
 
     with tempfile.TemporaryDirectory(prefix="aipass-bench-") as tmp_name:

@@ -4,14 +4,19 @@ Each list contributes weight / (K + rank) to an entry it ranks; ranks, not raw s
 because a cosine similarity and a BM25 score live on scales that vary from query to query.
 Entries with equal scores share a rank (the same text archived twice), so that ties reach
 the tie-breakers: the newer entry first, then the section.
+
+K and the weights come from the dev half of `bench/memory.py --recall --sweep`: there the
+vector ranking carries paraphrases and BM25 mostly adds noise (decoys share the query's
+words), so the lexical list counts a fifth as much; a small K still lets an entry that both
+lists put first win clearly, and an exact word (an error code) lift an entry near the top.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-K = 60
-WEIGHTS = {"vector": 1.0, "lexical": 1.0}
+K = 2
+WEIGHTS = {"vector": 1.0, "lexical": 0.2}
 
 
 @dataclass

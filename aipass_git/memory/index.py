@@ -232,7 +232,7 @@ class MemoryIndex:
         if mode in ("lexical", "hybrid"):
             lists["lexical"] = self.catalog.lexical(query, agents, n)
         if mode in ("vector", "hybrid"):
-            lists["vector"] = self._nearest(query, agents, n)
+            lists["vector"] = self.nearest(query, agents, n)
         ranked = fusion.fuse(lists)
         rows = self.catalog.rows(list(ranked))  # a vector the catalog no longer lists is left out
         hits = []
@@ -250,7 +250,8 @@ class MemoryIndex:
         hits.sort(key=lambda h: h.score, reverse=True)
         return hits[:k]
 
-    def _nearest(self, query: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
+    def nearest(self, query: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
+        """(key, cosine similarity) of the N entries nearest to QUERY, nearest first."""
         from aipass_git.memory.embedding import encoder  # deferred: onnxruntime and numpy, only to embed
 
         vector = encoder().embed([query])[0]
