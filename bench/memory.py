@@ -73,17 +73,31 @@ def main() -> None:
 
         # archiving through the real write path: each add commits, and past the cap archives
         t0 = time.perf_counter()
-        adds = 100
+        adds = 50
         for i in range(adds):
             working.record(repo, config, "api", "learning", sentence(rng), message_by="bench")
         seconds = time.perf_counter() - t0
-        print(f"memory add (commit, caps, archive): {adds / seconds:.0f} entries/s ({seconds / adds * 1000:.1f} ms each)")
+        print(f"memory add, one entry a commit (caps, archive): {adds / seconds:.0f} entries/s ({seconds / adds * 1000:.1f} ms each)")
+        batch_file = Path(tmp_name) / "batch.jsonl"
+        batch_times = []
+        for _ in range(3):
+            batch_file.write_text("".join(json.dumps({"text": sentence(rng)}) + "\n" for _ in range(1000)))
+            t0 = time.perf_counter()
+            subprocess.run(["git", "aipass", "memory", "add", "--from", str(batch_file), "--agent", "@api"],
+                           cwd=repo_path, check=True, stdout=subprocess.DEVNULL)
+            batch_times.append(time.perf_counter() - t0)
+        print(f"`git aipass memory add --from` 1,000 entries, one commit: median {statistics.median(batch_times):.2f} s "
+              f"(runs {', '.join(f'{t:.2f}' for t in batch_times)})")
+        t0 = time.perf_counter()
+        stats = index_mod.MemoryIndex(repo).sync()
+        seconds = time.perf_counter() - t0
+        print(f"  then the index takes them in: {stats['entries']:,} entries, {stats['embedded']:,} embedded, "
+              f"{stats['reused']:,} vectors reused, {seconds:.1f} s")
 
         archive_dir = repo_path / ".aipass/agents/api/archive"
         archive_dir.mkdir(exist_ok=True)
         written = 0
         idx = index_mod.MemoryIndex(repo)
-        idx.sync()
         for size in sizes:
             # more archive entries, written straight into month files (the index's input)
             with open(archive_dir / f"2025-{len(list(archive_dir.glob('2025-*'))) + 1:02d}.jsonl", "w") as fh:

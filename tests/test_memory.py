@@ -193,6 +193,75 @@ def test_a_secret_is_refused_before_anything_is_written_unless_allowed(mail_repo
     assert "Aipass-Allowed-Secret: Anthropic key, OpenAI key" in git(mail_repo, "log", "-1", "--format=%B")
 
 
+def test_a_batch_of_entries_is_one_commit(mail_repo: Path, cli):
+    set_limit(mail_repo, "memory_entries_per_section", 3)
+    before = int(git(mail_repo, "rev-list", "--count", "HEAD"))
+    lines = mail_repo.parent / "notes.jsonl"
+    lines.write_text(json.dumps({"text": "from the file, first"}) + "\n\n"
+                     + json.dumps({"text": "from the file, second", "kind": "observation"}) + "\n")
+    result = cli("memory", "add", "argument one", "argument two", "--from", str(lines), "--json", cwd=mail_repo, env=AS_API)
+    assert result.code == 0, result.err
+    out = json.loads(result.out)
+    assert [e["text"] for e in out["entries"]] == ["argument one", "argument two", "from the file, first",
+                                                   "from the file, second"]
+    assert int(git(mail_repo, "rev-list", "--count", "HEAD")) == before + 1
+    assert git(mail_repo, "log", "-1", "--format=%s") == "aipass: api memory: 4 entries (learning, observation)"
+    body = git(mail_repo, "log", "-1", "--format=%B")
+    assert "- argument one\n" in body and "Aipass-Event: memory-batch" in body
+    doc = json.loads((mail_repo / MEM).read_text())
+    assert [e["text"] for e in doc["observations"]] == ["from the file, second"]
+    # three learnings fit; the caps archived none yet, and nothing was left uncommitted
+    assert [e["text"] for e in doc["learnings"]] == ["argument one", "argument two", "from the file, first"]
+    assert out["archived"] == 0 and git(mail_repo, "status", "--porcelain") == ""
+    more = cli("memory", "add", "--from", "-", "--json", cwd=mail_repo, env=AS_API,
+               input="\n".join(json.dumps({"text": f"stdin {i}"}) for i in range(3)))
+    assert more.code == 0, more.err
+    assert json.loads(more.out)["archived"] == 3  # the three before them, to the archive in the same commit
+
+
+def test_a_batch_with_one_bad_entry_writes_nothing(mail_repo: Path, cli):
+    before = snapshot(mail_repo)
+    secret = cli("memory", "add", "fine", "the key is sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345", cwd=mail_repo, env=AS_API)
+    assert secret.code == 2 and "entry 2 looks like it holds an Anthropic key" in secret.err
+    empty = cli("memory", "add", "fine", "  ", cwd=mail_repo, env=AS_API)
+    assert empty.code == 2 and "entry 2: the memory entry is empty" in empty.err
+    lines = mail_repo.parent / "bad.jsonl"
+    lines.write_text('{"text": "ok"}\n{"text": "x", "kind": "session"}\n')
+    kind = cli("memory", "add", "--from", str(lines), cwd=mail_repo, env=AS_API)
+    assert kind.code == 2 and "entry 2: --kind: 'session' is not learning or observation" in kind.err
+    lines.write_text('{"text": "ok"}\nnot json\n')
+    broken = cli("memory", "add", "--from", str(lines), cwd=mail_repo, env=AS_API)
+    assert broken.code == 2 and "bad.jsonl: line 2: not JSON" in broken.err and '{"text"' in broken.err
+    lines.write_text('{"txt": "typo"}\n')
+    typo = cli("memory", "add", "--from", str(lines), cwd=mail_repo, env=AS_API)
+    assert typo.code == 2 and 'line 1: no "text" string' in typo.err
+    missing = cli("memory", "add", "--from", str(mail_repo.parent / "nope.jsonl"), cwd=mail_repo, env=AS_API)
+    assert missing.code == 2 and "nope.jsonl: No such file" in missing.err
+    none = cli("memory", "add", cwd=mail_repo, env=AS_API)
+    assert none.code == 2 and "no memory entries to add" in none.err
+    assert snapshot(mail_repo) == before
+
+
+def test_the_python_api_records_a_batch_in_one_commit(mail_repo: Path):
+    from aipass_git.core import config as config_mod
+    from aipass_git.memory import working
+
+    repo = discover(mail_repo)
+    config = config_mod.load(repo)
+    notes = [working.Note("session", f"dispatch {i} -> ok", commit=None) for i in range(30)]
+    entries, commit, archived = working.record_many(repo, config, "api", notes, message_by="supervisor")
+    assert len(entries) == 30 and commit == git(mail_repo, "rev-parse", "HEAD")
+    kept = json.loads((mail_repo / MEM).read_text())["sessions"]
+    assert kept and [e["text"] for e in kept] == [f"dispatch {i} -> ok" for i in range(30)][-len(kept):]
+    assert archived == 30 - len(kept)
+    assert git(mail_repo, "log", "-1", "--format=%s") == "aipass: api memory: 30 entries (session)"
+    texts, commit = working.archive_many(repo, config, "api", "plans", ["plan A closed", "plan B closed"],
+                                         message_by="orchestrator")
+    records = archive_records(mail_repo)
+    assert [r["entry"]["text"] for r in records if r["section"] == "plans"] == ["plan A closed", "plan B closed"]
+    assert git(mail_repo, "log", "-1", "--format=%s") == "aipass: api memory: plans: 2 entries"
+
+
 def test_bad_memory_input(mail_repo: Path, cli):
     before = snapshot(mail_repo)
     too_long = cli("memory", "add", "x" * 4001, cwd=mail_repo, env=AS_API)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -12,6 +12,7 @@ from aipass_git.agents.session import Session
 from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, short
 from aipass_git.core import config as config_mod, names
+from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
 from aipass_git.core.schemas import MEMORY_SHOWN
 from aipass_git.core.text import for_terminal, plural
@@ -37,25 +38,44 @@ def _session():
 
 @memory_app.command("add")
 def add(
-    text: str = typer.Argument(..., help="What was learned or observed, in a sentence or two (after -- if it starts with -)."),
-    kind: str = typer.Option("learning", "--kind", help="learning or observation."),
+    texts: Optional[List[str]] = typer.Argument(None, metavar="[TEXT]...",
+                                                help="What was learned or observed, a sentence or two each (after -- if one starts with -)."),
+    source: Optional[str] = typer.Option(None, "--from", metavar="FILE",
+                                         help='JSON lines, one entry each: {"text": "...", "kind": "observation"} (- reads stdin).'),
+    kind: str = typer.Option("learning", "--kind", help="learning or observation (the default of --from's lines too)."),
     agent: Optional[str] = typer.Option(None, "--agent", metavar="@AGENT", help="Whose memory (the human must say)."),
     allow_secret: bool = typer.Option(False, "--allow-secret",
                                       help="Record it even though it looks like a credential (the commit says so)."),
     as_json: bool = JSON,
 ) -> None:
-    """Record an entry in working memory and commit it on the current branch (your desk).
+    """Record entries in working memory and commit them on the current branch (your desk):
+    one commit for all of them.
 
     An entry that looks like it holds a credential is refused before anything is written:
     memory and its commit message stay in history.
     """
-    added = verbs.add(_session(), text, kind=kind, agent=agent, allow_secret=allow_secret)
+    items = [(text, kind) for text in texts or []]
+    if source is not None:
+        data = sys.stdin.buffer.read() if source == "-" else _read_file(source)
+        items += verbs.read_batch(data, "stdin" if source == "-" else source, kind)
+    batch = verbs.add_many(_session(), items, agent=agent, allow_secret=allow_secret)
     if as_json:
-        emit_json({"agent": added.agent, "entry": added.entry, "commit": added.commit, "archived": added.archived,
-                   "secrets": added.secrets})
+        out = {"agent": batch.agent, "entries": batch.entries, "commit": batch.commit, "archived": batch.archived,
+               "secrets": batch.secrets}
+        emit_json({**out, "entry": batch.entries[0]} if len(batch.entries) == 1 else out)
+        return
+    extra = f"; {plural(batch.archived, 'older entry', 'older entries')} archived" if batch.archived else ""
+    if len(batch.entries) == 1:
+        typer.echo(f"@{batch.agent} {items[0][1]} {batch.entries[0]['id'][:12]} recorded ({short(batch.commit)}){extra}")
     else:
-        extra = f"; {plural(added.archived, 'older entry', 'older entries')} archived" if added.archived else ""
-        typer.echo(f"@{added.agent} {kind} {added.entry['id'][:12]} recorded ({short(added.commit)}){extra}")
+        typer.echo(f"@{batch.agent} {plural(len(batch.entries), 'entry', 'entries')} recorded ({short(batch.commit)}){extra}")
+
+
+def _read_file(name: str) -> bytes:
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise RefusedError(f"--from {name}: {exc.strerror}", "give a file of JSON lines, or - for stdin") from None
 
 
 @memory_app.command("show")
