@@ -303,6 +303,21 @@ def test_a_model_file_with_the_wrong_checksum_is_refused(tmp_path: Path):
     assert "does not match its checksum" in info.value.message and "reinstall" in info.value.hint
 
 
+@pytest.mark.skipif(not index.vector_available(), reason="the memory extra is not installed")
+def test_the_optimised_graph_is_cached_and_embeds_alike(tmp_path: Path):
+    texts = ["the parser needs LC_ALL=C", "staging deploys run every night at two", "a"]
+    fresh = embedding.Encoder(cache=tmp_path)
+    [cached_file] = tmp_path.glob("minilm-*.onnx")
+    assert embedding.MODEL_SHA256[:16] in cached_file.name and not list(tmp_path.glob("*.partial"))
+    again = embedding.Encoder(cache=tmp_path)
+    for a, b in zip(fresh.embed(texts), again.embed(texts)):
+        assert abs(float((a * b).sum()) - 1.0) < 1e-4
+    # shortest-first batching gives each text the vector it gets alone
+    alone = [again.embed([t])[0] for t in texts]
+    for a, b in zip(alone, again.embed(texts)):
+        assert abs(float((a * b).sum()) - 1.0) < 1e-4
+
+
 # -- search --------------------------------------------------------------------------------
 
 FACTS = [

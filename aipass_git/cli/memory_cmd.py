@@ -16,13 +16,9 @@ from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
 from aipass_git.core.schemas import MEMORY_SHOWN
 from aipass_git.core.text import for_terminal, plural
-from aipass_git.hooks.events import commit_merge_overflow
-from aipass_git.memory import index, review, verbs
-from aipass_git.memory.drivers import merge_files, textconv as convert
+from aipass_git.memory import index, verbs
 from aipass_git.memory.index import MemoryIndex
 from aipass_git.memory.search import reindex as rebuild, search as run_search
-from aipass_git.mail.summary_index import SummaryIndex
-from aipass_git.store.events import EventStore
 
 app = commands()
 
@@ -138,6 +134,8 @@ def diff(
     as_json: bool = JSON,
 ) -> None:
     """What agents learned, forgot and archived on a branch, for review."""
+    from aipass_git.memory import review  # deferred: as in reindex
+
     repo = discover()
     config = config_mod.load(repo)
     report = review.diff(repo, config, spec, names.normalize(agent) if agent else None)
@@ -166,24 +164,35 @@ def sync() -> None:
 @memory_app.command("commit-overflow", hidden=True)
 def commit_overflow() -> None:
     """Commit what the merge driver archived (run in the background by the post-merge hook)."""
+    from aipass_git.hooks.events import commit_merge_overflow  # deferred: as in reindex
+
     commit_merge_overflow(discover())
 
 
 @memory_app.command("textconv", hidden=True)
 def textconv(file: Path = typer.Argument(...)) -> None:
     """git's diff driver for memory.json (installed by init)."""
+    from aipass_git.memory.drivers import textconv as convert  # deferred: as in reindex
+
     sys.stdout.write(convert(file.read_bytes()))
 
 
 @memory_app.command("merge-driver", hidden=True)
 def merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> None:
     """git's merge driver for memory.json (installed by init)."""
+    from aipass_git.memory.drivers import merge_files  # deferred: as in reindex
+
     raise typer.Exit(merge_files(base, ours, theirs, path, Path.cwd()))
 
 
 @app.command()
 def reindex(as_json: bool = JSON) -> None:
     """Rebuild the memory index and the mail summary index from git (both derived; nothing is lost)."""
+    # deferred, here and in the other commands: a cold `memory search` imports only what
+    # searching needs (the mail index and the hooks cost ~80 ms)
+    from aipass_git.mail.summary_index import SummaryIndex  # deferred: see above
+    from aipass_git.store.events import EventStore  # deferred: see above
+
     repo = discover()
     with _progress("reindexing memory") as progress:
         stats, backend = rebuild(repo, progress)

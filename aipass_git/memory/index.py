@@ -61,6 +61,7 @@ class MemoryIndex:
     def __init__(self, repo: Repo, *, vectors: bool | None = None, public_client: bool = False) -> None:
         self.repo = repo
         self.folder = repo.runtime_dir / "memory-index"
+        self.model_cache = repo.runtime_dir / "models"  # beside the index: a rebuild keeps it
         self.vectors = vector_available() if vectors is None else vectors
         self.public_client = public_client
         self._catalog: Catalog | None = None
@@ -192,7 +193,7 @@ class MemoryIndex:
         for start in range(0, len(pending), EMBED_BATCH):
             batch = pending[start:start + EMBED_BATCH]
             texts = {r.digest: r.text for r in batch if r.digest not in kept}
-            kept.update(zip(texts, encoder().embed(list(texts.values()))))
+            kept.update(zip(texts, encoder(self.model_cache).embed(list(texts.values()))))
             reused += len(batch) - len(texts)
             per_agent: dict[str, list[Row]] = {}
             for r in batch:
@@ -254,7 +255,7 @@ class MemoryIndex:
         """(key, cosine similarity) of the N entries nearest to QUERY, nearest first."""
         from aipass_git.memory.embedding import encoder  # deferred: onnxruntime and numpy, only to embed
 
-        vector = encoder().embed([query])[0]
+        vector = encoder(self.model_cache).embed([query])[0]
         found: list[tuple[str, float]] = []
         for agent in agents if agents is not None else self.catalog.agents():
             found += self.store.query(agent, vector, n)
