@@ -1,6 +1,7 @@
 """Memory figures: archiving and indexing throughput, search latency, cold search, disk.
 
     python bench/memory.py [--sizes 10000,100000] [--queries 50]
+    python bench/memory.py --recall [--sizes 1000,100000] [--queries 300] [--sweep]
 
 Entries are synthetic sentences written into an agent's archive files in a throw-away
 demo repository, then indexed by `git aipass`'s own code (ChromaDB + the offline int8
@@ -43,10 +44,21 @@ def du(path: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--sizes", default=None, help="entry counts (default 10000,100000; with --recall 1000,100000)")
+    parser.add_argument("--queries", type=int, default=None, help="default 50; with --recall 300")
+    parser.add_argument("--recall", action="store_true", help="recall@1/@5 and MRR of each search mode on a labelled set")
+    parser.add_argument("--sweep", action="store_true", help="with --recall: try the fusion's parameters on the dev half")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in (args.sizes or ("1000,100000" if args.recall else "10000,100000")).split(",")]
+    if args.recall:
+        with tempfile.TemporaryDirectory(prefix="aipass-bench-") as tmp_name:
+            repo_path = demo_repo(Path(tmp_name))
+            from aipass_git.core.repo import discover
+            from recall import run
+
+            run(discover(repo_path), repo_path, sizes, args.queries or 300, args.sweep)
+        return
+    args.queries = args.queries or 50
     rng = random.Random(5)
 
     with tempfile.TemporaryDirectory(prefix="aipass-bench-") as tmp_name:
@@ -61,17 +73,31 @@ def main() -> None:
 
         # archiving through the real write path: each add commits, and past the cap archives
         t0 = time.perf_counter()
-        adds = 100
+        adds = 50
         for i in range(adds):
             working.record(repo, config, "api", "learning", sentence(rng), message_by="bench")
         seconds = time.perf_counter() - t0
-        print(f"memory add (commit, caps, archive): {adds / seconds:.0f} entries/s ({seconds / adds * 1000:.1f} ms each)")
+        print(f"memory add, one entry a commit (caps, archive): {adds / seconds:.0f} entries/s ({seconds / adds * 1000:.1f} ms each)")
+        batch_file = Path(tmp_name) / "batch.jsonl"
+        batch_times = []
+        for _ in range(3):
+            batch_file.write_text("".join(json.dumps({"text": sentence(rng)}) + "\n" for _ in range(1000)))
+            t0 = time.perf_counter()
+            subprocess.run(["git", "aipass", "memory", "add", "--from", str(batch_file), "--agent", "@api"],
+                           cwd=repo_path, check=True, stdout=subprocess.DEVNULL)
+            batch_times.append(time.perf_counter() - t0)
+        print(f"`git aipass memory add --from` 1,000 entries, one commit: median {statistics.median(batch_times):.2f} s "
+              f"(runs {', '.join(f'{t:.2f}' for t in batch_times)})")
+        t0 = time.perf_counter()
+        stats = index_mod.MemoryIndex(repo).sync()
+        seconds = time.perf_counter() - t0
+        print(f"  then the index takes them in: {stats['entries']:,} entries, {stats['embedded']:,} embedded, "
+              f"{stats['reused']:,} vectors reused, {seconds:.1f} s")
 
         archive_dir = repo_path / ".aipass/agents/api/archive"
         archive_dir.mkdir(exist_ok=True)
         written = 0
-        idx = index_mod.VectorIndex(repo)
-        idx.sync()
+        idx = index_mod.MemoryIndex(repo)
         for size in sizes:
             # more archive entries, written straight into month files (the index's input)
             with open(archive_dir / f"2025-{len(list(archive_dir.glob('2025-*'))) + 1:02d}.jsonl", "w") as fh:

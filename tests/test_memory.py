@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import git, make_desk, snapshot
 
-from aipass_git.core.errors import AipassError
+from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import discover
-from aipass_git.memory import embedding, index
+from aipass_git.memory import embedding, index, lexical
+from aipass_git.memory.index import MemoryIndex
 
 AS_API = {"AIPASS_AGENT": "api"}
 MEM = ".aipass/agents/api/memory.json"
@@ -192,6 +193,75 @@ def test_a_secret_is_refused_before_anything_is_written_unless_allowed(mail_repo
     assert "Aipass-Allowed-Secret: Anthropic key, OpenAI key" in git(mail_repo, "log", "-1", "--format=%B")
 
 
+def test_a_batch_of_entries_is_one_commit(mail_repo: Path, cli):
+    set_limit(mail_repo, "memory_entries_per_section", 3)
+    before = int(git(mail_repo, "rev-list", "--count", "HEAD"))
+    lines = mail_repo.parent / "notes.jsonl"
+    lines.write_text(json.dumps({"text": "from the file, first"}) + "\n\n"
+                     + json.dumps({"text": "from the file, second", "kind": "observation"}) + "\n")
+    result = cli("memory", "add", "argument one", "argument two", "--from", str(lines), "--json", cwd=mail_repo, env=AS_API)
+    assert result.code == 0, result.err
+    out = json.loads(result.out)
+    assert [e["text"] for e in out["entries"]] == ["argument one", "argument two", "from the file, first",
+                                                   "from the file, second"]
+    assert int(git(mail_repo, "rev-list", "--count", "HEAD")) == before + 1
+    assert git(mail_repo, "log", "-1", "--format=%s") == "aipass: api memory: 4 entries (learning, observation)"
+    body = git(mail_repo, "log", "-1", "--format=%B")
+    assert "- argument one\n" in body and "Aipass-Event: memory-batch" in body
+    doc = json.loads((mail_repo / MEM).read_text())
+    assert [e["text"] for e in doc["observations"]] == ["from the file, second"]
+    # three learnings fit; the caps archived none yet, and nothing was left uncommitted
+    assert [e["text"] for e in doc["learnings"]] == ["argument one", "argument two", "from the file, first"]
+    assert out["archived"] == 0 and git(mail_repo, "status", "--porcelain") == ""
+    more = cli("memory", "add", "--from", "-", "--json", cwd=mail_repo, env=AS_API,
+               input="\n".join(json.dumps({"text": f"stdin {i}"}) for i in range(3)))
+    assert more.code == 0, more.err
+    assert json.loads(more.out)["archived"] == 3  # the three before them, to the archive in the same commit
+
+
+def test_a_batch_with_one_bad_entry_writes_nothing(mail_repo: Path, cli):
+    before = snapshot(mail_repo)
+    secret = cli("memory", "add", "fine", "the key is sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345", cwd=mail_repo, env=AS_API)
+    assert secret.code == 2 and "entry 2 looks like it holds an Anthropic key" in secret.err
+    empty = cli("memory", "add", "fine", "  ", cwd=mail_repo, env=AS_API)
+    assert empty.code == 2 and "entry 2: the memory entry is empty" in empty.err
+    lines = mail_repo.parent / "bad.jsonl"
+    lines.write_text('{"text": "ok"}\n{"text": "x", "kind": "session"}\n')
+    kind = cli("memory", "add", "--from", str(lines), cwd=mail_repo, env=AS_API)
+    assert kind.code == 2 and "entry 2: --kind: 'session' is not learning or observation" in kind.err
+    lines.write_text('{"text": "ok"}\nnot json\n')
+    broken = cli("memory", "add", "--from", str(lines), cwd=mail_repo, env=AS_API)
+    assert broken.code == 2 and "bad.jsonl: line 2: not JSON" in broken.err and '{"text"' in broken.err
+    lines.write_text('{"txt": "typo"}\n')
+    typo = cli("memory", "add", "--from", str(lines), cwd=mail_repo, env=AS_API)
+    assert typo.code == 2 and 'line 1: no "text" string' in typo.err
+    missing = cli("memory", "add", "--from", str(mail_repo.parent / "nope.jsonl"), cwd=mail_repo, env=AS_API)
+    assert missing.code == 2 and "nope.jsonl: No such file" in missing.err
+    none = cli("memory", "add", cwd=mail_repo, env=AS_API)
+    assert none.code == 2 and "no memory entries to add" in none.err
+    assert snapshot(mail_repo) == before
+
+
+def test_the_python_api_records_a_batch_in_one_commit(mail_repo: Path):
+    from aipass_git.core import config as config_mod
+    from aipass_git.memory import working
+
+    repo = discover(mail_repo)
+    config = config_mod.load(repo)
+    notes = [working.Note("session", f"dispatch {i} -> ok", commit=None) for i in range(30)]
+    entries, commit, archived = working.record_many(repo, config, "api", notes, message_by="supervisor")
+    assert len(entries) == 30 and commit == git(mail_repo, "rev-parse", "HEAD")
+    kept = json.loads((mail_repo / MEM).read_text())["sessions"]
+    assert kept and [e["text"] for e in kept] == [f"dispatch {i} -> ok" for i in range(30)][-len(kept):]
+    assert archived == 30 - len(kept)
+    assert git(mail_repo, "log", "-1", "--format=%s") == "aipass: api memory: 30 entries (session)"
+    texts, commit = working.archive_many(repo, config, "api", "plans", ["plan A closed", "plan B closed"],
+                                         message_by="orchestrator")
+    records = archive_records(mail_repo)
+    assert [r["entry"]["text"] for r in records if r["section"] == "plans"] == ["plan A closed", "plan B closed"]
+    assert git(mail_repo, "log", "-1", "--format=%s") == "aipass: api memory: plans: 2 entries"
+
+
 def test_bad_memory_input(mail_repo: Path, cli):
     before = snapshot(mail_repo)
     too_long = cli("memory", "add", "x" * 4001, cwd=mail_repo, env=AS_API)
@@ -233,6 +303,21 @@ def test_a_model_file_with_the_wrong_checksum_is_refused(tmp_path: Path):
     assert "does not match its checksum" in info.value.message and "reinstall" in info.value.hint
 
 
+@pytest.mark.skipif(not index.vector_available(), reason="the memory extra is not installed")
+def test_the_optimised_graph_is_cached_and_embeds_alike(tmp_path: Path):
+    texts = ["the parser needs LC_ALL=C", "staging deploys run every night at two", "a"]
+    fresh = embedding.Encoder(cache=tmp_path)
+    [cached_file] = tmp_path.glob("minilm-*.onnx")
+    assert embedding.MODEL_SHA256[:16] in cached_file.name and not list(tmp_path.glob("*.partial"))
+    again = embedding.Encoder(cache=tmp_path)
+    for a, b in zip(fresh.embed(texts), again.embed(texts)):
+        assert abs(float((a * b).sum()) - 1.0) < 1e-4
+    # shortest-first batching gives each text the vector it gets alone
+    alone = [again.embed([t])[0] for t in texts]
+    for a, b in zip(alone, again.embed(texts)):
+        assert abs(float((a * b).sum()) - 1.0) < 1e-4
+
+
 # -- search --------------------------------------------------------------------------------
 
 FACTS = [
@@ -249,40 +334,137 @@ def fill(cli, repo):
         add(cli, repo, text)
 
 
-@pytest.mark.skipif(not index.vector_available(), reason="the memory extra is not installed")
+needs_vectors = pytest.mark.skipif(not index.vector_available(), reason="the memory extra is not installed")
+
+
+def search_json(cli, repo, query, *extra):
+    result = cli("memory", "search", query, *extra, "--json", cwd=repo)
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+@needs_vectors
 def test_search_by_meaning_finds_a_paraphrase_first(mail_repo: Path, cli):
     fill(cli, mail_repo)
-    result = json.loads(cli("memory", "search", "how are bill amounts rounded", "@api", "-k", "3", "--json", cwd=mail_repo).out)
-    assert result["backend"] == "chroma"
-    assert result["hits"][0]["text"] == FACTS[0]
-    assert result["hits"][0]["score"] > result["hits"][1]["score"]
-    assert result["hits"][0]["agent"] == "api" and result["hits"][0]["source"] == MEM
+    for mode in ("hybrid", "vector"):
+        result = search_json(cli, mail_repo, "how are bill amounts rounded", "@api", "-k", "3", "--mode", mode)
+        assert result["mode"] == mode
+        assert result["hits"][0]["text"] == FACTS[0]
+        assert result["hits"][0]["score"] > result["hits"][1]["score"]
+        assert result["hits"][0]["agent"] == "api" and result["hits"][0]["source"] == MEM
+    assert search_json(cli, mail_repo, "how are bill amounts rounded", "@api")["mode"] == "hybrid"
 
 
-@pytest.mark.skipif(not index.vector_available(), reason="the memory extra is not installed")
+@needs_vectors
+def test_hybrid_hits_show_each_method_s_score_and_rank(mail_repo: Path, cli):
+    fill(cli, mail_repo)
+    hits = search_json(cli, mail_repo, "when is the sqlite database vacuumed", "@api", "-k", "5")["hits"]
+    top = hits[0]
+    assert top["text"] == FACTS[4]
+    assert top["scores"]["vector"]["rank"] == 1 and top["scores"]["lexical"]["rank"] == 1
+    assert top["scores"]["fused"] == top["score"] > 0
+    # an entry that shares no word with the query is ranked by its vector alone
+    wordless = [h for h in hits if h["scores"]["lexical"] is None]
+    assert wordless and all(h["scores"]["vector"] is not None for h in wordless)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    lexical = search_json(cli, mail_repo, "when is the sqlite database vacuumed", "@api", "--mode", "lexical")["hits"]
+    assert [h["text"] for h in lexical] == [FACTS[4]]  # the other entries share only stop words
+    assert lexical[0]["scores"]["vector"] is None and lexical[0]["scores"]["fused"] is None
+    assert lexical[0]["score"] == lexical[0]["scores"]["lexical"]["score"]
+
+
+def test_a_mode_that_cannot_be_served_is_refused_before_indexing(mail_repo: Path, cli):
+    fill(cli, mail_repo)
+    bad = cli("memory", "search", "x", "@api", "--mode", "fuzzy", cwd=mail_repo)
+    assert bad.code == 2 and "'fuzzy' is not one of hybrid, vector, lexical" in bad.err
+    words_only = MemoryIndex(discover(mail_repo), vectors=False)
+    for mode in ("vector", "hybrid"):
+        with pytest.raises(RefusedError) as info:
+            words_only.search("rounding", ["api"], 3, mode)
+        assert f"--mode {mode} needs the memory extra" in info.value.message
+        assert "aipass-git[memory]" in info.value.hint and "--mode lexical" in info.value.hint
+    assert words_only.default_mode() == "lexical"
+
+
+@needs_vectors
 def test_the_index_rebuilds_itself_and_follows_file_changes(mail_repo: Path, cli):
     fill(cli, mail_repo)
-    first = json.loads(cli("memory", "search", "nightly release to staging", "@api", "--json", cwd=mail_repo).out)
+    first = search_json(cli, mail_repo, "nightly release to staging", "@api")
     shutil.rmtree(Path(git(mail_repo, "rev-parse", "--path-format=absolute", "--git-common-dir")) / "aipass/memory-index")
-    again_run = cli("memory", "search", "nightly release to staging", "@api", "--json", cwd=mail_repo)
-    assert again_run.code == 0, again_run.err
-    again = json.loads(again_run.out)
+    again = search_json(cli, mail_repo, "nightly release to staging", "@api")
     assert again["hits"][0]["text"] == first["hits"][0]["text"] == FACTS[1]
     # a checkout that changes the file under the index: the next search sees it
     git(mail_repo, "checkout", "-q", "HEAD~4", "--", MEM)
-    after = json.loads(cli("memory", "search", "nightly release to staging", "@api", "--json", cwd=mail_repo).out)
+    after = search_json(cli, mail_repo, "nightly release to staging", "@api")
     assert FACTS[1] not in [h["text"] for h in after["hits"]]
     rebuilt = json.loads(cli("reindex", "--json", cwd=mail_repo).out)
-    assert rebuilt["backend"] == "chroma" and rebuilt["entries"] >= 1
+    assert rebuilt["backend"] == "chroma+fts5" and rebuilt["entries"] >= 1
+
+
+@needs_vectors
+def test_unchanged_and_moved_entries_are_not_embedded_again(mail_repo: Path, cli):
+    set_limit(mail_repo, "memory_entries_per_section", 3)
+    fill(cli, mail_repo)  # two of the five already archived
+    repo = discover(mail_repo)
+    memory_index = MemoryIndex(repo)
+    first = memory_index.sync()
+    assert first["entries"] == 5 and first["embedded"] == 5 and first["reused"] == 0
+    assert memory_index.sync() == {"sources": 0, "removed": 0, "entries": 0, "embedded": 0, "reused": 0}
+    add(cli, mail_repo, "the cron job for backups runs at midnight")  # pushes FACTS[2] to the archive
+    second = memory_index.sync()
+    # the new entry is embedded; FACTS[2] moved (new key, same text) and keeps its vector
+    assert second["embedded"] == 1 and second["reused"] == 1
+    hits = memory_index.search("page load time budget", ["api"], 1, "vector")
+    assert hits[0].text == FACTS[2] and "/archive/" in hits[0].source
+    memory_index.close()
+
+
+@needs_vectors
+def test_a_vector_the_catalog_does_not_list_is_never_shown(mail_repo: Path, cli):
+    fill(cli, mail_repo)
+    memory_index = MemoryIndex(discover(mail_repo))
+    memory_index.sync()
+    from aipass_git.memory.embedding import encoder
+
+    # what a crash between the vector store's write and the catalog's commit leaves behind
+    memory_index.store.upsert("api", ["stray#1"], encoder().embed(["how are bill amounts rounded"]))
+    hits = memory_index.search("how are bill amounts rounded", ["api"], 5, "vector")
+    assert "stray#1" not in [h.key for h in hits] and hits[0].text == FACTS[0]
+    memory_index.close()
+
+
+@needs_vectors
+def test_chromadb_s_public_client_reads_the_same_index(mail_repo: Path, cli):
+    fill(cli, mail_repo)
+    repo = discover(mail_repo)
+    core = MemoryIndex(repo)
+    core.sync()
+    expected = [(h.key, h.scores["vector"]["rank"]) for h in core.search("rounding of bills", ["api"], 5, "vector")]
+    core.close()
+    client = MemoryIndex(repo, public_client=True)
+    assert client.store.core.__class__.__name__ == "_ClientCore"
+    assert [(h.key, h.scores["vector"]["rank"]) for h in client.search("rounding of bills", ["api"], 5, "vector")] == expected
+    client.close()
 
 
 def test_keyword_search_is_the_fallback(mail_repo: Path, cli):
     fill(cli, mail_repo)
-    keyword = index.KeywordIndex(discover(mail_repo))
-    keyword.sync()
-    hits = keyword.search("database vacuum sundays", ["api"], 3)
+    words_only = MemoryIndex(discover(mail_repo), vectors=False)
+    words_only.sync()
+    hits = words_only.search("database vacuum sundays", ["api"], 3)
     assert hits[0].text == FACTS[4]
-    assert keyword.search("database", ["docs"], 3) == []
+    # stems meet: "rounding" finds "rounded", "vacuuming" finds "vacuumed"
+    assert words_only.search("rounding", ["api"], 3)[0].text == FACTS[0]
+    assert words_only.search("vacuuming", ["api"], 3)[0].text == FACTS[4]
+    assert words_only.search("database", ["docs"], 3) == []
+    assert words_only.search("what is the", ["api"], 3) == []  # stop words alone match nothing
+    words_only.close()
+
+
+def test_query_words_become_an_fts5_expression():
+    assert lexical.terms("What does the Parser do when LC_ALL isn't set?") == ["parser", "lc_all", "isn", "set"]
+    assert lexical.match_expression('the "quoted" parser') == '"quoted"* OR "parser"*'
+    assert lexical.match_expression("the of and") == ""
 
 
 def test_archived_entries_reach_the_wake_prompt(mail_repo: Path, cli):

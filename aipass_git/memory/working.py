@@ -165,6 +165,16 @@ def plan_write(root: Path, agent: str, doc: dict[str, Any], caps: Caps) -> tuple
     return files, moved
 
 
+@dataclass(frozen=True)
+class Note:
+    """One entry to record: KIND (learning, observation, session) and TEXT, with the commit
+    and paths a session entry points at."""
+    kind: str
+    text: str
+    commit: str | None = None
+    paths: list[str] | None = None
+
+
 def record(repo: Repo, config: Config, agent: str, kind: str, text: str, *, message_by: str,
            commit: str | None = None, paths: list[str] | None = None,
            allowed_secrets: list[str] | None = None, author: Ident | None = None) -> tuple[dict[str, Any], str | None, int]:
@@ -174,23 +184,63 @@ def record(repo: Repo, config: Config, agent: str, kind: str, text: str, *, mess
 
     Returns (entry, new commit, number of entries archived by the caps).
     """
-    if kind not in KINDS:
-        raise RefusedError(f"unknown memory kind {kind!r}", f"one of: {', '.join(KINDS)}")
+    entries, new_commit, archived = record_many(repo, config, agent, [Note(kind, text, commit, paths)],
+                                                message_by=message_by, allowed_secrets=allowed_secrets, author=author)
+    return entries[0], new_commit, archived
+
+
+def record_many(repo: Repo, config: Config, agent: str, notes: list[Note], *, message_by: str,
+                allowed_secrets: list[str] | None = None,
+                author: Ident | None = None) -> tuple[list[dict[str, Any]], str | None, int]:
+    """Add NOTES to AGENT's working memory in one commit: every note is checked (kind, empty,
+    length) before anything is written, the caps are applied once, and the index sees one
+    change. Returns (entries in the order of NOTES, new commit, entries archived by the caps)."""
+    if not notes:
+        raise RefusedError("no memory entries to record", "give at least one entry")
     caps = Caps.of(config)
-    entry = new_entry(text, caps, commit=commit, paths=paths)
+    entries = []
+    for number, note in enumerate(notes, 1):
+        where = f"entry {number}: " if len(notes) > 1 else ""
+        if note.kind not in KINDS:
+            raise RefusedError(f"{where}unknown memory kind {note.kind!r}", f"one of: {', '.join(KINDS)}")
+        try:
+            entries.append(new_entry(note.text, caps, commit=note.commit, paths=note.paths))
+        except RefusedError as exc:
+            raise RefusedError(where + exc.message, exc.hint) from None
     with worktree_lock(repo):
         doc = load(repo.root, agent)
-        doc[KINDS[kind]].append(entry)
+        for note, entry in zip(notes, entries):
+            doc[KINDS[note.kind]].append(entry)
         files, moved = plan_write(repo.root, agent, doc, caps)
-        summary = " ".join(entry["text"].split())[:72]
+        kinds = sorted({note.kind for note in notes})
+        if len(notes) == 1:
+            subject = f"{notes[0].kind}: {_summary(entries[0])}"
+        else:
+            subject = f"{plural(len(notes), 'entry', 'entries')} ({', '.join(kinds)})"
         message = (
-            f"aipass: {agent} memory: {kind}: {summary}\n\n"
+            f"aipass: {agent} memory: {subject}\n\n"
+            + (_listing(entries) if len(notes) > 1 else "")
             + (f"Archived: {plural(len(moved), 'older entry', 'older entries')}\n\n" if moved else "")
-            + f"Aipass-Event: memory-{kind}\nAipass-Agent: {agent}\nAipass-By: {message_by}\n"
+            + f"Aipass-Event: memory-{kinds[0] if len(kinds) == 1 else 'batch'}\nAipass-Agent: {agent}\n"
+            + f"Aipass-By: {message_by}\n"
             + (f"Aipass-Allowed-Secret: {', '.join(allowed_secrets)}\n" if allowed_secrets else "")
         )
         new_commit = commit_files(repo, files, message, author=author)
-    return entry, new_commit, len(moved)
+    return entries, new_commit, len(moved)
+
+
+LISTED = 20  # entries a batch's commit message lists by their first words
+
+
+def _summary(entry: dict[str, Any]) -> str:
+    return " ".join(entry["text"].split())[:72]
+
+
+def _listing(entries: list[dict[str, Any]]) -> str:
+    lines = [f"- {_summary(e)}" for e in entries[:LISTED]]
+    if len(entries) > LISTED:
+        lines.append(f"- ... and {len(entries) - LISTED} more")
+    return "\n".join(lines) + "\n\n"
 
 
 def archive_record(repo: Repo, config: Config, agent: str, section: str, text: str, *, message_by: str,
@@ -198,16 +248,27 @@ def archive_record(repo: Repo, config: Config, agent: str, section: str, text: s
     """Append one entry straight to AGENT's archive under SECTION and commit it: history
     that `memory search` should find but that has no place in the working memory a
     prompt carries (a closed plan's summary). Returns (entry, new commit)."""
-    entry = new_entry(text, Caps.of(config))
+    entries, commit = archive_many(repo, config, agent, section, [text], message_by=message_by, author=author)
+    return entries[0], commit
+
+
+def archive_many(repo: Repo, config: Config, agent: str, section: str, texts: list[str], *, message_by: str,
+                 author: Ident | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """archive_record for several TEXTS: one commit, every text checked before it."""
+    if not texts:
+        raise RefusedError("no memory entries to archive", "give at least one entry")
+    caps = Caps.of(config)
+    entries = [new_entry(text, caps) for text in texts]
     with worktree_lock(repo):
         load(repo.root, agent)  # the agent's memory must exist and be sound before its archive grows
         rel = archive_rel(agent)
         existing = read_doc(repo.root, rel) or b""
         if existing and not existing.endswith(b"\n"):
             existing += b"\n"
-        record = {"archived": entry["created"], "section": section, "entry": entry}
-        summary = " ".join(entry["text"].split())[:72]
-        message = (f"aipass: {agent} memory: {section}: {summary}\n\n"
-                   f"Aipass-Event: memory-archive\nAipass-Agent: {agent}\nAipass-By: {message_by}\n")
-        new_commit = commit_files(repo, {rel: existing + archive_bytes([record])}, message, author=author)
-    return entry, new_commit
+        records = [{"archived": e["created"], "section": section, "entry": e} for e in entries]
+        subject = _summary(entries[0]) if len(entries) == 1 else plural(len(entries), "entry", "entries")
+        message = (f"aipass: {agent} memory: {section}: {subject}\n\n"
+                   + (_listing(entries) if len(entries) > 1 else "")
+                   + f"Aipass-Event: memory-archive\nAipass-Agent: {agent}\nAipass-By: {message_by}\n")
+        new_commit = commit_files(repo, {rel: existing + archive_bytes(records)}, message, author=author)
+    return entries, new_commit

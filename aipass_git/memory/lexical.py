@@ -1,0 +1,46 @@
+"""The lexical half of memory search: a question in an agent's words turned into an FTS5 query.
+
+Words are OR-ed (BM25 ranks entries by how many rare ones they share), not AND-ed: a
+paraphrase seldom repeats every word of the entry it looks for. Words that say nothing
+about the subject (the, when, does, ...) are left out, or every entry would match and the
+ranking would come from them. The index stems with FTS5's porter tokenizer, so "fails",
+"failing" and "failed" meet; a longer word also matches as a prefix ("config" finds
+"configuration").
+"""
+
+from __future__ import annotations
+
+import re
+
+# English function words and question words: what a question adds around its subject
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between
+both but by can could did do does doing done down during each few for from further had has have having he
+her here hers him his how i if in into is it its itself just me more most my no nor not now of off on once
+only or other our ours out over own same she should so some such than that the their theirs them then there
+these they this those through to too under until up very was we were what whats when where which while who
+whom why will with would you your yours also get gets got happen happens happened thing things anything
+something again ever still way ways one ones us let lets may might must shall
+""".split())
+
+WORD = re.compile(r"\w+", re.UNICODE)
+PREFIX_MIN = 5  # shorter words as prefixes match too much ("log" would find "login", "logo")
+
+
+def terms(query: str) -> list[str]:
+    """The words of QUERY that carry its subject, lower-cased, in order, each once."""
+    seen: dict[str, None] = {}
+    for word in WORD.findall(query.lower()):
+        word = word.strip("_")
+        if word and word not in STOPWORDS and (len(word) > 1 or word.isdigit()):
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def match_expression(query: str) -> str:
+    """An FTS5 MATCH expression for QUERY (empty when it has no words worth matching)."""
+    parts = []
+    for term in terms(query):
+        quoted = '"' + term.replace('"', '""') + '"'
+        parts.append(f"{quoted}*" if len(term) >= PREFIX_MIN else quoted)
+    return " OR ".join(parts)
