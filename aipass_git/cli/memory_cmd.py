@@ -10,7 +10,7 @@ import typer
 
 from aipass_git.agents.session import Session
 from aipass_git.cli.app import commands, group
-from aipass_git.cli.output import emit_json, short
+from aipass_git.cli.output import emit_json, progress as progress_bar, short, table
 from aipass_git.core import config as config_mod, names
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
@@ -114,17 +114,18 @@ def search(
         sys.stderr.write(
             "note: search by meaning needs the memory extra: pip install 'aipass-git[memory]'; using keyword search\n"
         )
-    with _progress("indexing memory") as progress:
+    with progress_bar("indexing memory") as progress:
         hits, used = run_search(session.repo, query, agents, k, mode=mode, progress=progress)
     if as_json:
         emit_json({"v": 1, "mode": used, "query": query, "hits": [h.as_dict() for h in hits]})
         return
     if not hits:
         typer.echo("no entries found")
-    for h in hits:
-        where = "memory" if h.source.endswith("memory.json") else h.source.rsplit("/", 1)[-1]
-        typer.echo(for_terminal(f"{h.score:6.3f}  @{h.agent:<10} {h.created[:10]} {h.section:<12} {where:<12} "
-                                f"{' '.join(h.text.split())}"))
+        return
+    typer.echo(table(["SCORE", "AGENT", "DATE", "SECTION", "WHERE", "ENTRY"],
+                     [(f"{h.score:.3f}", f"@{h.agent}", h.created[:10], h.section,
+                       "memory" if h.source.endswith("memory.json") else h.source.rsplit("/", 1)[-1], h.text)
+                      for h in hits], max_width=100))
 
 
 @memory_app.command("diff")
@@ -194,7 +195,7 @@ def reindex(as_json: bool = JSON) -> None:
     from aipass_git.store.events import EventStore  # deferred: see above
 
     repo = discover()
-    with _progress("reindexing memory") as progress:
+    with progress_bar("reindexing memory") as progress:
         stats, backend = rebuild(repo, progress)
     with EventStore(repo) as store, SummaryIndex(store) as index:
         mailboxes = index.rebuild()
@@ -203,27 +204,3 @@ def reindex(as_json: bool = JSON) -> None:
     else:
         typer.echo(f"reindexed {plural(stats['entries'], 'entry', 'entries')} from {plural(stats['sources'], 'file')} ({backend})"
                    f" and {plural(mailboxes, 'mailbox', 'mailboxes')}")
-
-
-class _progress:
-    """A progress bar on a terminal for long indexing; silent in pipes and tests."""
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar = None
-
-    def __enter__(self):
-        if not sys.stderr.isatty():
-            return None
-        from rich.progress import Progress  # deferred: only a terminal gets a progress bar
-
-        self.bar = Progress(transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task(self.label, total=None)
-        return self.update
-
-    def update(self, done: int, total: int) -> None:
-        self.bar.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
