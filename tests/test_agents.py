@@ -46,7 +46,7 @@ def test_agent_list_table_and_json(aipass_repo: Path, cli):
     table = cli("agent", "list", cwd=aipass_repo)
     assert table.code == 0
     lines = table.out.splitlines()
-    assert lines[0].split() == ["NAME", "PROVIDER", "MODEL", "STATUS", "ROLE"]
+    assert lines[0].split() == ["NAME", "PROVIDER", "MODEL", "STATUS", "OWNS", "ROLE"]  # the demo's table too
     assert [l.split()[0] for l in lines[1:]] == ["api", "devpulse"]
     doc = json.loads(cli("agent", "list", "--json", cwd=aipass_repo).out)
     assert doc["v"] == 1 and [a["name"] for a in doc["agents"]] == ["api", "devpulse"]

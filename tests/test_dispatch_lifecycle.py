@@ -225,6 +225,7 @@ def test_wait_timeout_has_its_own_exit_code(drepo: Path, fake_cli: Path, cli):
     plan(fake_cli, "api", "stuck")
     result = cli("dispatch", "@api", "slow", "b", "--wait", "--timeout", "0.3", cwd=drepo)
     assert result.code == 124 and "did not finish within 0.3 s" in result.err
+    wait_for(lambda: state_is(drepo, "api", "running"), "the run to go on after the wait gave up")
     assert cli("cancel", "@api", cwd=drepo).code == 0
 
 

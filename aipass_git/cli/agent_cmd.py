@@ -95,7 +95,7 @@ def list_(
     include_retired: bool = typer.Option(False, "--all", "-a", help="Include retired agents."),
     as_json: bool = JSON,
 ) -> None:
-    """List agents: name, provider, model, status, role."""
+    """List agents: name, provider, model, status, owned paths, role."""
     agents = _registry().all(include_retired=include_retired)
     if as_json:
         emit_json({"v": 1, "agents": [a.passport for a in agents]})
@@ -103,8 +103,14 @@ def list_(
     if not agents:
         typer.echo("no agents yet; create one with: git aipass agent new NAME --role TEXT")
         return
-    rows = [(a.name, a.provider, a.model or "-", a.status, a.role) for a in agents]
-    typer.echo(table(["NAME", "PROVIDER", "MODEL", "STATUS", "ROLE"], rows))
+    typer.echo(agents_table([a.passport for a in agents]))
+
+
+def agents_table(passports: list[dict]) -> str:
+    """The one table of agents (agent list, the demo): name, provider, model, status, owned paths, role."""
+    return table(["NAME", "PROVIDER", "MODEL", "STATUS", "OWNS", "ROLE"],
+                 [(p["name"], p["provider"], p.get("model") or "-", p["status"], " ".join(p.get("owns") or []) or "-",
+                   p["role"]) for p in passports])
 
 
 @agent_app.command("show")

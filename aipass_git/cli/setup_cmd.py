@@ -101,6 +101,7 @@ def demo(
     as_json: bool = JSON,
 ) -> None:
     """Show aipass-git at work in a throw-away repository. Needs no AI provider and no network."""
+    from aipass_git.cli.agent_cmd import agents_table  # deferred: as the demo itself
     from aipass_git.setup import demo as demo_mod  # deferred: the demo loads the merge queue and dispatch; doctor and init do not need them
 
     with spinner("building the demo repository") as show:
@@ -117,8 +118,7 @@ def demo(
     for i, step in enumerate(result.steps, 1):
         typer.echo(f"{i}. {step}")
     typer.echo("\nagents (git aipass agent list):")
-    rows = [(a["name"], a["provider"], " ".join(a["owns"]) or "-", a["role"]) for a in result.agents]
-    typer.echo(_indent(table(["NAME", "PROVIDER", "OWNS", "ROLE"], rows)))
+    typer.echo(_indent(agents_table(result.agents)))
     typer.echo("\ncommitted files (git ls-files .aipass .gitattributes):")
     typer.echo(_indent("\n".join(result.files)))
     typer.echo("\nthe human's inbox (git aipass inbox):")

@@ -96,9 +96,7 @@ def run(dest: Path | None = None, on_step: Callable[[str], None] | None = None) 
     _dispatch(repo, result)
     _merge(repo, result)
 
-    result.agents = [
-        {"name": a.name, "role": a.role, "provider": a.provider, "owns": a.owns} for a in registry.all()
-    ]
+    result.agents = [a.passport for a in registry.all()]  # as `agent list --json` gives them
     result.log = git.commits(path, "HEAD")
     result.files = git.tracked_files(path, [".aipass", ".gitattributes"])
     return result
