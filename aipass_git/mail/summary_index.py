@@ -118,6 +118,13 @@ class SummaryIndex:
             out.setdefault(owner, []).append(line)
         return out
 
+    def unread_mail(self) -> dict[str, list[dict[str, Any]]]:
+        """Owner -> the summaries of its mail (not dispatches) nobody has read, oldest first."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for owner, line in self._rows("SELECT owner, line FROM lines WHERE kind = 'mail' AND status = 'new' ORDER BY id"):
+            out.setdefault(owner, []).append(line)
+        return out
+
     def in_thread(self, thread_id: str) -> dict[str, list[dict[str, Any]]]:
         """Owner -> the summaries of the thread's messages in that mailbox."""
         out: dict[str, list[dict[str, Any]]] = {}

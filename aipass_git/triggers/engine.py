@@ -32,8 +32,8 @@ from aipass_git.core.names import HUMAN
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch import dispatcher
 from aipass_git.dispatch.runtime import Runtime
-from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
+from aipass_git.mail.summary_index import SummaryIndex
 from aipass_git.store import locks, remote
 from aipass_git.store.events import EventStore
 from aipass_git.store.verify import Verifier, roster_at
@@ -222,9 +222,10 @@ def _sweep_inbox(repo: Repo, session: Session, triggers, state: dict[str, Any], 
     cutoff = now.timestamp() - 3600 * triggers.inbox_hours
     woken = state.setdefault("inbox", {})
     with EventStore(repo) as store:
+        with SummaryIndex(store) as index:  # one query for every mailbox (summary_index.py), not a read each
+            waiting = index.unread_mail()
         for agent in [a.name for a in Registry(repo).all() if a.name not in triggers.inbox_skip]:
-            unread = [l for l in mailbox.MailboxReader(store, agent).summaries()
-                      if l["status"] == "new" and l["kind"] == "mail" and clock.parse(l["created"]).timestamp() < cutoff]
+            unread = [l for l in waiting.get(agent, []) if clock.parse(l["created"]).timestamp() < cutoff]
             if not unread or woken.get(agent) == unread[0]["id"] or runtime.at_work(agent):
                 continue
             woken[agent] = unread[0]["id"]
@@ -252,9 +253,11 @@ def _sweep_stale(repo: Repo, session: Session, triggers, state: dict[str, Any], 
     here = remote.clone_name(repo.root)
     fired = []
     with EventStore(repo) as store:
+        with SummaryIndex(store) as index:  # one query for every mailbox, not a read each
+            undone = index.undone_dispatches()
         for agent in [a.name for a in Registry(repo).all()]:
             current = runtime.read_state(agent).get("dispatch") if runtime.at_work(agent) else None
-            for line in mailbox.MailboxReader(store, agent).summaries():
+            for line in undone.get(agent, []):
                 if (line["kind"] != "dispatch" or line["status"] == "done" or line["id"] in told or line["id"] == current
                         or line.get("claim") not in (None, here) or clock.parse(line["created"]).timestamp() >= cutoff):
                     continue
