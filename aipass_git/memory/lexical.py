@@ -6,8 +6,10 @@ about the subject (the, when, does, ...) are left out, or every entry would matc
 ranking would come from them. The index stems with FTS5's porter tokenizer, so "fails",
 "failing" and "failed" meet; a longer word also matches as a prefix ("config" finds
 "configuration").
-Words found in many entries are dropped (common_bound), so that the rare words of a
-question decide, and a question made of common words does not read most of the index.
+Words found in more than 0.5% of the entries are dropped (common_bound): OR-ed with them,
+BM25 prefers an entry that shares several middling words with the question (its topic)
+over the one that shares its rarest word (an error code, a file name), and the query reads
+every entry they are in. The share is the dev half's best in `bench/memory.py --recall`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ something again ever still way ways one ones us let lets may might must shall
 
 WORD = re.compile(r"\w+", re.UNICODE)
 PREFIX_MIN = 5  # shorter words as prefixes match too much ("log" would find "login", "logo")
-COMMON_SHARE = 0.05  # a word in more than this share of the entries is left out of the query...
-COMMON_FLOOR = 50  # ...when that is more than this many: in a small memory every word counts
+COMMON_SHARE = 0.005  # a word in more than this share of the entries is left out of the query...
+COMMON_FLOOR = 5  # ...when that is more than this many: in a tiny memory every word counts
 
 
 def terms(query: str) -> list[str]:
