@@ -1,7 +1,7 @@
 """Memory figures: archiving and indexing throughput, search latency, cold search, disk.
 
     python bench/memory.py [--sizes 10000,100000] [--queries 50]
-    python bench/memory.py --recall [--sizes 1000,100000] [--queries 300] [--sweep]
+    python bench/memory.py --recall [--sizes 1000,100000] [--queries 200] [--sweep]
 
 Entries are synthetic sentences written into an agent's archive files in a throw-away
 demo repository, then indexed by `git aipass`'s own code (ChromaDB + the offline int8
@@ -45,7 +45,7 @@ def du(path: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=None, help="entry counts (default 10000,100000; with --recall 1000,100000)")
-    parser.add_argument("--queries", type=int, default=None, help="default 50; with --recall 300")
+    parser.add_argument("--queries", type=int, default=None, help="default 50; with --recall 200")
     parser.add_argument("--recall", action="store_true", help="recall@1/@5 and MRR of each search mode on a labelled set")
     parser.add_argument("--sweep", action="store_true", help="with --recall: try the fusion's parameters on the dev half")
     args = parser.parse_args()
@@ -56,7 +56,7 @@ def main() -> None:
             from aipass_git.core.repo import discover
             from recall import run
 
-            run(discover(repo_path), repo_path, sizes, args.queries or 300, args.sweep)
+            run(discover(repo_path), repo_path, sizes, args.queries or 200, args.sweep)
         return
     args.queries = args.queries or 50
     rng = random.Random(5)

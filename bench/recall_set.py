@@ -8,7 +8,10 @@ component, symptom and condition in other words than the needle, keeps the needl
 for the third, and has another sentence shape.
 Decoys reuse the needles' components and conditions, in every wording (the query's too),
 only never both of one needle's together, so the words a query shares with a decoy are
-often more than those it shares with its needle. Everything comes from one seed.
+often more than those it shares with its needle. Some groups are close enough for a reader
+to take one for the other (CLOSE_COMPONENTS, CLOSE_CONDITIONS); no needle or decoy pairs a
+component close to a needle's with a condition close to the same needle's, so every query
+has one right answer. That leaves room for about 200 needles. Everything comes from one seed.
 
 A third of the needles also carry an identifier (an error code, a file, a flag, a variable),
 as agents' notes do; their queries reword all three parts and name the identifier, the one
@@ -29,7 +32,7 @@ COMPONENTS = [
     ["the CSV importer", "loading spreadsheet uploads", "the bulk data import", "ingesting comma-separated files"],
     ["the search index", "full-text lookup", "the query engine for documents", "finding records by keyword"],
     ["the payment webhook", "the callback from the card processor", "charge notifications", "the Stripe hook endpoint"],
-    ["the nightly export", "the overnight data dump", "the 2 am extract to the warehouse", "the scheduled backup copy"],
+    ["the nightly export", "the overnight data dump", "the 2 am extract to the warehouse", "the overnight warehouse feed"],
     ["the mobile client", "the phone app", "the iOS and Android build", "the handset application"],
     ["the email queue", "outgoing mail delivery", "the notification mailer", "sending messages to customers"],
     ["the report builder", "the PDF summaries", "producing dashboards", "the analytics charts"],
@@ -69,7 +72,7 @@ SYMPTOMS = [
 
 CONDITIONS = [
     ["the input has empty lines", "a file contains blank rows", "there are whitespace-only records", "rows are left empty"],
-    ["the locale is not English", "the system language is German", "a French regional setting is active", "the OS region uses decimal commas"],
+    ["the locale is not English", "the system language is something other than English", "a non-English regional setting is active", "the OS region uses decimal commas"],
     ["two users edit at once", "simultaneous changes collide", "concurrent writers touch one record", "parallel updates race"],
     ["the clock jumps", "the server time shifts during daylight saving", "NTP corrects the system time", "the hour repeats in autumn"],
     ["the disk is nearly full", "free storage runs low", "the volume hits 95 percent", "there is little space left on the drive"],
@@ -100,6 +103,34 @@ CONDITIONS = [
     ["the worker restarts", "the process is recycled", "a pod gets rescheduled", "the service reboots mid-task"],
 ]
 
+# Groups whose wordings a careful reader could take for one another ("the scheduled jobs" /
+# "the overnight export", "rows are left empty" / "a column has no content"). A query must
+# have one right answer, so no other entry (needle or decoy) may pair a component close to
+# its needle's with a condition close to its needle's: that entry would be as true of it.
+CLOSE_COMPONENTS = [{0, 21}, {5, 21}, {1, 9}, {1, 28}, {9, 28}, {1, 23}, {2, 22}, {2, 24}, {3, 12}, {4, 7},
+                    {4, 26}, {7, 29}, {17, 29}, {8, 27}, {13, 27}, {14, 26}, {15, 25}, {18, 19}, {10, 11}]
+CLOSE_CONDITIONS = [{0, 5}, {5, 23}, {1, 27}, {2, 11}, {2, 14}, {3, 22}, {10, 22}, {17, 22}, {3, 10}, {6, 14},
+                    {7, 16}, {7, 24}, {8, 25}, {9, 18}, {12, 18}, {11, 20}, {11, 29}, {15, 29}, {19, 24},
+                    {14, 21}, {13, 27}]
+
+
+def _near(groups: list[set[int]], size: int) -> list[set[int]]:
+    out = [{i} for i in range(size)]
+    for group in groups:
+        for i in group:
+            out[i] |= group
+    return out
+
+
+NEAR_COMPONENT = _near(CLOSE_COMPONENTS, len(COMPONENTS))
+NEAR_CONDITION = _near(CLOSE_CONDITIONS, len(CONDITIONS))
+
+
+def _blocked(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Every (component, condition) pair as true of a query as the needle of one of PAIRS."""
+    return {(c, w) for ci, wi in pairs for c in NEAR_COMPONENT[ci] for w in NEAR_CONDITION[wi]}
+
+
 DECOY_SHAPES = [
     "{c} {s} when {w}",
     "{c} {s} if {w}; seen {n} times",
@@ -117,7 +148,7 @@ NEEDLE_SHAPES = [
 QUERY_SHAPES = [
     "why does {c} {s} when {w}",
     "what goes wrong with {c} if {w}",
-    "{c} {s} with {w}",
+    "{c} {s} as soon as {w}",
     "is there a known problem where {c} {s} because {w}",
     "{w} and then {c} {s}",
 ]
@@ -160,7 +191,10 @@ def build(queries: int, seed: int = 21) -> tuple[list[str], list[Query], "DecoyS
     rng = random.Random(seed)
     pairs = [(ci, wi) for ci in range(len(COMPONENTS)) for wi in range(len(CONDITIONS))]
     rng.shuffle(pairs)
-    chosen = pairs[:queries]
+    chosen: list[tuple[int, int]] = []
+    for pair in pairs:  # no needle may answer another's query
+        if len(chosen) < queries and pair not in _blocked(set(chosen)):
+            chosen.append(pair)
     needles: list[str] = []
     out: list[Query] = []
     used: set[str] = set()
@@ -190,24 +224,21 @@ def build(queries: int, seed: int = 21) -> tuple[list[str], list[Query], "DecoyS
 
 
 class DecoyStream:
-    """Decoys in a fixed order: any (component, condition) pair but a needle's, every wording."""
+    """Decoys in a fixed order: any (component, condition) pair no needle's query could mean,
+    every wording. Each still shares its component with some needles and its condition with
+    others (every component and condition is some needle's)."""
 
     def __init__(self, taken: set[tuple[int, int]], needle_identifiers: set[str], seed: int) -> None:
-        self.taken = taken
+        blocked = _blocked(taken)
+        self.free = [(c, w) for c in range(len(COMPONENTS)) for w in range(len(CONDITIONS)) if (c, w) not in blocked]
+        if not self.free:
+            raise ValueError("too many needles: no pair is left for decoys")
         self.needle_identifiers = needle_identifiers
         self.rng = random.Random(seed * 7919 + 1)
-        self.taken_components = sorted({c for c, _ in taken})
-        self.taken_conditions = sorted({w for _, w in taken})
 
     def next(self) -> str:
         rng = self.rng
-        while True:
-            roll = rng.random()
-            # most decoys share a needle's component or its condition: the hard ones
-            ci = rng.choice(self.taken_components) if roll < 0.45 else rng.randrange(len(COMPONENTS))
-            wi = rng.choice(self.taken_conditions) if 0.45 <= roll < 0.9 else rng.randrange(len(CONDITIONS))
-            if (ci, wi) not in self.taken:
-                break
+        ci, wi = rng.choice(self.free)
         si = rng.randrange(len(SYMPTOMS))
         text = _say(rng.choice(DECOY_SHAPES), rng, rng.choice(COMPONENTS[ci]), rng.choice(SYMPTOMS[si]),
                     rng.choice(CONDITIONS[wi]))

@@ -12,7 +12,7 @@ from conftest import git, make_desk, snapshot
 
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import discover
-from aipass_git.memory import embedding, index, lexical
+from aipass_git.memory import clauses, embedding, index, lexical
 from aipass_git.memory.index import MemoryIndex
 
 AS_API = {"AIPASS_AGENT": "api"}
@@ -465,6 +465,53 @@ def test_query_words_become_an_fts5_expression():
     assert lexical.terms("What does the Parser do when LC_ALL isn't set?") == ["parser", "lc_all", "isn", "set"]
     assert lexical.match_expression('the "quoted" parser') == '"quoted"* OR "parser"*'
     assert lexical.match_expression("the of and") == ""
+
+
+def test_a_question_splits_into_its_clauses():
+    assert clauses.split("why does the importer hang when a row is empty; see E1234") == [
+        "why does the importer hang", "a row is empty", "see E1234"]
+    assert clauses.split("a deploy runs, and then the cache is cold") == ["a deploy runs", "the cache is cold"]
+    assert clauses.split("rounding of bills") == ["rounding of bills"]
+    assert clauses.split("when, if") == ["when, if"]  # no clause with a word: the question as it is
+
+
+@needs_vectors
+def test_an_entry_that_answers_every_clause_outranks_those_that_answer_one(mail_repo: Path, cli):
+    both = "the CSV importer freezes if the drive is almost out of space"
+    for text in (both, "the CSV importer hangs when the locale is not English",
+                 "the nightly backup fails when the disk is nearly full"):
+        add(cli, mail_repo, text)
+    memory_index = MemoryIndex(discover(mail_repo))
+    memory_index.sync()
+    hits = memory_index.search("the CSV importer hangs when the disk is nearly full", ["api"], 3, "vector")
+    assert [h.text for h in hits][0] == both and len(hits) == 3
+    memory_index.close()
+
+
+def write_archive(repo: Path, texts: list[str]) -> None:
+    archive = repo / ".aipass/agents/api/archive/2025-06.jsonl"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with open(archive, "a", encoding="utf-8") as fh:
+        for i, text in enumerate(texts):
+            entry = {"id": f"e{i:04d}", "created": f"2025-06-01T00:00:{i % 60:02d}Z", "text": text}
+            fh.write(json.dumps({"archived": "2025-07-01T00:00:00Z", "section": "learnings", "entry": entry}) + "\n")
+
+
+def test_a_word_in_most_entries_is_left_out_of_the_keyword_query(mail_repo: Path):
+    assert lexical.match_expression("parser fails", lambda term: term != "fails") == '"parser"*'
+    assert lexical.match_expression("fails", lambda term: False) == '"fails"*'  # never nothing at all
+    # every entry says "fails", and the wanted one says it twice: with the word asked for,
+    # BM25 would put it first only by that; left out, the rare word decides
+    texts = [f"job {i} fails when the network drops" for i in range(lexical.COMMON_FLOOR * 2)]
+    texts.append("the exporter fails and fails on sundays")
+    texts.append("the exporter runs on sundays, never fails")
+    write_archive(mail_repo, texts)
+    words_only = MemoryIndex(discover(mail_repo), vectors=False)
+    words_only.sync()
+    hits = words_only.search("exporter fails sundays", ["api"], 5)
+    assert {h.text for h in hits} == set(texts[-2:])  # no entry that matches only "fails"
+    assert all(h.scores["lexical"]["rank"] == 1 for h in hits)  # "fails" did not tell them apart
+    words_only.close()
 
 
 def test_archived_entries_reach_the_wake_prompt(mail_repo: Path, cli):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from aipass_git.memory.lexical import match_expression
+from aipass_git.memory.lexical import common_bound, match_expression, term_expression
 
 LAYOUT = "2"  # bumped when the schema changes: an index of another layout is rebuilt
 
@@ -173,7 +173,15 @@ class Catalog:
 
     def lexical(self, query: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
         """(key, BM25 score, higher is better) of the N best entries for QUERY's words."""
-        match = match_expression(query)
+        entries = self.db.execute("SELECT max(id) FROM entries").fetchone()[0] or 0  # at least the count, and O(1)
+        bound = common_bound(entries)
+
+        def rare(term: str) -> bool:
+            # counted only up to the bound: a common word would cost what its query would
+            sql = "SELECT count(*) FROM (SELECT rowid FROM fts WHERE fts MATCH ? LIMIT ?)"
+            return self.db.execute(sql, (term_expression(term), bound + 1)).fetchone()[0] <= bound
+
+        match = match_expression(query, rare if entries > bound else None)
         if not match:
             return []
         sql = "SELECT e.key, bm25(fts) FROM fts JOIN entries e ON e.id = fts.rowid WHERE fts MATCH ?"

@@ -6,9 +6,9 @@ Entries with equal scores share a rank (the same text archived twice), so that t
 the tie-breakers: the newer entry first, then the section.
 
 K and the weights come from the dev half of `bench/memory.py --recall --sweep`: there the
-vector ranking carries paraphrases and BM25 mostly adds noise (decoys share the query's
-words), so the lexical list counts a fifth as much; a small K still lets an entry that both
-lists put first win clearly, and an exact word (an error code) lift an entry near the top.
+vector ranking carries paraphrases, and the keyword list (rare words only, see lexical.py)
+mostly an exact identifier, so it counts about a third as much; a small K still lets an
+entry that both lists put first win clearly, and an exact word lift an entry near the top.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 K = 2
-WEIGHTS = {"vector": 1.0, "lexical": 0.2}
+WEIGHTS = {"vector": 1.0, "lexical": 0.35}
 
 
 @dataclass

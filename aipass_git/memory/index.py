@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import Repo
-from aipass_git.memory import fusion, sources
+from aipass_git.memory import clauses, fusion, sources
 from aipass_git.memory.catalog import LAYOUT, Catalog, Row, Stamp
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -252,12 +252,28 @@ class MemoryIndex:
         return hits[:k]
 
     def nearest(self, query: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
-        """(key, cosine similarity) of the N entries nearest to QUERY, nearest first."""
-        from aipass_git.memory.embedding import encoder  # deferred: onnxruntime and numpy, only to embed
+        """(key, coverage) of the N entries that best answer every clause of QUERY, best first.
 
-        vector = encoder(self.model_cache).embed([query])[0]
+        Candidates are the N nearest to each clause; each is scored by the mean over the
+        clauses of its cosine similarity to the clause (clauses.py says why). The whole query
+        is not embedded as well: it found no other candidates in the bench, and each text
+        embedded costs a few ms of every search.
+        """
+        from aipass_git.memory.embedding import encoder  # deferred: onnxruntime and numpy, only to embed
+        import numpy as np  # deferred: with the encoder, only to embed
+
+        parts = clauses.split(query)
+        vectors = encoder(self.model_cache).embed(parts)
+        clause_matrix = np.stack(vectors)
         found: list[tuple[str, float]] = []
         for agent in agents if agents is not None else self.catalog.agents():
-            found += self.store.query(agent, vector, n)
+            keys: dict[str, None] = {}
+            for nearest in self.store.query(agent, vectors, n):
+                keys.update((key, None) for key, _ in nearest)
+            stored = self.store.vectors(agent, list(keys))
+            if stored:
+                names = list(stored)
+                coverage = (np.asarray([stored[k] for k in names], dtype=np.float32) @ clause_matrix.T).mean(axis=1)
+                found += zip(names, coverage.tolist())
         found.sort(key=lambda pair: -pair[1])
         return found[:n]

@@ -6,11 +6,16 @@ about the subject (the, when, does, ...) are left out, or every entry would matc
 ranking would come from them. The index stems with FTS5's porter tokenizer, so "fails",
 "failing" and "failed" meet; a longer word also matches as a prefix ("config" finds
 "configuration").
+Words found in more than 0.5% of the entries are dropped (common_bound): OR-ed with them,
+BM25 prefers an entry that shares several middling words with the question (its topic)
+over the one that shares its rarest word (an error code, a file name), and the query reads
+every entry they are in. The share is the dev half's best in `bench/memory.py --recall`.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 # English function words and question words: what a question adds around its subject
 STOPWORDS = frozenset("""
@@ -25,6 +30,8 @@ something again ever still way ways one ones us let lets may might must shall
 
 WORD = re.compile(r"\w+", re.UNICODE)
 PREFIX_MIN = 5  # shorter words as prefixes match too much ("log" would find "login", "logo")
+COMMON_SHARE = 0.005  # a word in more than this share of the entries is left out of the query...
+COMMON_FLOOR = 5  # ...when that is more than this many: in a tiny memory every word counts
 
 
 def terms(query: str) -> list[str]:
@@ -37,10 +44,24 @@ def terms(query: str) -> list[str]:
     return list(seen)
 
 
-def match_expression(query: str) -> str:
-    """An FTS5 MATCH expression for QUERY (empty when it has no words worth matching)."""
+def term_expression(term: str) -> str:
+    quoted = '"' + term.replace('"', '""') + '"'
+    return f"{quoted}*" if len(term) >= PREFIX_MIN else quoted
+
+
+def common_bound(entries: int) -> int:
+    """How many entries a word may be in and still be asked for: above it a word says little
+    (BM25 gives it almost no weight) and costs much (FTS5 walks every entry it is in)."""
+    return max(COMMON_FLOOR, int(entries * COMMON_SHARE))
+
+
+def match_expression(query: str, keep: Callable[[str], bool] | None = None) -> str:
+    """An FTS5 MATCH expression for QUERY (empty when it has no words worth matching);
+    KEEP, when given, says which terms to ask for, unless it would leave none."""
+    chosen = terms(query)
+    if keep is not None:
+        chosen = [t for t in chosen if keep(t)] or chosen
     parts = []
-    for term in terms(query):
-        quoted = '"' + term.replace('"', '""') + '"'
-        parts.append(f"{quoted}*" if len(term) >= PREFIX_MIN else quoted)
+    for term in chosen:
+        parts.append(term_expression(term))
     return " OR ".join(parts)

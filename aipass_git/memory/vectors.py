@@ -53,9 +53,9 @@ class _RustCore:
         got = self.core.get(cid, ids, None, None, 0, None, ["embeddings"], TENANT, DATABASE)
         return dict(zip(got.ids, got.embeddings))
 
-    def query(self, cid: str, vector: Any, n: int) -> list[tuple[str, float]]:
-        found = self.core.query(cid, None, [vector], n, None, None, ["distances"], TENANT, DATABASE)
-        return list(zip(found.ids[0], found.distances[0]))
+    def query(self, cid: str, vectors: list[Any], n: int) -> list[list[tuple[str, float]]]:
+        found = self.core.query(cid, None, vectors, n, None, None, ["distances"], TENANT, DATABASE)
+        return [list(zip(ids, distances)) for ids, distances in zip(found.ids, found.distances)]
 
 
 class _ClientCore:
@@ -92,9 +92,9 @@ class _ClientCore:
         got = self._open[cid].get(ids=ids, include=["embeddings"])
         return dict(zip(got["ids"], got["embeddings"]))
 
-    def query(self, cid: str, vector: Any, n: int) -> list[tuple[str, float]]:
-        found = self._open[cid].query(query_embeddings=[vector], n_results=n, include=["distances"])
-        return list(zip(found["ids"][0], found["distances"][0]))
+    def query(self, cid: str, vectors: list[Any], n: int) -> list[list[tuple[str, float]]]:
+        found = self._open[cid].query(query_embeddings=vectors, n_results=n, include=["distances"])
+        return [list(zip(ids, distances)) for ids, distances in zip(found["ids"], found["distances"])]
 
 
 def _core(folder: Path, public_client: bool):
@@ -137,9 +137,10 @@ class VectorStore:
         cid = self._collection(agent)
         return self.core.vectors(cid, keys) if cid is not None and keys else {}
 
-    def query(self, agent: str, vector: Any, n: int) -> list[tuple[str, float]]:
-        """(key, similarity) of AGENT's N nearest entries, nearest first."""
+    def query(self, agent: str, vectors: list[Any], n: int) -> list[list[tuple[str, float]]]:
+        """For each of VECTORS, (key, similarity) of AGENT's N nearest entries, nearest first
+        (one call for all: the collection is opened and searched once)."""
         cid = self._collection(agent)
         if cid is None:
-            return []
-        return [(key, 1.0 - distance) for key, distance in self.core.query(cid, vector, n)]
+            return [[] for _ in vectors]
+        return [[(key, 1.0 - distance) for key, distance in found] for found in self.core.query(cid, vectors, n)]
