@@ -258,10 +258,14 @@ class ClaimRefused(RefusedError):
     """An exclusive claim overlaps another claimant's: HELD names the first one."""
 
     def __init__(self, held: Held) -> None:
-        holder, c = held
-        super().__init__(f"{c['glob']} is claimed by @{holder} until {c['expires']}" + (f" ({c['reason']})" if c["reason"] else ""),
-                         f"claim something else, ask @{holder}, or wait; the human or the orchestrator may --force")
+        super().__init__(holding(held), f"claim something else, ask @{held[0]}, or wait; the human or the orchestrator may --force")
         self.held = held
+
+
+def holding(held: Held) -> str:
+    """"GLOB is claimed by @HOLDER until WHEN (REASON)": what stands in a claimant's way."""
+    holder, c = held
+    return f"{c['glob']} is claimed by @{holder} until {c['expires']}" + (f" ({c['reason']})" if c["reason"] else "")
 
 
 @dataclass

@@ -66,11 +66,6 @@ def take(store: EventStore, agent: str, task: dict[str, Any], author: Ident) -> 
     return None
 
 
-def why(held: Held) -> str:
-    holder, c = held
-    return f"{c['glob']} is claimed by @{holder} until {c['expires']}" + (f" ({c['reason']})" if c["reason"] else "")
-
-
 def _folder(repo: Repo) -> Path:
     return repo.runtime_dir / "claim-waits"
 

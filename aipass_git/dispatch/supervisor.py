@@ -164,7 +164,7 @@ class Supervisor:
     def _claim_refused(self, po: PostOffice, task: dict[str, Any], held) -> None:
         """Someone else holds a path the dispatch claims: bounce it, or leave it queued
         until the claim frees (the releaser starts this supervisor again)."""
-        reason = path_claims.why(held)
+        reason = claims.holding(held)
         if path_claims.bounces(task):
             self._guard(task, replies.bounce, po, task, f"it claims paths someone else holds: {reason}")
             self.runtime.log("finished", self.agent, dispatch=task["id"], result="bounced", reason=reason, exit_code=None)
