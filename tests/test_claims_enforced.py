@@ -207,6 +207,8 @@ def test_a_forged_claim_blocks_nobody_and_the_audit_names_it(mail_repo: Path, cl
     (mail_repo / "free.txt").write_text("still mine to change\n")
     git(mail_repo, "add", "free.txt")
     assert commit(mail_repo, "not blocked by a forgery").returncode == 0
+    listed = cli("claim", "list", cwd=mail_repo)
+    assert listed.out.strip() == "no claims" and "the claims of @api are not enforced" in listed.err
     found = json.loads(cli("audit", "--json", "--only", "claims.proven", cwd=mail_repo).out)["findings"]
     assert len(found) == 1 and "the claims of @api are not enforced: event" in found[0]["message"] and "unsigned" in found[0]["message"]
 

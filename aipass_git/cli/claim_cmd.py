@@ -82,7 +82,10 @@ def add(
 def list_(include_all: bool = typer.Option(False, "--all", "-a", help="Expired and released ones too."), as_json: bool = JSON) -> None:
     """Active claims: who, what, exclusive or shared, until when, why."""
     with EventStore(discover()) as store:
-        books = claim_mod.ClaimBook(store).everyone()
+        book = claim_mod.ClaimBook(store)
+        books = book.everyone()
+    for claimant, why in sorted(book.unproven.items()):  # forged or damaged: shown, never enforced
+        typer.echo(f"warning: the claims of @{claimant} are not enforced: {why}", err=True)
     now = clock.utc_now()
     rows = []
     for holder, doc in sorted(books.items()):
