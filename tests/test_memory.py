@@ -521,3 +521,35 @@ def test_archived_entries_reach_the_wake_prompt(mail_repo: Path, cli):
     fill(cli, mail_repo)  # three of the five move to the archive
     found = related(discover(mail_repo), "api", "rounding of invoice amounts", k=2)
     assert any("invoice totals" in f for f in found)
+
+
+@needs_vectors
+def test_a_running_daemon_serves_searches_with_the_same_answer(mail_repo: Path, cli):
+    from aipass_git.memory import search as search_mod, served
+
+    fill(cli, mail_repo)
+    here = search_json(cli, mail_repo, "how are bill amounts rounded", "@api", "-k", "3")
+    assert here["served"] is False
+    daemon = subprocess.Popen([sys.executable, "-m", "aipass_git", "daemon", "run", "--poll", "0.05"], cwd=mail_repo,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        sock = served.socket_path(discover(mail_repo))
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert time.monotonic() < deadline and daemon.poll() is None, "the daemon's memory socket never appeared"
+            time.sleep(0.02)
+        assert oct(sock.stat().st_mode & 0o777) == "0o600"
+        there = search_json(cli, mail_repo, "how are bill amounts rounded", "@api", "-k", "3")
+        assert there["served"] is True
+        assert [(h["text"], h["score"]) for h in there["hits"]] == [(h["text"], h["score"]) for h in here["hits"]]
+        # the wake prompt's related memories ask it too, and a request for another repository is refused
+        assert search_mod.related(discover(mail_repo), "api", "rounding of bills") == search_mod.related(
+            discover(mail_repo), "api", "rounding of bills")
+        assert "error" in served.answer(discover(mail_repo), json.dumps({"root": "/", "query": "x"}).encode())
+        bad = cli("memory", "search", "x", "@api", "--mode", "fuzzy", cwd=mail_repo)  # served or not, refused alike
+        assert bad.code == 2
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    assert not served.socket_path(discover(mail_repo)).exists()
+    assert search_json(cli, mail_repo, "how are bill amounts rounded", "@api", "-k", "3")["served"] is False

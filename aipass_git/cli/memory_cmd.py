@@ -16,9 +16,7 @@ from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
 from aipass_git.core.schemas import MEMORY_SHOWN
 from aipass_git.core.text import for_terminal, plural
-from aipass_git.memory import index, verbs
-from aipass_git.memory.index import MemoryIndex
-from aipass_git.memory.search import reindex as rebuild, search as run_search
+from aipass_git.memory import served as served_search, verbs
 
 app = commands()
 
@@ -110,21 +108,29 @@ def search(
     """
     session = _session()
     agents = verbs.scope(session, agent, everyone)
-    if mode is None and not index.vector_available():
-        sys.stderr.write(
-            "note: search by meaning needs the memory extra: pip install 'aipass-git[memory]'; using keyword search\n"
-        )
-    with progress_bar("indexing memory") as progress:
-        hits, used = run_search(session.repo, query, agents, k, mode=mode, progress=progress)
+    served = served_search.ask(session.repo, query, agents, k, mode)  # a running daemon has the model loaded
+    if served is not None:
+        hits, used = served
+    else:
+        from aipass_git.memory import index  # deferred: a served search never loads the index's code
+        from aipass_git.memory.search import search as run_search  # deferred: as above
+
+        if mode is None and not index.vector_available():
+            sys.stderr.write(
+                "note: search by meaning needs the memory extra: pip install 'aipass-git[memory]'; using keyword search\n"
+            )
+        with progress_bar("indexing memory") as progress:
+            found, used = run_search(session.repo, query, agents, k, mode=mode, progress=progress)
+        hits = [h.as_dict() for h in found]
     if as_json:
-        emit_json({"v": 1, "mode": used, "query": query, "hits": [h.as_dict() for h in hits]})
+        emit_json({"v": 1, "mode": used, "query": query, "hits": hits, "served": served is not None})
         return
     if not hits:
         typer.echo("no entries found")
         return
     typer.echo(table(["SCORE", "AGENT", "DATE", "SECTION", "WHERE", "ENTRY"],
-                     [(f"{h.score:.3f}", f"@{h.agent}", h.created[:10], h.section,
-                       "memory" if h.source.endswith("memory.json") else h.source.rsplit("/", 1)[-1], h.text)
+                     [(f"{h['score']:.3f}", f"@{h['agent']}", h["created"][:10], h["section"],
+                       "memory" if h["source"].endswith("memory.json") else h["source"].rsplit("/", 1)[-1], h["text"])
                       for h in hits], max_width=100))
 
 
@@ -155,6 +161,8 @@ def diff(
 @memory_app.command("sync", hidden=True)
 def sync() -> None:
     """Bring the index in line with the files (run in the background by the git hooks)."""
+    from aipass_git.memory.index import MemoryIndex  # deferred: only sync and search load the index's code
+
     memory_index = MemoryIndex(discover())
     try:
         memory_index.sync()
@@ -192,6 +200,7 @@ def reindex(as_json: bool = JSON) -> None:
     # deferred, here and in the other commands: a cold `memory search` imports only what
     # searching needs (the mail index and the hooks cost ~80 ms)
     from aipass_git.mail.summary_index import SummaryIndex  # deferred: see above
+    from aipass_git.memory.search import reindex as rebuild  # deferred: see above
     from aipass_git.store.events import EventStore  # deferred: see above
 
     repo = discover()

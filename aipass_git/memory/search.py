@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.memory.index import Hit, MemoryIndex, Progress
+from aipass_git.memory.served import ask
 
 
 def search(repo: Repo, query: str, agents: list[str] | None, k: int = 5, *, mode: str | None = None,
@@ -33,8 +34,9 @@ def related(repo: Repo, agent: str, text: str, k: int = 5) -> list[str]:
     if not any((repo.root / AGENTS_DIR / agent / "archive").glob("*.jsonl")):
         return []  # nothing archived yet: no reason to load the index and the model
     try:
-        hits, _ = search(repo, text, [agent], k * 3)
+        served = ask(repo, text, [agent], k * 3, None)  # the daemon has the model loaded already
+        hits = served[0] if served is not None else [h.as_dict() for h in search(repo, text, [agent], k * 3)[0]]
     except Exception:  # noqa: BLE001 - a prompt without related memories beats no wake
         return []
-    archived = [h for h in hits if "/archive/" in h.source][:k]
-    return [f"{h.created[:10]} ({h.section}): {h.text}" for h in archived]
+    archived = [h for h in hits if "/archive/" in h["source"]][:k]
+    return [f"{h['created'][:10]} ({h['section']}): {h['text']}" for h in archived]

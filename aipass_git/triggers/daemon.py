@@ -6,7 +6,8 @@ and the runtime log, a few stats per poll and no git process. When one moved it 
 it also sweeps every `tick` seconds, for schedules and the built-in sweeps, and fails the
 plan phases that ran past their timeout. Whatever
 happened while it was down is the first sweep's (the sweep keeps its own positions).
-While it runs, `kick_triggers` leaves the sweeps to it. SIGTERM (`daemon stop`) ends it
+While it runs, `kick_triggers` leaves the sweeps to it, and a thread answers memory
+searches with the model kept loaded (memory/served.py). SIGTERM (`daemon stop`) ends it
 after the sweep in hand.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from aipass_git.core.repo import Repo
 from aipass_git.dispatch import path_claims
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.flow import advance
+from aipass_git.memory import served
 from aipass_git.plans import plan as plan_mod
 from aipass_git.store import locks
 from aipass_git.store.events import EventStore
@@ -71,6 +74,10 @@ def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print) -> int
             say(f"aipass daemon running (pid {os.getpid()}); stop it with: git aipass daemon stop")
             paths = watched(repo)
             last_sig, last_sweep, last_error = None, 0.0, None
+            # memory searches answered with the model kept loaded (memory/served.py)
+            serving_stop = threading.Event()
+            serving = threading.Thread(target=served.serve, args=(repo, serving_stop), name="memory-search", daemon=True)
+            serving.start()
             try:
                 while not stopping:
                     sig = stamps(paths)
@@ -89,6 +96,9 @@ def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print) -> int
                         last_sig = stamps(paths)  # what the sweep itself wrote is seen
                     time.sleep(poll)
             finally:
+                serving_stop.set()
+                serving.join(timeout=2.0)  # it removes its socket; a search in hand may take longer
+                served.socket_path(repo).unlink(missing_ok=True)
                 runtime.log("daemon-stopped", None, pid=os.getpid(), signal=stopping[0] if stopping else None)
                 lock.holder_path.unlink(missing_ok=True)
     except AipassError as exc:
