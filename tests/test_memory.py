@@ -542,6 +542,9 @@ def test_a_running_daemon_serves_searches_with_the_same_answer(mail_repo: Path, 
         there = search_json(cli, mail_repo, "how are bill amounts rounded", "@api", "-k", "3")
         assert there["served"] is True
         assert [(h["text"], h["score"]) for h in there["hits"]] == [(h["text"], h["score"]) for h in here["hits"]]
+        assert cli("reindex", cwd=mail_repo).code == 0  # the folder is rebuilt under the daemon's open index
+        again = search_json(cli, mail_repo, "how are bill amounts rounded", "@api", "-k", "3")
+        assert again["served"] is True and [h["text"] for h in again["hits"]] == [h["text"] for h in here["hits"]]
         # the wake prompt's related memories ask it too, and a request for another repository is refused
         assert search_mod.related(discover(mail_repo), "api", "rounding of bills") == search_mod.related(
             discover(mail_repo), "api", "rounding of bills")

@@ -9,16 +9,19 @@ from aipass_git.memory.served import ask
 
 
 def search(repo: Repo, query: str, agents: list[str] | None, k: int = 5, *, mode: str | None = None,
-           progress: Progress | None = None) -> tuple[list[Hit], str]:
+           progress: Progress | None = None, index: MemoryIndex | None = None) -> tuple[list[Hit], str]:
     """Ranked entries for QUERY (of AGENTS, or everyone), and the mode that ranked them
-    (MODE, or hybrid when the memory extra is installed and lexical when not)."""
-    index = MemoryIndex(repo)
+    (MODE, or hybrid when the memory extra is installed and lexical when not). INDEX: one
+    kept open by the caller (the daemon), else one opened and closed here."""
+    own = index is None
+    index = MemoryIndex(repo) if index is None else index
     try:
         mode = index.check_mode(mode)  # refused before any indexing
         index.sync(progress)
         return index.search(query, agents, k, mode), mode
     finally:
-        index.close()
+        if own:
+            index.close()
 
 
 def reindex(repo: Repo, progress: Progress | None = None) -> tuple[dict[str, int], str]:

@@ -97,9 +97,33 @@ def serve(repo: Repo, stopping: threading.Event) -> None:
             path.unlink(missing_ok=True)
 
 
+_OPEN: dict[str, tuple[Any, Any]] = {}  # worktree -> (index folder's identity, its MemoryIndex): the serving thread's own
+
+
+def _kept(asker: Repo, opener) -> Any:
+    """The asker's MemoryIndex, kept open between requests; opened again when the index
+    folder was rebuilt meanwhile (`reindex` removes it, and an open catalog would keep
+    answering from the removed one)."""
+    try:
+        found = os.stat(asker.runtime_dir / "memory-index" / "catalog.sqlite3")
+        identity = (found.st_dev, found.st_ino)
+    except OSError:
+        identity = None
+    key = str(asker.root)
+    held = _OPEN.get(key)
+    if held is not None and held[0] == identity and identity is not None:
+        return held[1]
+    if held is not None:
+        held[1].close()
+    index = opener(asker)
+    _OPEN[key] = (identity, index)
+    return index
+
+
 def answer(repo: Repo, raw: bytes) -> dict[str, Any]:
     """The reply to one request (errors as {"error": ...}, never raised)."""
-    from aipass_git.memory.search import search  # deferred: the daemon loads the model on its first request
+    from aipass_git.memory.index import MemoryIndex  # deferred: the daemon loads the model on its first request
+    from aipass_git.memory.search import search  # deferred: as above
 
     try:
         request = json.loads(raw)
@@ -107,8 +131,9 @@ def answer(repo: Repo, raw: bytes) -> dict[str, Any]:
         if asker.common_dir.resolve() != repo.common_dir.resolve():
             return {"error": f"{request['root']} is not a worktree of {repo.root}"}
         agents = request.get("agents")
+        kept = _kept(asker, MemoryIndex)
         hits, mode = search(asker, str(request["query"]), list(agents) if agents is not None else None,
-                            int(request.get("k") or 5), mode=request.get("mode"))
+                            int(request.get("k") or 5), mode=request.get("mode"), index=kept)
         return {"hits": [h.as_dict() for h in hits], "mode": mode}
     except AipassError as exc:
         return {"error": exc.message}
