@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import compileall
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import demo_repo, p95  # noqa: E402
+from common import demo_repo, show  # noqa: E402
 
 import aipass_git  # noqa: E402
 
@@ -48,11 +47,6 @@ def timed(fn, runs: int) -> list[float]:
         fn()
         out.append(time.perf_counter() - t0)
     return out
-
-
-def show(label: str, seconds: list[float], goal: str = "") -> None:
-    print(f"{label}: median {statistics.median(seconds) * 1000:.0f} ms, p95 {p95(seconds) * 1000:.0f} ms"
-          f" ({len(seconds)} runs){'; goal ' + goal if goal else ''}")
 
 
 def fill_claims(repo_path: Path) -> None:

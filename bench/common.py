@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,13 @@ from pathlib import Path
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def show(label: str, seconds: list[float], goal: str = "") -> None:
+    """One figure line: median and p95 of SECONDS, in ms, with how many runs (and the goal)."""
+    ms = [v * 1000 for v in seconds]
+    print(f"{label:<52} median {statistics.median(ms):7.1f} ms   p95 {p95(ms):7.1f} ms   (n={len(ms)})"
+          + (f"   goal {goal}" if goal else ""), flush=True)
 
 
 def isolate(tmp: Path) -> dict[str, str]:

@@ -21,7 +21,6 @@ import compileall
 import os
 import shlex
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,14 +28,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import demo_repo, p95  # noqa: E402
+from common import demo_repo, show  # noqa: E402
 
 import aipass_git  # noqa: E402
-
-
-def show(label: str, values: list[float]) -> None:
-    ms = [v * 1000 for v in values]
-    print(f"{label:<48} median {statistics.median(ms):7.1f} ms   p95 {p95(ms):7.1f} ms   (n={len(ms)})", flush=True)
 
 
 def main() -> None:

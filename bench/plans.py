@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import compileall
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import demo_repo, p95  # noqa: E402
+from common import demo_repo, show  # noqa: E402
 
 import aipass_git  # noqa: E402
 
@@ -55,11 +54,6 @@ def timed(repo: Path, args: list[str], runs: int) -> list[float]:
         aipass(repo, *args)
         out.append(time.perf_counter() - start)
     return out
-
-
-def show(label: str, values: list[float]) -> None:
-    ms = [v * 1000 for v in values]
-    print(f"{label:<52} median {statistics.median(ms):7.1f} ms   p95 {p95(ms):7.1f} ms   (n={len(ms)})")
 
 
 def chain_gaps(tmp: Path, phases: int) -> list[float]:

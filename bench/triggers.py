@@ -25,7 +25,6 @@ import argparse
 import compileall
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,18 +32,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import demo_repo, p95  # noqa: E402
+from common import demo_repo, show  # noqa: E402
 
 import aipass_git  # noqa: E402
 
 
 def aipass(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "aipass", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
-
-
-def show(label: str, values: list[float]) -> None:
-    ms = [v * 1000 for v in values]
-    print(f"{label:<44} median {statistics.median(ms):7.1f} ms   p95 {p95(ms):7.1f} ms   (n={len(ms)})")
 
 
 def latencies(repo: Path, started: Path, runs: int) -> list[float]:

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from aipass_git import __version__
-from aipass_git.core.canonical import encode, write_atomic
+from aipass_git.core.canonical import encode, write_derived
 from aipass_git.core.repo import Repo
 
 
@@ -43,4 +43,4 @@ class Checked:
     def save(self) -> None:
         if self.changed:
             doc: dict[str, Any] = {"version": __version__, "clean": self.clean}
-            write_atomic(self.path, encode(doc))
+            write_derived(self.path, encode(doc))

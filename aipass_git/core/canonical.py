@@ -103,6 +103,22 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def write_derived(path: Path, data: bytes) -> bool:
+    """Write a derived file (a cache, a shortcut) whole by rename, as write_atomic does but
+    without its fsync and fault points: losing one costs a recomputation, and a command
+    that only reads must not stop at a write's fault point. False when it cannot be
+    written (a read-only repository computes it every time)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
+
+
 def _clear_stale_temps(path: Path) -> None:
     prefix = f".{path.name}."
     try:

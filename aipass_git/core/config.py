@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aipass_git.core import resources, schemas
-from aipass_git.core.canonical import encode
+from aipass_git.core.canonical import encode, write_derived
 from aipass_git.core.documents import load_yaml
 from aipass_git.core.files import checked
 from aipass_git.core.errors import ValidationError
@@ -104,15 +103,7 @@ def _cached(text: str, file: str, cache: Path) -> Config:
     except (OSError, ValueError, AttributeError):
         pass  # none yet, or unreadable: derived, so parsed again
     config = parse(text, file)
-    try:
-        # not write_atomic: a derived file needs no crash recovery (a torn one is parsed
-        # again), and a command that only reads must not pass write_atomic's fault points
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        temp.write_bytes(encode({"raw": config.raw, "sha1": digest}))
-        os.replace(temp, cache)
-    except OSError:
-        pass  # a read-only repository parses every time
+    write_derived(cache, encode({"raw": config.raw, "sha1": digest}))
     return config
 
 

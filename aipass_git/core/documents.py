@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from aipass_git.core.errors import ValidationError
 from aipass_git.core.validate import Spec, validate
@@ -48,6 +48,18 @@ def load_json(data: bytes, file: str, spec: Spec, hint: str = FIX_HINT) -> Any:
     except RecursionError:
         raise ValidationError(file, None, "is nested too deeply to be one of our documents", hint) from None
     return doc
+
+
+def json_lines(data: bytes, file: str, hint: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of JSON-lines DATA; a line that is not
+    JSON is a ValidationError naming FILE and the line."""
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(file, None, f"line {number}: not JSON ({exc.msg})", hint) from None
 
 
 def require_equal(doc: dict, key: str, expected: str, file: str, what: str = "its folder") -> None:

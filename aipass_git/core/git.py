@@ -231,7 +231,7 @@ def staged_touched(root: Path) -> list[str]:
 
 def touched_in_commits(root: Path, span: list[str]) -> list[str]:
     """Every path the commits of SPAN (rev-list arguments) change, renames by both names."""
-    return _touched(zsplit(run(["log", "--format=", "--name-status", "-M", "-z", *span, "--"], root, check=False).stdout))
+    return list(dict.fromkeys(path for _, paths in log_touched(root, span, []) for path in paths))
 
 
 def log_touched(root: Path, revs: list[str], fields: list[str], *, limit: int | None = None) -> list[tuple[list[str], list[str]]]:
@@ -278,11 +278,6 @@ def changed_files(root: Path, old: str, new: str | None = None, *, paths: list[s
 def name_status(root: Path, spec: str) -> list[str]:
     """`<status>\t<path>` lines of what SPEC (e.g. `a...b`) changes, for people to read."""
     return output(["diff", "--name-status", spec], root, check=False).splitlines()
-
-
-def files_in_commits(root: Path, span: list[str]) -> list[str]:
-    """Every path touched by the commits of SPAN (rev-list arguments)."""
-    return zsplit(run(["log", "--format=", "--name-only", "-z", *span, "--"], root, check=False).stdout)
 
 
 def tracked_files(root: Path, paths: list[str] | None = None, *, untracked: bool = False) -> list[str]:

@@ -17,7 +17,7 @@ from aipass_git.agents import desk, policy
 from aipass_git.agents.session import Session
 from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import Repo
-from aipass_git.dispatch import recovery, replies
+from aipass_git.dispatch import path_claims, recovery, replies
 from aipass_git.dispatch.runtime import Runtime
 from aipass_git.mail import mailbox
 from aipass_git.mail.postoffice import PostOffice
@@ -51,6 +51,7 @@ def cancel(repo: Repo, agent_name: str, dispatch_id: str | None = None, *, act_a
                 with PostOffice(Session.of_agent(repo, agent)) as as_agent:
                     replies.cancelled(as_agent, task, by=speaker, running=False, branch=desk.branch_for(agent))
                 runtime.clear_cancel(agent, task["id"])
+                path_claims.clear_waiting(repo, agent, task["id"])  # a queue that waited for its claim waits no more
                 event = runtime.log("finished", agent, dispatch=task["id"], result="cancelled",
                                     reason=f"cancelled by @{speaker}", running=False, exit_code=None)
                 return Cancelled(task, False, event)

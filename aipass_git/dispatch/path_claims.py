@@ -78,8 +78,10 @@ def mark_waiting(repo: Repo, agent: str, task: dict[str, Any], held: Held) -> No
                                             "until": c["expires"]}), encoding="utf-8")
 
 
-def clear_waiting(repo: Repo, agent: str) -> None:
-    (_folder(repo) / agent).unlink(missing_ok=True)
+def clear_waiting(repo: Repo, agent: str, dispatch_id: str | None = None) -> None:
+    """AGENT waits no more (for DISPATCH_ID's claim only, when given: it was cancelled)."""
+    if dispatch_id is None or waiting(repo).get(agent, {}).get("dispatch") == dispatch_id:
+        (_folder(repo) / agent).unlink(missing_ok=True)
 
 
 def is_waiting(repo: Repo, agent: str) -> bool:

@@ -88,6 +88,7 @@ def pre_push(repo: Repo, updates: list[tuple[str, str, str, str]]) -> list[str]:
     agent = acting_agent(repo)
     problems = []
     changed: set[str] = set()
+    touched: list[str] = []  # by every pushed commit, renames by both names: checked against claims once
     for local_ref, local_oid, remote_ref, remote_oid in updates:
         zero = "0" * len(local_oid)
         if agent is not None and remote_ref == f"refs/heads/{config.base_branch}":
@@ -98,8 +99,10 @@ def pre_push(repo: Repo, updates: list[tuple[str, str, str, str]]) -> list[str]:
         if local_ref.startswith("refs/aipass/"):
             continue  # events, not work: sync pushes them
         span = [local_oid, "--not", "--remotes"] if remote_oid == zero else [f"{remote_oid}..{local_oid}"]
-        touched = git.touched_in_commits(repo.root, span)
-        changed.update(p for p in touched if (repo.root / p).is_file())
+        paths = git.touched_in_commits(repo.root, span)
+        touched += paths
+        changed.update(p for p in paths if (repo.root / p).is_file())
+    if touched:
         problems += _claimed(repo, agent or HUMAN, touched)
     if changed:
         found = describe(run(Context(repo, paths=sorted(changed)), ON_PUSH))

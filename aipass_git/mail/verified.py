@@ -20,7 +20,7 @@ from typing import Any
 from aipass_git.agents import policy
 from aipass_git.agents.trust import signer_name
 from aipass_git.core import git
-from aipass_git.core.canonical import encode, write_atomic
+from aipass_git.core.canonical import encode, write_derived
 from aipass_git.core.config import Config
 from aipass_git.mail import mailbox
 from aipass_git.mail.summary_index import SummaryIndex
@@ -88,11 +88,7 @@ class Trust:
             else:
                 clean[owner] = tip
         if clean != before:
-            try:
-                clean_path.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(clean_path, encode(clean))
-            except OSError:
-                pass  # only a shortcut: the next look checks again
+            write_derived(clean_path, encode(clean))  # only a shortcut: the next look checks again
         return out
 
     def _cache_file(self, owner: str):

@@ -16,6 +16,7 @@ from typing import Any
 from aipass_git.agents import policy
 from aipass_git.agents.session import Session
 from aipass_git.core import git, secrets
+from aipass_git.core.documents import json_lines
 from aipass_git.core.errors import RefusedError
 from aipass_git.memory import working
 
@@ -90,17 +91,9 @@ def add_many(session: Session, items: list[tuple[str, str]], *, agent: str | Non
 def read_batch(data: bytes, file: str, kind: str = "learning") -> list[tuple[str, str]]:
     """(text, kind) pairs from JSON lines, each {"text": ..., "kind": ...} (KIND when it
     has none); a line that is not one names FILE and the line."""
-    import json  # deferred: only a batch from a file reads JSON here
-
     items = []
     hint = 'one JSON object a line: {"text": "...", "kind": "learning"}'
-    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RefusedError(f"{file}: line {number}: not JSON ({exc.msg})", hint) from None
+    for number, doc in json_lines(data, file, hint):
         if not isinstance(doc, dict) or not isinstance(doc.get("text"), str):
             raise RefusedError(f"{file}: line {number}: no \"text\" string", hint)
         if not isinstance(doc.get("kind", kind), str) or set(doc) - {"text", "kind"}:

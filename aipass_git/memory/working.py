@@ -16,7 +16,7 @@ from typing import Any
 from aipass_git.core import clock, ids, schemas
 from aipass_git.core.canonical import dumps, encode
 from aipass_git.core.config import Config
-from aipass_git.core.documents import load_json, require_equal
+from aipass_git.core.documents import json_lines, load_json, require_equal
 from aipass_git.core.errors import AipassError, RefusedError, ValidationError
 from aipass_git.core.files import read as read_doc
 from aipass_git.core.repo import AGENTS_DIR, Repo
@@ -136,18 +136,11 @@ def archive_bytes(records: list[dict[str, Any]]) -> bytes:
 
 def read_archive(data: bytes, file: str) -> list[dict[str, Any]]:
     """Archive records of one file; a line that is not a record names the file and line."""
+    hint = "archives are append-only: restore the file with git checkout"
     records = []
-    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(file, None, f"line {number}: not JSON ({exc.msg})",
-                                  "archives are append-only: restore the file with git checkout") from None
+    for number, record in json_lines(data, file, hint):
         if not isinstance(record, dict) or not isinstance(record.get("entry"), dict) or "id" not in record["entry"]:
-            raise ValidationError(file, None, f"line {number}: not an archive record",
-                                  "archives are append-only: restore the file with git checkout")
+            raise ValidationError(file, None, f"line {number}: not an archive record", hint)
         records.append(record)
     return records
 

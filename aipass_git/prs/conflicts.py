@@ -20,7 +20,7 @@ from itertools import combinations
 from aipass_git.agents.desk import BRANCH_PREFIX, agent_of, branch_for
 from aipass_git.agents.session import Session
 from aipass_git.core import clock, git
-from aipass_git.core.canonical import encode, write_atomic
+from aipass_git.core.canonical import encode, write_derived
 from aipass_git.core.errors import AipassError
 from aipass_git.core.repo import Repo
 from aipass_git.mail.postoffice import PostOffice
@@ -67,9 +67,8 @@ def find(repo: Repo, base_branch: str) -> list[Conflict]:
 
 
 def _save(repo: Repo, found: list[Conflict]) -> None:
-    folder = repo.runtime_dir / "conflicts"
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / "last.json", encode({"at": clock.utc_now(), "conflicts": [c.as_dict() for c in found]}))
+    write_derived(repo.runtime_dir / "conflicts" / "last.json",
+                  encode({"at": clock.utc_now(), "conflicts": [c.as_dict() for c in found]}))
 
 
 def last(repo: Repo) -> dict:
