@@ -1,6 +1,22 @@
-"""`python -m aipass_git` runs the same program as `git aipass`."""
+"""The program: `git aipass`, `git-aipass` and `python -m aipass_git`.
 
-from aipass_git.cli.main import main
+A command goes to the daemon's warm process when one runs (core/handoff.py: a few
+milliseconds instead of Python's start and the command line's imports), else it runs here.
+"""
+
+import sys
+
+from aipass_git.core import handoff
+
+
+def main() -> int:
+    code = handoff.run(sys.argv[1:])
+    if code is None:
+        from aipass_git.cli.main import main as run_here  # deferred: typer and click, only when run here
+
+        code = run_here()
+    return code
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

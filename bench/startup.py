@@ -1,18 +1,22 @@
 """Start-up cost of the command line, as a user pays it.
 
-Runs cold `git aipass agent list`, `inbox`, `status` and `-h` (a new process each time, through
-git) in a throw-away demo repository and prints the median and minimum of wall time and
-CPU time (user + system of the whole process tree: git, python, git children).
+Runs cold `git aipass agent list`, `inbox`, `status`, `thread ID` and `-h` (a new process
+each time, through git) in a throw-away demo repository and prints the median and minimum of
+wall time and CPU time (user + system of the whole process tree: git, python, git children;
+a command handed to the warm process counts only the asker's). Then the same with
+`git aipass daemon run` going, which hands each command to its warm process (cli/warm.py).
 
     python bench/startup.py [--runs 20]
 
-Goal (issue 2): `agent list` at most 200 ms CPU on a 2-core machine.
+Goals: `agent list` at most 200 ms CPU on a 2-core machine (issue 2); `thread` within 100 ms
+(issue 18).
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import json
 import os
 import resource
 import statistics
@@ -21,6 +25,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import demo_repo, p95  # noqa: E402
 
 
 def measure(argv: list[str], cwd: Path, env: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
@@ -38,46 +45,52 @@ def measure(argv: list[str], cwd: Path, env: dict[str, str], runs: int) -> tuple
     return walls, cpus
 
 
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
 
-    bin_dir = Path(sys.executable).parent
     # an installed package has its bytecode; a checkout run with PYTHONDONTWRITEBYTECODE
     # would compile every module on every start and measure that instead
     import aipass_git
+    from aipass_git.core import handoff
 
     compileall.compile_dir(Path(aipass_git.__file__).parent, quiet=1)
     with tempfile.TemporaryDirectory(prefix="aipass-bench-") as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        env = {
-            **os.environ,
-            "HOME": str(home),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-        repo = Path(tmp) / "demo"
-        subprocess.run(["git", "aipass", "demo", "--dir", str(repo)], env=env, check=True, stdout=subprocess.DEVNULL)
-        print(f"{'command':<28}{'wall median':>12}{'wall min':>10}{'wall p95':>10}{'cpu median':>12}{'cpu min':>9}   ops/s")
+        repo = demo_repo(Path(tmp))
+        env = dict(os.environ)
+        inbox = subprocess.run(["git", "aipass", "inbox", "--json"], cwd=repo, capture_output=True, text=True)
+        thread = json.loads(inbox.stdout)["messages"][0]["id"]
         commands = (["git", "aipass", "agent", "list"], ["git", "aipass", "inbox"], ["git", "aipass", "status"],
-                    ["git", "aipass", "-h"])
-        for argv in commands:
-            measure(argv, repo, env, 2)  # warm the page cache: "cold" means a new process, not a cold disk
-            walls, cpus = measure(argv, repo, env, args.runs)
-            median_wall = statistics.median(walls)
-            print(
-                f"{' '.join(argv):<28}{median_wall:>10.1f}ms{min(walls):>8.1f}ms{p95(walls):>8.1f}ms"
-                f"{statistics.median(cpus):>10.1f}ms{min(cpus):>7.1f}ms{1000 / median_wall:>8.1f}"
-            )
+                    ["git", "aipass", "thread", thread], ["git", "aipass", "-h"])
+        table(commands, repo, env, args.runs, "each command in a new process")
+        daemon = subprocess.Popen(["git", "aipass", "daemon", "run"], cwd=repo, stdout=subprocess.DEVNULL)
+        try:
+            sock = Path(handoff.socket_in(str(repo / ".git")))
+            deadline = time.monotonic() + 60
+            while not sock.exists():
+                if time.monotonic() > deadline or daemon.poll() is not None:
+                    sys.exit("the daemon's warm process never listened")
+                time.sleep(0.05)
+            table(commands, repo, env, args.runs, "handed to the daemon's warm process")
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=30)
         print(f"({args.runs} runs each, {os.cpu_count()} cores, python {sys.version.split()[0]})")
+
+
+def table(commands: tuple[list[str], ...], repo: Path, env: dict[str, str], runs: int, label: str) -> None:
+    print(f"-- {label}")
+    print(f"{'command':<28}{'wall median':>12}{'wall min':>10}{'wall p95':>10}{'cpu median':>12}{'cpu min':>9}   ops/s")
+    for argv in commands:
+        measure(argv, repo, env, 2)  # warm the page cache: "cold" means a new process, not a cold disk
+        walls, cpus = measure(argv, repo, env, runs)
+        median_wall = statistics.median(walls)
+        name = " ".join(argv[:3]) + (" ID" if argv[2] == "thread" else " " + " ".join(argv[3:]))
+        print(
+            f"{name.strip():<28}{median_wall:>10.1f}ms{min(walls):>8.1f}ms{p95(walls):>8.1f}ms"
+            f"{statistics.median(cpus):>10.1f}ms{min(cpus):>7.1f}ms{1000 / median_wall:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from aipass_git.cli import warm
 from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, table
 from aipass_git.core import program
@@ -74,7 +75,9 @@ def run(poll: float = typer.Option(daemon_mod.POLL, "--poll", min=0.05, help="Se
         tick: float = typer.Option(daemon_mod.TICK, "--tick", min=1.0, help="Seconds between sweeps when nothing changed.")
         ) -> None:
     """Run the daemon in the foreground until stopped (SIGTERM, Ctrl-C or `daemon stop`)."""
-    raise typer.Exit(daemon_mod.run(discover(), poll=poll, tick=tick, say=typer.echo))
+    repo = discover()
+    # the warm process: commands handed to it skip Python's start and their imports (cli/warm.py)
+    raise typer.Exit(daemon_mod.run(repo, poll=poll, tick=tick, say=typer.echo, companions=[warm.command(repo.common_dir)]))
 
 
 @daemon_app.command("status")
