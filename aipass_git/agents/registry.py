@@ -6,6 +6,7 @@ validated on every read, so a broken file is reported by name, never half-used.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -13,7 +14,7 @@ from typing import Any, Callable
 from aipass_git.agents import ownership, passport, templates, trust
 from aipass_git.core import clock, config as config_mod, git, names, schemas
 from aipass_git.core.canonical import encode
-from aipass_git.core.errors import RefusedError, UnknownAgentError
+from aipass_git.core.errors import AipassError, RefusedError, UnknownAgentError
 from aipass_git.core.files import read as read_doc
 from aipass_git.core.repo import AGENTS_DIR, Repo
 from aipass_git.core.validate import List, check_input
@@ -22,7 +23,7 @@ from aipass_git.store.keyring import Keyring
 from aipass_git.store.worktree_commit import commit_files
 
 
-_LOADED: dict[Path, tuple[tuple[int, int, int], "Agent"]] = {}  # passport file -> (its stat, the agent)
+_LOADED: dict[str, tuple[tuple[int, int, int], "Agent"]] = {}  # passport file -> (its stat, the agent)
 
 
 @dataclass(frozen=True)
@@ -80,28 +81,46 @@ class Registry:
 
     def all(self, *, include_retired: bool = False) -> list[Agent]:
         """Every agent, sorted by name; retired ones only when asked."""
-        self.repo.require_initialised()
-        if not self.repo.agents_dir.is_dir():
-            return []
         agents = []
-        for folder in sorted(p for p in self.repo.agents_dir.iterdir() if p.is_dir()):
-            agent = self._load(folder.name)
-            if include_retired or agent.active:
-                agents.append(agent)
-        self.passports.save()
+        for _name, found in self.each():
+            if isinstance(found, AipassError):
+                raise found
+            if include_retired or found.active:
+                agents.append(found)
         return agents
+
+    def each(self) -> list[tuple[str, Agent | AipassError]]:
+        """Every agent folder, sorted by name, with its agent or what is wrong with its
+        passport (doctor reports each, `all` the first)."""
+        self.repo.require_initialised()
+        try:
+            with os.scandir(self.repo.agents_dir) as found:
+                folders = sorted(entry.name for entry in found if entry.is_dir())
+        except FileNotFoundError:
+            return []
+        loaded: list[tuple[str, Agent | AipassError]] = []
+        for name in folders:
+            try:
+                loaded.append((name, self._load(name)))
+            except AipassError as exc:
+                loaded.append((name, exc))
+        self.passports.save()
+        return loaded
 
     def get(self, raw_name: str) -> Agent:
         """The agent RAW_NAME names, active or retired."""
         self.repo.require_initialised()
         name = names.normalize(raw_name)
-        if not (self.repo.agents_dir / name).is_dir():
-            known = [a.name for a in self.all()]
-            raise UnknownAgentError(
-                f"no agent named {name!r}",
-                f"known agents: {', '.join(known)}" if known else "create one with: git aipass agent new NAME --role TEXT",
-            )
-        return self._load(name)
+        try:
+            return self._load(name)
+        except RefusedError:
+            if (self.repo.agents_dir / name).is_dir():
+                raise  # its passport is missing or broken: said as such
+        known = [a.name for a in self.all()]
+        raise UnknownAgentError(
+            f"no agent named {name!r}",
+            f"known agents: {', '.join(known)}" if known else "create one with: git aipass agent new NAME --role TEXT",
+        )
 
     def resolve(self, raw_name: str) -> Agent:
         """The agent RAW_NAME names, if it can be addressed (not retired)."""
@@ -115,9 +134,11 @@ class Registry:
 
     def _load(self, name: str) -> Agent:
         rel = agent_files(name)["passport"]
-        path = self.repo.root / rel
+        # plain strings: pathlib's joins cost more than the stat itself, a thousand times over
+        folder = f"{self.repo.root}/{AGENTS_DIR}/{name}"
+        path = f"{folder}/passport.json"
         try:  # a passport is parsed once, again only when its file changed (lstat: a link is never cached)
-            st = path.lstat()
+            st = os.lstat(path)
             stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError:
             stamp = None
@@ -125,9 +146,9 @@ class Registry:
         if cached is not None and stamp is not None and cached[0] == stamp:
             return cached[1]
         if stamp is not None:
-            doc = self.passports.get(str(path), repr(stamp))
+            doc = self.passports.get(path, repr(stamp))
             if doc is not None:
-                agent = Agent(name, doc, path.parent)
+                agent = Agent(name, doc, Path(folder))
                 _LOADED[path] = (stamp, agent)
                 return agent
         data = read_doc(self.repo.root, rel)
@@ -136,10 +157,10 @@ class Registry:
                 f"{rel} is missing",
                 f"restore it with: git checkout -- {rel}   (or remove the folder {AGENTS_DIR}/{name})",
             )
-        agent = Agent(name, passport.parse(data, rel, expected_name=name), (self.repo.root / rel).parent)
+        agent = Agent(name, passport.parse(data, rel, expected_name=name), Path(folder))
         if stamp is not None:
             _LOADED[path] = (stamp, agent)
-            self.passports.put(str(path), repr(stamp), agent.passport)
+            self.passports.put(path, repr(stamp), agent.passport)
         return agent
 
     @property

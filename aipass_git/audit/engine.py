@@ -96,16 +96,13 @@ class Context:
     @cached_property
     def agents(self) -> list:
         """Every agent that loads (broken passports are the aipass.passport standard's)."""
-        out = []
-        folder = self.repo.agents_dir
-        for name in sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
-            try:
-                agent = self.registry.get(name)
-            except AipassError:
-                continue
-            if self.agent is None or agent.name == self.agent:
-                out.append(agent)
-        return out
+        return [found for _name, found in self.registry.each()
+                if not isinstance(found, AipassError) and (self.agent is None or found.name == self.agent)]
+
+    @cached_property
+    def aipass_refs(self) -> list[tuple[str, str]]:
+        """(refname, type of its object) of every ref under refs/aipass/."""
+        return git.ref_types(self.repo.root, "refs/aipass/")
 
     @cached_property
     def tracked(self) -> list[str]:

@@ -5,10 +5,11 @@ Each check reports ok, warn or error with a hint; the doctor never changes anyth
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from aipass_git.agents.registry import Registry, agent_files
+from aipass_git.agents.registry import Agent, Registry, agent_files
 from aipass_git.audit.engine import Context, run
 from aipass_git.audit.standards import refs
 from aipass_git.core import clock, config as config_mod, files, git, names, repo as repo_mod
@@ -50,8 +51,9 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
     except AipassError as exc:
         return checks + [Check("config", "error", exc.message, exc.hint)]
     checks.append(Check("config", "ok", f"{repo_mod.CONFIG_FILE} valid (orchestrator {config.orchestrator})"))
-    checks.extend(_agents(repo, config))
-    checks.extend(_providers(repo, config))
+    found, agents = _agents(repo, config)
+    checks.extend(found)
+    checks.extend(_providers(config, agents))
     checks.append(_attributes(repo))
     checks.append(_drivers(repo))
     checks.append(_hooks(repo))
@@ -88,55 +90,50 @@ def _links(repo: repo_mod.Repo) -> Check:
                  "replace each with the real file or folder (git rm --cached the ones git tracks)")
 
 
-def _agents(repo: repo_mod.Repo, config: config_mod.Config) -> list[Check]:
-    registry = Registry(repo)
+def _agents(repo: repo_mod.Repo, config: config_mod.Config) -> tuple[list[Check], list[Agent]]:
+    """The checks of every agent folder, and the agents whose passport and memory read well."""
+    loaded = Registry(repo).each()
     checks: list[Check] = []
-    folders = sorted(p.name for p in repo.agents_dir.iterdir() if p.is_dir()) if repo.agents_dir.is_dir() else []
-    valid = 0
-    memory_errors = working.check_many(repo, [n for n in folders if names.is_valid(n)])
-    for name in folders:
+    agents: list[Agent] = []
+    memory_errors = working.check_many(repo, [name for name, _ in loaded if names.is_valid(name)])
+    for name, found in loaded:
         try:
             if not names.is_valid(name):
                 names.normalize(name)  # raises with the reason
-            agent = registry.get(name)
-            if agent.name in memory_errors:
-                raise memory_errors[agent.name]
+            if isinstance(found, AipassError):
+                raise found
+            if name in memory_errors:
+                raise memory_errors[name]
             readme = agent_files(name)["readme"]
-            if not (repo.root / readme).is_file():
+            if not os.path.isfile(f"{repo.root}/{readme}"):
                 checks.append(Check(f"agent {name}", "warn", f"{readme} is missing", "the agent wakes without domain notes; restore or write it"))
-            valid += 1
+            agents.append(found)
         except AipassError as exc:
             checks.append(Check(f"agent {name}", "error", exc.message, exc.hint))
-    if config.orchestrator not in folders:
+    by_name = {name: found for name, found in loaded}
+    if config.orchestrator not in by_name:
         checks.append(
             Check("orchestrator", "error", f"the orchestrator {config.orchestrator!r} has no passport", "run: git aipass init")
         )
-    else:
-        try:
-            if not registry.get(config.orchestrator).active:
-                checks.append(Check("orchestrator", "error", f"the orchestrator {config.orchestrator!r} is retired", f"name an active agent as orchestrator in {repo_mod.CONFIG_FILE}"))
-        except AipassError:
-            pass  # already reported above
-    checks.insert(0, Check("passports", "ok" if valid == len(folders) else "error", f"{valid} of {len(folders)} agents valid"))
-    return checks
+    elif isinstance(by_name[config.orchestrator], Agent) and not by_name[config.orchestrator].active:
+        checks.append(Check("orchestrator", "error", f"the orchestrator {config.orchestrator!r} is retired", f"name an active agent as orchestrator in {repo_mod.CONFIG_FILE}"))
+    checks.insert(0, Check("passports", "ok" if len(agents) == len(loaded) else "error", f"{len(agents)} of {len(loaded)} agents valid"))
+    return checks, agents
 
 
-def _providers(repo: repo_mod.Repo, config: config_mod.Config) -> list[Check]:
-    """The providers that active agents use: can each start here, and run long sessions?"""
+def _providers(config: config_mod.Config, agents: list[Agent]) -> list[Check]:
+    """The providers that active AGENTS use: can each start here, and run long sessions?"""
     users: dict[str, list[str]] = {}
-    try:
-        agents = Registry(repo).all()
-    except AipassError:
-        return []  # a broken passport is reported by the agents check
     for agent in agents:
-        users.setdefault(agent.provider, []).append(f"@{agent.name}")
+        if agent.active:
+            users.setdefault(agent.provider, []).append(f"@{agent.name}")
     checks = []
-    for name, agents in sorted(users.items()):
+    for name, used_by in sorted(users.items()):
         found = providers.problems(config, name)
         for status, what, hint in found:
-            checks.append(Check(f"provider {name}", status, f"{what} (used by {', '.join(agents)})", hint))
+            checks.append(Check(f"provider {name}", status, f"{what} (used by {', '.join(used_by)})", hint))
         if not found:
-            checks.append(Check(f"provider {name}", "ok", f"{config.providers[name]['argv'][0]} found (used by {', '.join(agents)})"))
+            checks.append(Check(f"provider {name}", "ok", f"{config.providers[name]['argv'][0]} found (used by {', '.join(used_by)})"))
     return checks
 
 
@@ -270,8 +267,9 @@ def _sync(repo: repo_mod.Repo) -> list[Check]:
 
 
 def _refs(repo: repo_mod.Repo) -> Check:
-    findings = run(Context(repo), [refs.well_formed, refs.leftover_batches])
+    ctx = Context(repo)
+    findings = run(ctx, [refs.well_formed, refs.leftover_batches])
     if not findings:
-        return Check("refs", "ok", f"{len(git.list_refs(repo.root, 'refs/aipass/'))} aipass refs well formed")
+        return Check("refs", "ok", f"{len(ctx.aipass_refs)} aipass refs well formed")
     status = "error" if any(f.severity == "error" for f in findings) else "warn"
     return Check("refs", status, "; ".join(f"{f.path}: {f.message}" for f in findings), findings[0].hint)

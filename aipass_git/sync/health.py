@@ -22,8 +22,9 @@ class RemoteState:
 
 def remote_states(repo: Repo) -> list[RemoteState]:
     states = []
-    ours = {ref: oid for ref, oid in git.list_refs(repo.root, remote.LOCAL) if _known(ref)}
-    for name in remote.remotes(repo.root):
+    names = remote.remotes(repo.root)
+    ours = {ref: oid for ref, oid in git.list_refs(repo.root, remote.LOCAL) if _known(ref)} if names else {}
+    for name in names:
         if not remote.is_set_up(repo.root, name):
             states.append(RemoteState(name, False))
             continue

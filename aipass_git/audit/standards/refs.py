@@ -11,7 +11,7 @@ KINDS = ("mail", "prs", "plans", "claims")
 
 @standard("refs.well-formed", "refs under refs/aipass/ are mail/<agent>, prs/<id>, plans/<id> or claims/<agent> and point at commits")
 def well_formed(ctx):
-    for ref, kind in git.ref_types(ctx.repo.root, "refs/aipass/"):
+    for ref, kind in ctx.aipass_refs:
         parts = ref.split("/")
         hint = "delete it with: git update-ref -d " + ref
         if len(parts) != 4 or parts[2] not in KINDS:
