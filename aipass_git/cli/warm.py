@@ -13,6 +13,7 @@ since it started (the daemon starts a new one).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -55,6 +56,9 @@ def warm_up() -> None:
     typer.main.get_command(app)
     for module, _summary in set(app_mod.COMMANDS.values()):
         app_mod._module_group(module)
+    # what is imported now lives as long as the forks: the collector need not walk it in
+    # each of them (walking it writes to every object, which copies the pages it shares)
+    gc.freeze()
 
 
 def serve(path: str) -> None:
