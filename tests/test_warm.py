@@ -146,7 +146,7 @@ def test_anything_amiss_runs_the_command_here(mail_repo: Path, monkeypatch):
     try:
         # another installation (or Python) asks: refused before anything runs, so it runs here
         monkeypatch.chdir(mail_repo)
-        monkeypatch.setattr(handoff, "identity", lambda: {"python": "/elsewhere/python", "package": "/elsewhere/pkg"})
+        monkeypatch.setattr(handoff, "identity", lambda: {"python": "/elsewhere/python", "prefix": "/elsewhere", "package": "/elsewhere/pkg"})
         assert handoff.run(["status", "--json"]) is None
         monkeypatch.undo()
         # commands that are not handed, and the switch that hands none

@@ -40,8 +40,9 @@ PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def identity() -> dict[str, str]:
-    """What must be equal on both sides: the same Python and the same copy of the code."""
-    return {"python": os.path.realpath(sys.executable), "package": PACKAGE}
+    """What must be equal on both sides: the same Python, environment (a venv's prefix:
+    its libraries) and copy of the code."""
+    return {"python": os.path.realpath(sys.executable), "prefix": sys.prefix, "package": PACKAGE}
 
 
 def socket_in(common_dir: str) -> str:
