@@ -69,6 +69,39 @@ def test_the_mail_index_follows_the_refs_and_is_rebuilt_when_lost_or_broken(mail
     assert rebuilt["mailboxes"] == 3  # api, docs, human
 
 
+def test_the_mail_index_kept_folder_by_folder_equals_one_rebuilt(mail_repo: Path, cli):
+    from aipass_git.mail import mailbox
+    from aipass_git.store.events import Event
+    from aipass_git.store.objects import Ident
+
+    def rows(index: SummaryIndex) -> list:
+        return sorted(index.db.execute("SELECT owner, id, thread, kind, status, line FROM lines"))
+
+    for i in range(6):
+        assert cli("send", "@api", "@docs", f"note {i}", "body", cwd=mail_repo).code == 0
+    repo = discover(mail_repo)
+    with EventStore(repo) as store, SummaryIndex(store) as index:
+        assert index.refresh() >= 2  # indexed here; from now on only changed folders are read
+    inbox = json.loads(cli("inbox", "@api", "--json", cwd=mail_repo).out)["messages"]
+    assert cli("read", inbox[0]["id"], cwd=mail_repo, env={"AIPASS_AGENT": "api"}).code == 0
+    assert cli("reply", inbox[1]["id"], "seen", cwd=mail_repo, env={"AIPASS_AGENT": "api"}).code == 0
+    gone = inbox[2]["id"]
+    with EventStore(repo) as store:  # a message taken out (file and its folder's index), as a rewrite would
+        def take_out(view):
+            view.delete(mailbox.message_path(gone))
+            view.delete(mailbox.index_path(gone))
+            return Event("tamper", "tamper", Ident("Test Human", "human@example.invalid"))
+
+        store.append(mailbox.ref_for("api"), take_out)
+    with EventStore(repo) as store, SummaryIndex(store) as index:
+        assert index.refresh() == 2  # api (read, replied, one taken out) and human (the reply)
+        kept = rows(index)
+        assert not [r for r in kept if r[0] == "api" and r[1] == gone]
+        assert [json.loads(r[5])["status"] for r in kept if r[0] == "api" and r[1] == inbox[0]["id"]] == ["read"]
+        index.rebuild()
+        assert rows(index) == kept
+
+
 def test_packs_that_pile_up_are_repacked_in_the_background(mail_repo: Path, cli):
     from dispatching import wait_for
 

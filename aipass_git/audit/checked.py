@@ -44,3 +44,9 @@ class Checked:
         if self.changed:
             doc: dict[str, Any] = {"version": __version__, "clean": self.clean}
             write_derived(self.path, encode(doc))
+
+
+def known(store, commit: str | None) -> str | None:
+    """COMMIT (a tip found clean), if the repository still has it: a forced fetch may have
+    dropped it, and then the mailbox is read whole again."""
+    return commit if commit and store.reader.resolve(commit) else None

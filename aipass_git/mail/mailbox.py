@@ -26,6 +26,7 @@ from aipass_git.store.tree_view import TreeView
 
 NAMESPACE = "refs/aipass/mail/"
 INDEX = "index.jsonl"
+MAILBOXES_PER_BATCH = 256  # read together: few round trips, and a bounded share of the tree cache
 
 
 def ref_for(owner: str) -> str:
@@ -184,29 +185,59 @@ def _count_messages(view: TreeView, folder: str) -> int:
     return data.count(b"\n")
 
 
+Folder = dict[str, tuple[str, str]]  # a message folder's entries: name -> (mode, object id)
+
+
+def folder_changes(store: EventStore, spans: dict[str, tuple[str | None, str]]) -> dict[str, list[tuple[Folder | None, Folder]]]:
+    """Owner -> (before, now) of each message folder that differs between two commits of
+    its mailbox, SPANS naming them (before None: every folder is new). Each folder holds
+    its messages' files and their index lines, so what changed is known folder by folder."""
+    def read(pairs: list[tuple[str | None, str]]) -> list[list[tuple[Folder | None, Folder]]]:
+        old_trees = dict(zip([old for old, _ in pairs if old], store.trees_of([old for old, _ in pairs if old])))
+        new_trees = store.trees_of([new for _, new in pairs])
+        return store.changed_folders_many([(old_trees.get(old) if old else None, new)
+                                           for (old, _), new in zip(pairs, new_trees)])
+
+    return _batched(spans, MAILBOXES_PER_BATCH, read)
+
+
+def index_lines(store: EventStore, folders: list[Folder | None]) -> list[list[dict[str, Any]]]:
+    """The summary lines of each folder's index (none for None or a folder without one),
+    every index read in one batch."""
+    oids = [folder[INDEX][1] for folder in folders if folder is not None and INDEX in folder]
+    blobs = iter(store.blobs(oids))
+    return [msg.decode_summary_blobs([next(blobs)]) if folder is not None and INDEX in folder else []
+            for folder in folders]
+
+
+def file_ids(folder: Folder | None) -> set[str]:
+    """Ids of the message files in a folder."""
+    return {name[:-5] for name in folder or {} if name.endswith(".json")}
+
+
+def _batched(tips: dict[str, str], size: int, read: Callable[[list[str]], list[Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    owners = sorted(tips)
+    for start in range(0, len(owners), size):
+        chunk = owners[start:start + size]
+        out.update(zip(chunk, read([tips[owner] for owner in chunk])))
+    return out
+
+
 class MailboxReader:
     """Reads one mailbox's current state from its tip tree."""
 
-    def __init__(self, store: EventStore, owner: str, *, at: str | None = None) -> None:
+    def __init__(self, store: EventStore, owner: str) -> None:
         self.store = store
         self.owner = owner
         self.ref = ref_for(owner)
-        self.at = at  # summaries as of this commit of the mailbox, not its tip
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every message's summary line with its status (no bodies)."""
-        tip = self.at or self.store.tip(self.ref)
+        tip = self.store.tip(self.ref)
         if tip is None:
             return []
         return msg.decode_summary_blobs(self.store.collect(self.store.tree_of(tip), name=INDEX))
-
-    def message_ids(self) -> set[str]:
-        """Ids of the message files in the tip tree (what the index should list)."""
-        tip = self.store.tip(self.ref)
-        if tip is None:
-            return set()
-        return {name[:-5] for folder in self.store.folders(self.store.tree_of(tip))
-                for name in self.store.tree_entries(folder) if name.endswith(".json")}
 
     def summary(self, message_id: str) -> dict[str, Any] | None:
         found = msg.find_summary(self.store.view(self.ref).read(index_path(message_id)) or b"", message_id)

@@ -3,8 +3,8 @@
 do not read every mailbox on every command.
 
 One SQLite file in the git common dir (`aipass/index/mail.sqlite`), keyed by the
-mailbox refs' tips: each use first asks git for the tips (one `for-each-ref`) and re-reads
-only the mailboxes whose tip moved, in one transaction. It is never the source of truth:
+mailbox refs' tips: each use first asks git for the tips (one `for-each-ref`) and re-reads,
+in one transaction, only the message folders that changed in the mailboxes whose tip moved. It is never the source of truth:
 deleting it loses nothing (the next use rebuilds it), and `git aipass reindex` rebuilds
 it on purpose. A file SQLite cannot read is dropped and rebuilt.
 """
@@ -88,15 +88,25 @@ class SummaryIndex:
             known = dict(self.db.execute("SELECT owner, tip FROM boxes"))
             moved = [o for o, t in tips.items() if known.get(o) != t]
             gone = [o for o in known if o not in tips]
-            for owner in moved + gone:
+            # a mailbox indexed at a commit still here: only its folders that changed since
+            # are read, and their lines replaced; any other is read whole
+            spans = {owner: (known[owner] if owner in known and self.store.reader.resolve(known[owner]) else None,
+                             tips[owner]) for owner in moved}
+            for owner in gone + [o for o in moved if spans[o][0] is None]:
                 self.db.execute("DELETE FROM lines WHERE owner = ?", (owner,))
                 self.db.execute("DELETE FROM boxes WHERE owner = ?", (owner,))
-            for owner in moved:
-                lines = mailbox.MailboxReader(self.store, owner).summaries()
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?, ?, ?)",
-                    [(owner, l["id"], l.get("thread"), l.get("kind"), l.get("status"), json.dumps(l)) for l in lines])
-                self.db.execute("INSERT INTO boxes VALUES (?, ?)", (owner, tips[owner]))
+            changes = mailbox.folder_changes(self.store, spans)
+            owners = [owner for owner in moved for _ in changes[owner]]
+            befores = mailbox.index_lines(self.store, [before for owner in moved for before, _ in changes[owner]])
+            afters = mailbox.index_lines(self.store, [now for owner in moved for _, now in changes[owner]])
+            dropped = [(owner, l["id"]) for owner, before, after in zip(owners, befores, afters)
+                       for l in before if l["id"] not in {a["id"] for a in after}]
+            self.db.executemany("DELETE FROM lines WHERE owner = ? AND id = ?", dropped)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO lines VALUES (?, ?, ?, ?, ?, ?)",
+                [(owner, l["id"], l.get("thread"), l.get("kind"), l.get("status"), json.dumps(l))
+                 for owner, after in zip(owners, afters) for l in after])
+            self.db.executemany("INSERT OR REPLACE INTO boxes VALUES (?, ?)", [(owner, tips[owner]) for owner in moved])
         self.refreshed = True
         return len(moved) + len(gone)
 

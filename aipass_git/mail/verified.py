@@ -8,7 +8,7 @@ forged it, brought in by an unsigned merge) is unverified: shown as such, and wi
 `trust: signed` it never wakes an agent.
 
 Each mailbox's answer is kept per allowed-signers file in the runtime folder, with the tip
-it was computed at; a later read walks only the commits since (one `git rev-list`).
+it was computed at; a later read walks only the commits since, every mailbox's together.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from aipass_git.core.config import Config
 from aipass_git.mail import mailbox
 from aipass_git.mail.summary_index import SummaryIndex
 from aipass_git.store.events import EventStore
+from aipass_git.store.objects import commit_tree_and_parents
 from aipass_git.store.verify import Roster, Verifier, roster_at
 
 _TRAILER = re.compile(rb"^(Aipass-[A-Za-z-]+): *(.*)$", re.M)
@@ -79,8 +80,9 @@ class Trust:
         with SummaryIndex(self.store) as index:
             owned = index.owned([owner for owner, tip in index.tips().items() if clean.get(owner) != tip])
         out = {}
+        verdicts = self._proven_many({owner: tip for owner, (tip, _) in owned.items()})
         for owner, (tip, held) in owned.items():
-            proven, bad = self._proven(owner, tip)
+            proven, bad = verdicts[owner]
             found = {mid: bad.get(mid, "no signed delivery") for mid in held if mid not in proven}
             if found:
                 out[owner] = found
@@ -95,19 +97,66 @@ class Trust:
         return self.store.repo.runtime_dir / "trust" / f"mail-{owner}-{self.roster.blob_id}.json"
 
     def _proven(self, owner: str, tip: str) -> tuple[set[str], dict[str, str]]:
-        path = self._cache_file(owner)
+        return self._proven_many({owner: tip})[owner]
+
+    def _proven_many(self, tips: dict[str, str]) -> dict[str, tuple[set[str], dict[str, str]]]:
+        """Owner -> (ids proven delivered by their sender, id -> why not) at the mailbox
+        commit TIPS names for it: each answer as cached, brought up to its tip by the
+        commits since (all mailboxes' walked together)."""
+        cached = {owner: self._cached(owner) for owner in tips}
+        moved = {owner: (tip, cached[owner].get("tip")) for owner, tip in tips.items() if cached[owner].get("tip") != tip}
+        walked = self._commits_since(moved)
+        out = {}
+        for owner, tip in tips.items():
+            proven, bad = set(cached[owner].get("proven", [])), dict(cached[owner].get("bad", {}))
+            if owner in moved:
+                self._judge(owner, walked[owner], proven, bad)
+                path = self._cache_file(owner)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(json.dumps({"tip": tip, "proven": sorted(proven), "bad": bad}), encoding="utf-8")
+                tmp.replace(path)
+            out[owner] = (proven, bad)
+        if moved:
+            self.verifier.save()
+        return out
+
+    def _cached(self, owner: str) -> dict[str, Any]:
         try:
-            cached = json.loads(path.read_text(encoding="utf-8"))
+            return json.loads(self._cache_file(owner).read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError):
-            cached = {}
-        proven, bad = set(cached.get("proven", [])), dict(cached.get("bad", {}))
-        since = cached.get("tip")
-        if since == tip:
-            return proven, bad
-        span = [tip] + ([f"^{since}"] if since and self.store.reader.resolve(since) else [])
-        # oldest first: a message is delivered before anything marks it
-        commits = git.output(["rev-list", "--reverse", *span], self.store.repo.root).split()
-        for commit, (_, raw) in zip(commits, self.store.reader.read_many(commits)):
+            return {}
+
+    def _commits_since(self, spans: dict[str, tuple[str, str | None]]) -> dict[str, list[tuple[str, bytes]]]:
+        """Owner -> (commit, its raw text) of every commit from its tip back to the one it
+        was last judged at (all of them without one), oldest first. The mailboxes' first
+        parents are followed together, one batch of reads per step back; a mailbox whose
+        history forked and joined (a sync's merge) is asked of git, which knows what the
+        commit judged before already covers."""
+        walks: dict[str, list[tuple[str, bytes]]] = {owner: [] for owner in spans}
+        frontier = {owner: tip for owner, (tip, _) in spans.items()}
+        merged = []
+        while frontier:
+            owners = sorted(frontier)
+            step: dict[str, str] = {}
+            for owner, (_, raw) in zip(owners, self.store.reader.read_many([frontier[o] for o in owners])):
+                walks[owner].append((frontier[owner], raw))
+                parents = commit_tree_and_parents(raw)[1]
+                if len(parents) > 1:
+                    merged.append(owner)
+                elif parents and parents[0] != spans[owner][1]:
+                    step[owner] = parents[0]
+            frontier = step
+        for owner in merged:
+            tip, since = spans[owner]
+            span = [tip] + ([f"^{since}"] if since and self.store.reader.resolve(since) else [])
+            commits = git.output(["rev-list", *span], self.store.repo.root).split()
+            walks[owner] = [(c, raw) for c, (_, raw) in zip(commits, self.store.reader.read_many(commits))]
+        return {owner: walk[::-1] for owner, walk in walks.items()}
+
+    def _judge(self, owner: str, commits: list[tuple[str, bytes]], proven: set[str], bad: dict[str, str]) -> None:
+        """Bring PROVEN and BAD (of OWNER's mailbox) up to date with COMMITS, oldest first."""
+        for commit, raw in commits:
             trailers = {k.decode(): v.decode("utf-8", "replace").strip()
                         for k, v in _TRAILER.findall(raw.split(b"\n\n", 1)[-1])}
             verdict = self.verifier.check(commit, raw)
@@ -129,12 +178,6 @@ class Trust:
                 # only the owner (or the human or orchestrator for an agent) moves its mail
                 bad[mid] = f"{event} by {verdict.principal}, who may not act on @{owner}'s mailbox"
                 proven.discard(mid)
-        self.verifier.save()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"tip": tip, "proven": sorted(proven), "bad": bad}), encoding="utf-8")
-        tmp.replace(path)
-        return proven, bad
 
     def _messages_changed(self, commit: str, raw: bytes) -> set[str]:
         """Ids of the messages whose file or index line COMMIT added or changed (against its

@@ -86,6 +86,10 @@ class HistoryEntry:
 CLONE_TRAILER = "Aipass-Clone"
 
 
+def _tree_id(entry: tuple[str, str] | None) -> str | None:
+    return entry[1] if entry is not None and entry[0] == TREE_MODE else None
+
+
 class EventStore:
     """Reads and writes event refs of one repository. Use as a context manager."""
 
@@ -173,26 +177,82 @@ class EventStore:
             return [self.blob(oid) for oid in oids]
         return [data for _, data in self.reader.read_many(oids)]
 
+    def trees_of(self, commits: list[str]) -> list[str]:
+        """`tree_of` each of COMMITS, the ones not known yet read in one batch."""
+        missing = sorted({c for c in commits if c not in self._commit_trees})
+        if len(self._commit_trees) + len(missing) > 10_000:
+            self._commit_trees.clear()
+        for commit, (kind, data) in zip(missing, self.reader.read_many(missing)):
+            if kind != "commit":
+                raise AipassError(f"{commit} is a {kind}, not a commit", "check the ref with: git aipass doctor")
+            self._commit_trees[commit] = commit_tree_and_parents(data)[0]
+        return [self._commit_trees.get(c) or self.tree_of(c) for c in commits]
+
     def folders(self, tree: str, depth: int = 2, *, load: bool = True) -> list[str]:
-        """The trees exactly DEPTH folders below TREE (loaded too, when LOAD). Each level is
-        read in one pipelined batch: a fanned-out layout costs a few round trips, not a
-        thousand."""
-        level = [tree]
+        """The trees exactly DEPTH folders below TREE (loaded too, when LOAD)."""
+        return self.folders_many([tree], depth, load=load)[0]
+
+    def folders_many(self, trees: list[str], depth: int = 2, *, load: bool = True) -> list[list[str]]:
+        """`folders` of each of TREES. Each level of all of them is read in one pipelined
+        batch: a fanned-out layout costs a few round trips, not a thousand, and so do a
+        thousand mailboxes."""
+        levels = [[tree] for tree in trees]
         for step in range(depth + 1):
             if step == depth and not load:
                 break
-            missing = [t for t in level if t not in self._trees]
+            missing = sorted({t for level in levels for t in level if t not in self._trees})
+            read: dict[str, dict[str, tuple[str, str]]] = {}  # held here: a big level outgrows the LRU
             for oid, (_, data) in zip(missing, self.reader.read_many(missing)):
-                self._remember_tree(oid, decode_tree(data, self.repo.hash_len))
+                read[oid] = decode_tree(data, self.repo.hash_len)
+                self._remember_tree(oid, read[oid])
             if step < depth:
-                level = [oid for t in level for mode, oid in self.tree_entries(t).values() if mode == TREE_MODE]
-        return level
+                levels = [[oid for t in level for mode, oid in (read.get(t) or self.tree_entries(t)).values()
+                           if mode == TREE_MODE] for level in levels]
+        return levels
+
+    def changed_folders_many(self, pairs: list[tuple[str | None, str]], depth: int = 2
+                             ) -> list[list[tuple[dict[str, tuple[str, str]] | None, dict[str, tuple[str, str]]]]]:
+        """For each (OLD, NEW) pair of trees (OLD None: nothing before), the folders exactly
+        DEPTH below whose id differs between the two, as (its entries under OLD or None,
+        its entries under NEW, empty where NEW has none). Only the subtrees that changed
+        are read, one batch per level for all pairs: what a send added to a thousand
+        mailboxes costs a few round trips, however much mail they hold."""
+        levels: list[list[tuple[str | None, str | None]]] = [[(old, new)] if old != new else [] for old, new in pairs]
+        for step in range(depth + 1):
+            wanted = sorted({t for level in levels for pair in level for t in pair if t and t not in self._trees})
+            read: dict[str, dict[str, tuple[str, str]]] = {}  # held here: a big level outgrows the LRU
+            for oid, (_, data) in zip(wanted, self.reader.read_many(wanted)):
+                read[oid] = decode_tree(data, self.repo.hash_len)
+                self._remember_tree(oid, read[oid])
+
+            def entries(tree: str | None) -> dict[str, tuple[str, str]]:
+                return (read.get(tree) or self.tree_entries(tree)) if tree else {}
+
+            if step == depth:
+                return [[(entries(old) if old else None, entries(new)) for old, new in level] for level in levels]
+            deeper = []
+            for level in levels:
+                found = []
+                for old, new in level:
+                    before, after = entries(old), entries(new)
+                    for name in sorted(before.keys() | after.keys()):
+                        was, now = (_tree_id(side.get(name)) for side in (before, after))
+                        if was != now:
+                            found.append((was, now))
+                deeper.append(found)
+            levels = deeper
+        raise AssertionError("unreachable")
 
     def collect(self, tree: str, *, name: str, depth: int = 2) -> list[bytes]:
         """Contents of every blob called NAME exactly DEPTH folders below TREE, asked for by
         path inside each folder: a listing never reads the folders' other entries."""
-        found = self.reader.read_many([f"{t}:{name}" for t in self.folders(tree, depth, load=False)], missing_ok=True)
-        return [item[1] for item in found if item is not None]
+        return self.collect_many([tree], name=name, depth=depth)[0]
+
+    def collect_many(self, trees: list[str], *, name: str, depth: int = 2) -> list[list[bytes]]:
+        """`collect` for each of TREES, in one batch per level."""
+        levels = self.folders_many(trees, depth, load=False)
+        found = iter(self.reader.read_many([f"{t}:{name}" for level in levels for t in level], missing_ok=True))
+        return [[item[1] for item in (next(found) for _ in level) if item is not None] for level in levels]
 
     def view(self, ref: str) -> TreeView:
         """A read-only snapshot of REF's current state (empty when the ref does not exist)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aipass_git.audit.checked import Checked
+from aipass_git.audit.checked import Checked, known
 from aipass_git.audit.engine import Problem, standard
 from aipass_git.core import git, ids, names
 
@@ -31,18 +31,20 @@ def mailbox_state(ctx):
 
     checked = Checked(ctx.repo, "refs.mailbox-state")
     with EventStore(ctx.repo) as store:
-        for ref, tip in git.list_refs(ctx.repo.root, mailbox.NAMESPACE):
-            owner = ref[len(mailbox.NAMESPACE):]
-            if checked.tip(owner) == tip:
-                continue  # found consistent at this very tip before
-            reader = mailbox.MailboxReader(store, owner)
-            files = reader.message_ids()
-            indexed = {l["id"] for l in reader.summaries()}
+        tips = {ref[len(mailbox.NAMESPACE):]: tip for ref, tip in git.list_refs(ctx.repo.root, mailbox.NAMESPACE)}
+        # a mailbox consistent at the tip it was checked at needs only its folders that changed since
+        spans = {owner: (known(store, checked.tip(owner)), tip) for owner, tip in tips.items() if checked.tip(owner) != tip}
+        changes = mailbox.folder_changes(store, spans)
+        for owner in sorted(spans):
+            folders = [now for _, now in changes[owner]]
+            files = set().union(*map(mailbox.file_ids, folders))
+            indexed = {line["id"] for lines in mailbox.index_lines(store, folders) for line in lines}
+            ref = mailbox.ref_for(owner)
             for mid in sorted(indexed - files):
                 yield Problem(ref, f"index lists {mid} but its message file is missing", "the ref was written outside aipass; restore it from a clone")
             for mid in sorted(files - indexed):
                 yield Problem(ref, f"message {mid} is not in the index", "the ref was written outside aipass; restore it from a clone")
-            checked.mark(owner, tip if files == indexed else None)
+            checked.mark(owner, spans[owner][1] if files == indexed else None)
     checked.save()
 
 

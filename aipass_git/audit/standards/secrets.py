@@ -4,7 +4,9 @@ with the message or the commit) is not reported again."""
 
 from __future__ import annotations
 
-from aipass_git.audit.checked import Checked
+import json
+
+from aipass_git.audit.checked import Checked, known
 from aipass_git.audit.engine import Problem, standard
 from aipass_git.core import git, secrets
 from aipass_git.core.text import article
@@ -41,18 +43,19 @@ def in_mail(ctx):
 
     checked = Checked(ctx.repo, "secrets.mail")
     with EventStore(ctx.repo) as store:
-        for ref, tip in git.list_refs(ctx.repo.root, mailbox.NAMESPACE):
-            owner = ref[len(mailbox.NAMESPACE):]
-            since = checked.tip(owner)
-            if since == tip:
-                continue  # clean at this tip before: delivered messages never change
-            reader = mailbox.MailboxReader(store, owner)
-            ids = [l["id"] for l in reader.summaries()]
-            if since is not None and store.reader.resolve(since):
-                seen = {l["id"] for l in mailbox.MailboxReader(store, owner, at=since).summaries()}
-                ids = [i for i in ids if i not in seen]  # only what came since it was clean
+        tips = {ref[len(mailbox.NAMESPACE):]: tip for ref, tip in git.list_refs(ctx.repo.root, mailbox.NAMESPACE)}
+        # clean at the tip it was checked at: only the message files added since are read
+        # (delivered messages never change)
+        spans = {owner: (known(store, checked.tip(owner)), tip) for owner, tip in tips.items() if checked.tip(owner) != tip}
+        changes = mailbox.folder_changes(store, spans)
+        added = {owner: [oid for before, now in changes[owner] for name, (_, oid) in sorted(now.items())
+                         if name.endswith(".json") and (before or {}).get(name, (None, None))[1] != oid]
+                 for owner in spans}
+        bodies = iter(store.blobs([oid for owner in sorted(spans) for oid in added[owner]]))
+        for owner in sorted(spans):
+            ref = mailbox.ref_for(owner)
             leaks = 0
-            for message in reader.messages(ids):
+            for message in (json.loads(next(bodies)) for _ in added[owner]):
                 if message["meta"].get("allowed_secrets"):
                     continue
                 kinds = secrets.find(message["subject"] + "\n" + message["body"])
@@ -61,7 +64,7 @@ def in_mail(ctx):
                     yield Problem(f"{ref}:{mailbox.message_path(message['id'])}",
                                   f"message {message['id']} from @{message['from']} looks like it holds {article(kinds[0])}",
                                   "rotate the credential; mail history keeps it, so treat it as leaked")
-            checked.mark(owner, None if leaks else tip)
+            checked.mark(owner, None if leaks else spans[owner][1])
     checked.save()
 
 
