@@ -7,8 +7,10 @@ times, each as a new process the way a user runs it (median of --runs):
 
   status, thread ID, audit, audit --changed, inbox, agent list, doctor
 
-It prints the packs left after the fill (housekeeping runs by itself in the background)
-and the same commands again after it finished.
+It prints the packs left after the fill (housekeeping runs by itself in the background),
+the same commands again after it finished, and once more with `git aipass daemon run`
+going (commands handed to its warm process: cli/warm.py). The first audit after the fill
+reads every message once; it is printed on its own line.
 
     python bench/scale.py [--agents 1000] [--rounds 100] [--runs 3]
 
@@ -31,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import demo_repo, p95  # noqa: E402
+from common import demo_repo, show  # noqa: E402
 
 import aipass_git  # noqa: E402
 
@@ -45,16 +47,11 @@ def timed(repo: Path, args: list[str], runs: int) -> list[float]:
     return out
 
 
-def show(label: str, values: list[float], unit: str = "ms") -> None:
-    if unit == "ms":
-        ms = [v * 1000 for v in values]
-        print(f"{label:<40} median {statistics.median(ms):8.1f} ms   p95 {p95(ms):8.1f} ms   (n={len(ms)})", flush=True)
-    else:
-        print(f"{label:<40} {values[0]:,.0f} {unit}", flush=True)
-
-
 def commands(repo: Path, thread_id: str, runs: int, label: str) -> None:
     print(f"-- {label}", flush=True)
+    first = timed(repo, ["audit", "--json"], 1)
+    if first[0] > 3:  # anything the last audit had not seen yet
+        show("audit, the first since the fill", first)
     for name, args in (("status", ["status", "--json"]), ("thread ID", ["thread", thread_id, "--json"]),
                        ("audit", ["audit", "--json"]), ("audit --changed", ["audit", "--changed", "--json"]),
                        ("inbox @devpulse", ["inbox", "@devpulse", "--json"]), ("agent list", ["agent", "list", "--json"]),
@@ -74,6 +71,7 @@ def main() -> None:
         repo = demo_repo(Path(tmp_name))
         from aipass_git.agents.registry import Registry
         from aipass_git.agents.session import Session
+        from aipass_git.core import handoff
         from aipass_git.core.repo import discover
         from aipass_git.mail.postoffice import PostOffice
         from aipass_git.store import housekeeping
@@ -104,6 +102,15 @@ def main() -> None:
         packs, loose = housekeeping.counts(found)
         print(f"after housekeeping by itself: {packs} packs, about {loose} loose objects", flush=True)
         commands(repo, thread_id, args.runs, "after housekeeping")
+        daemon = subprocess.Popen(["git", "aipass", "daemon", "run"], cwd=repo, stdout=subprocess.DEVNULL)
+        try:
+            sock = Path(handoff.socket_in(str(found.common_dir)))
+            while not sock.exists() and daemon.poll() is None:
+                time.sleep(0.05)
+            commands(repo, thread_id, args.runs, "with the daemon's warm process")
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=60)
 
 
 if __name__ == "__main__":
