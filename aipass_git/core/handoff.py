@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sys
 
 SOCKET = "cli.sock"  # in the runtime dir, <git common dir>/aipass
@@ -98,6 +97,8 @@ def run(argv: list[str]) -> int | None:
     path = find_socket(cwd)
     if path is None:
         return None
+    import socket  # deferred: a command with no daemon to hand it to need not import it
+
     umask = os.umask(0o22)
     os.umask(umask)
     request = {"argv": argv, "argv0": sys.argv[0] if sys.argv else "git-aipass", "cwd": cwd,
@@ -117,7 +118,7 @@ def run(argv: list[str]) -> int | None:
         return _wait(conn)
 
 
-def _line(conn: socket.socket) -> bytes:
+def _line(conn) -> bytes:
     data = b""
     while not data.endswith(b"\n"):
         chunk = conn.recv(256)
@@ -127,7 +128,7 @@ def _line(conn: socket.socket) -> bytes:
     return data
 
 
-def _wait(conn: socket.socket) -> int:
+def _wait(conn) -> int:
     """The command's exit code, relaying our signals to it until then."""
 
     def relay(signum: int, _frame) -> None:

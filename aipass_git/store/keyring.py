@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from pathlib import Path
 
 from aipass_git.core import git
@@ -41,7 +40,7 @@ class Keyring:
             if ident is None or not re.fullmatch(r"[0-9a-f]{16}", ident):
                 if not create:
                     return None
-                ident = secrets.token_hex(8)
+                ident = os.urandom(8).hex()  # secrets.token_hex's source, without its import
                 git.config_set(self.root, ID_KEY, ident)
             self._folder = config_home() / ident
         return self._folder

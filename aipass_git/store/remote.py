@@ -15,9 +15,8 @@ what moved and acts on it once.
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,8 +99,8 @@ def clone_name(root: Path, *, create: bool = True) -> str | None:
         return name
     if not create:
         return None
-    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])[:40].strip("-._") or "clone"
-    name = f"{host}-{secrets.token_hex(3)}"
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", os.uname().nodename.split(".")[0])[:40].strip("-._") or "clone"
+    name = f"{host}-{os.urandom(3).hex()}"
     git.config_set(root, CLONE_KEY, name)
     return name
 
