@@ -332,8 +332,10 @@ class EventStore:
         for many, not a round trip each."""
         if len(refs) < 16:
             return {ref: self.tip(ref) for ref in refs}
-        found = dict(line.split(" ", 1)[::-1] for line in git.output(
-            ["for-each-ref", "--format=%(objectname) %(refname)", *refs], self.repo.root).splitlines() if line)
+        # their common folder listed whole and filtered here: given a thousand patterns, git
+        # matches every ref against each of them (~140 ms at 1,000 mailboxes, against ~6)
+        common = os.path.commonprefix(refs)
+        found = dict(git.list_refs(self.repo.root, common[:common.rfind("/") + 1]))
         return {ref: found.get(ref) for ref in refs}
 
     def prefetch(self, tips: dict[str, str | None], reads: dict[str, list[str]]) -> None:
