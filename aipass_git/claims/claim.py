@@ -209,8 +209,8 @@ def _unproven(store: EventStore, ref: str, claimant: str, roster, orchestrator: 
     (a --force takeover)."""
     verifier = Verifier(store, roster)
     try:
-        for commit in git.output(["rev-list", "--reverse", ref], store.repo.root).split():
-            raw = store.reader.read(commit)[1]
+        commits = git.output(["rev-list", "--reverse", ref], store.repo.root).split()
+        for commit, (_, raw) in zip(commits, store.reader.read_many(commits)):
             verdict = verifier.check(commit, raw)
             if not verdict.ok:
                 return f"event {commit[:10]} is {verdict.reason}"
