@@ -32,6 +32,7 @@ from aipass_git.core import handoff
 
 ACCEPT_SECONDS = 0.5  # how soon it notices that its daemon went away
 REQUEST_BYTES = 1 << 20  # argv and environment; more is refused
+RELAYED = {int(signum) for signum in handoff.RELAYED}
 
 
 def command(common_dir: Path) -> list[str]:
@@ -62,11 +63,11 @@ def warm_up() -> None:
 
 
 def serve(path: str) -> None:
+    if len(path) > handoff.MAX_SOCKET_PATH:
+        return  # the asker would not look for it there either
     parent = os.getppid()
     warm_up()
     stamp = code_stamp()
-    if len(path) > handoff.MAX_SOCKET_PATH:
-        return
     Path(path).unlink(missing_ok=True)  # left by a warm process that was killed
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
@@ -185,7 +186,8 @@ def _relay(conn: socket.socket, done: threading.Event) -> None:
             os.kill(os.getpid(), signal.SIGHUP)
             return
         for signum in data:
-            os.kill(os.getpid(), signum)
+            if signum in RELAYED:
+                os.kill(os.getpid(), signum)
 
 
 if __name__ == "__main__":
