@@ -488,6 +488,25 @@ def test_an_entry_that_answers_every_clause_outranks_those_that_answer_one(mail_
     memory_index.close()
 
 
+@needs_vectors
+def test_the_entry_that_answers_every_clause_is_found_among_many_that_answer_one(mail_repo: Path):
+    # each decoy matches one clause closely and the other not at all: the entry that matches
+    # both loosely is the best by coverage, though it is nearest to neither clause
+    both = "the CSV importer freezes if the drive is almost out of space"
+    texts = [both]
+    texts += [f"the CSV importer hangs when {cause}" for cause in
+              ("the locale is not English", "a row is empty", "the clock jumps", "two users edit at once")]
+    texts += [f"{job} fails when the disk is nearly full" for job in
+              ("the nightly backup", "the log rotation", "the thumbnail cache", "the mail spool")]
+    write_archive(mail_repo, texts)
+    memory_index = MemoryIndex(discover(mail_repo))
+    memory_index.sync()
+    # one candidate only: with the nearest to each clause, it would be a decoy
+    assert [memory_index.catalog.rows([k])[k].text for k, _ in
+            memory_index.nearest("the CSV importer hangs when the disk is nearly full", ["api"], 1)] == [both]
+    memory_index.close()
+
+
 def write_archive(repo: Path, texts: list[str]) -> None:
     archive = repo / ".aipass/agents/api/archive/2025-06.jsonl"
     archive.parent.mkdir(parents=True, exist_ok=True)
