@@ -507,6 +507,35 @@ def test_the_entry_that_answers_every_clause_is_found_among_many_that_answer_one
     memory_index.close()
 
 
+def test_the_names_a_question_mentions_become_phrases():
+    assert lexical.names("exit code 92, see retry-85.yaml; flag --strict-audit, set LEGACY_LOCALE (error E2914)") == [
+        "retry 85 yaml", "strict audit", "legacy locale", "code 92", "e2914"]
+    assert lexical.names("the sign-in page is slow") == []  # a hyphenated word is no name
+    assert lexical.names("what is the 92") == []  # a number beside stop words only
+    expression = lexical.match_expression("crash in parser_utils.py, exit code 92")
+    assert '"parser utils py"' in expression and '"code 92"' in expression and '"parser_utils"*' in expression
+
+
+@needs_vectors
+def test_an_entry_that_names_what_the_question_names_comes_first(mail_repo: Path, monkeypatch):
+    from aipass_git.memory import fusion
+
+    named = "the spreadsheet upload aborts on blank rows; exit code 92 (see loader-7.yaml)"
+    texts = [named] + [f"the CSV loader fails on empty lines, exit code {code} (see loader-{code}.yaml)"
+                       for code in (17, 18, 19, 21)]
+    write_archive(mail_repo, texts)
+    memory_index = MemoryIndex(discover(mail_repo))
+    memory_index.sync()
+    query = "why does the CSV loader fail on empty lines with exit code 92, loader-7.yaml"
+    hits = memory_index.search(query, ["api"], 3)
+    assert hits[0].text == named and hits[0].scores["names"]["rank"] == 1
+    assert hits[1].scores["names"] is None
+    # the vectors alone prefer an entry in the question's words that names something else
+    monkeypatch.setitem(fusion.WEIGHTS, "names", 0.0)
+    assert memory_index.search(query, ["api"], 3)[0].text != named
+    memory_index.close()
+
+
 def write_archive(repo: Path, texts: list[str]) -> None:
     archive = repo / ".aipass/agents/api/archive/2025-06.jsonl"
     archive.parent.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from aipass_git.memory.lexical import common_bound, match_expression, term_expression
+from aipass_git.memory.lexical import common_bound, match_expression, names, term_expression
 
 LAYOUT = "2"  # bumped when the schema changes: an index of another layout is rebuilt
 
@@ -173,15 +173,31 @@ class Catalog:
 
     def lexical(self, query: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
         """(key, BM25 score, higher is better) of the N best entries for QUERY's words."""
+        rare = self._rare()
+        return self._bm25(match_expression(query, rare), agents, n)
+
+    def names(self, query: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
+        """(key, BM25 score) of the N best entries for the names QUERY mentions (lexical.names),
+        those in more entries than common_bound left out: a name that many share names nothing."""
+        rare = self._rare()
+        return self._bm25(" OR ".join(term_expression(name) for name in names(query) if rare is None or rare(name)),
+                          agents, n)
+
+    def _rare(self) -> Callable[[str], bool] | None:
+        """Whether a term is in at most common_bound entries; None while every term is."""
         entries = self.db.execute("SELECT max(id) FROM entries").fetchone()[0] or 0  # at least the count, and O(1)
         bound = common_bound(entries)
+        if entries <= bound:
+            return None
 
         def rare(term: str) -> bool:
             # counted only up to the bound: a common word would cost what its query would
             sql = "SELECT count(*) FROM (SELECT rowid FROM fts WHERE fts MATCH ? LIMIT ?)"
             return self.db.execute(sql, (term_expression(term), bound + 1)).fetchone()[0] <= bound
 
-        match = match_expression(query, rare if entries > bound else None)
+        return rare
+
+    def _bm25(self, match: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
         if not match:
             return []
         sql = "SELECT e.key, bm25(fts) FROM fts JOIN entries e ON e.id = fts.rowid WHERE fts MATCH ?"

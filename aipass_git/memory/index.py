@@ -50,7 +50,7 @@ class Hit:
     source: str
     text: str
     key: str
-    scores: dict[str, Any] = field(default_factory=dict)  # vector/lexical: {score, rank} or None; fused
+    scores: dict[str, Any] = field(default_factory=dict)  # vector/lexical/names: {score, rank} or None; fused
 
     def as_dict(self) -> dict:
         return {"score": self.score, "agent": self.agent, "section": self.section, "created": self.created,
@@ -232,6 +232,8 @@ class MemoryIndex:
         lists: dict[str, list[tuple[str, float]]] = {}
         if mode in ("lexical", "hybrid"):
             lists["lexical"] = self.catalog.lexical(query, agents, n)
+        if mode == "hybrid":  # the lexical mode has the names among its words already
+            lists["names"] = self.catalog.names(query, agents, n)
         if mode in ("vector", "hybrid"):
             lists["vector"] = self.nearest(query, agents, n)
         ranked = fusion.fuse(lists)
@@ -241,7 +243,7 @@ class MemoryIndex:
             r = ranked[key]
             primary = r.fused if mode == "hybrid" else r.scores[mode]
             parts: dict[str, Any] = {m: ({"score": round(r.scores[m], 4), "rank": r.ranks[m]} if m in r.scores else None)
-                                     for m in ("vector", "lexical")}
+                                     for m in ("vector", "lexical", "names")}
             parts["fused"] = round(r.fused, 6) if mode == "hybrid" else None
             hits.append(Hit(round(primary, 6 if mode == "hybrid" else 4), row.agent, row.section, row.created,
                             row.source, row.text, row.key, parts))
