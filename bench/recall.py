@@ -79,9 +79,7 @@ def run(repo, repo_path: Path, sizes: list[int], queries: int, sweep: bool) -> N
                 latencies[mode].append((time.perf_counter() - t0) * 1000)
                 ranks[mode].append(rank_of([h.key for h in hits], texts, q.needle))
             if sweep:
-                lists.append({"vector": index.nearest(q.text, ["api"], CANDIDATES),
-                              "lexical": index.catalog.lexical(q.text, ["api"], CANDIDATES),
-                              "names": index.catalog.names(q.text, ["api"], CANDIDATES)})
+                lists.append(index.rankings(q.text, ["api"], CANDIDATES, "hybrid"))
         dev = [i for i, q in enumerate(labelled) if q.dev]
         held = [i for i, q in enumerate(labelled) if not q.dev]
         for mode in MODES:

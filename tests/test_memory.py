@@ -508,10 +508,14 @@ def test_the_entry_that_answers_every_clause_is_found_among_many_that_answer_one
 
 
 def test_the_names_a_question_mentions_become_phrases():
-    assert lexical.names("exit code 92, see retry-85.yaml; flag --strict-audit, set LEGACY_LOCALE (error E2914)") == [
-        "retry 85 yaml", "strict audit", "legacy locale", "code 92", "e2914"]
-    assert lexical.names("the sign-in page is slow") == []  # a hyphenated word is no name
-    assert lexical.names("what is the 92") == []  # a number beside stop words only
+    assert lexical.names("exit code 92, see retry-85.yaml; flag --strict-audit, set LEGACY_LOCALE (error E2914)") == {
+        "retry 85 yaml": "retry-85.yaml", "strict audit": "strict-audit", "legacy locale": "legacy_locale",
+        "code 92": "code 92", "e2914": "e2914"}
+    assert lexical.names("the sign-in page is slow") == {}  # a hyphenated word is no name
+    assert lexical.names("what is the 92") == {}  # a number beside stop words only
+    assert lexical.naming("set LEGACY_LOCALE=1", "legacy locale", "legacy_locale") == 2
+    assert lexical.naming("flag --legacy-locale", "legacy locale", "legacy_locale") == 1
+    assert lexical.naming("set LEGACY_LOCALES", "legacy locale", "legacy_locale") == 0
     expression = lexical.match_expression("crash in parser_utils.py, exit code 92")
     assert '"parser utils py"' in expression and '"code 92"' in expression and '"parser_utils"*' in expression
 
@@ -533,6 +537,28 @@ def test_an_entry_that_names_what_the_question_names_comes_first(mail_repo: Path
     # the vectors alone prefer an entry in the question's words that names something else
     monkeypatch.setitem(fusion.WEIGHTS, "names", 0.0)
     assert memory_index.search(query, ["api"], 3)[0].text != named
+    memory_index.close()
+
+
+@needs_vectors
+def test_entries_that_name_alike_are_ordered_by_meaning_below_a_better_spelling(mail_repo: Path):
+    texts = ["the nightly backup is slow, exit code 92",
+             "the spreadsheet upload aborts on blank rows, exit code 92",
+             "the CSV loader fails on empty lines, exit code 93",
+             "the CSV loader fails on empty lines, see retry_85.yaml",
+             "the nightly backup is slow, see retry-85.yaml"]
+    write_archive(mail_repo, texts)
+    memory_index = MemoryIndex(discover(mail_repo))
+    memory_index.sync()
+    text_of = {r.key: r.text for r in memory_index.catalog.all_rows()}
+
+    def named(query: str) -> list[str]:
+        return [text_of[key] for key, _ in memory_index.rankings(query, ["api"], 5, "hybrid")["names"]]
+
+    # the same name: the one about the question's subject first; another number is no name of it
+    assert named("why does the CSV loader fail on empty lines with exit code 92") == [texts[1], texts[0]]
+    # spelled as asked beats the same words spelled otherwise, whatever the meaning
+    assert named("why does the CSV loader fail on empty lines, retry-85.yaml") == [texts[4], texts[3]]
     memory_index.close()
 
 

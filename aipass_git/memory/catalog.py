@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from aipass_git.memory.lexical import common_bound, match_expression, names, term_expression
+from aipass_git.memory.lexical import common_bound, match_expression, names, naming, term_expression
 
-LAYOUT = "2"  # bumped when the schema changes: an index of another layout is rebuilt
+LAYOUT = "2"
+NAMED_MAX = 1000  # entries that name what a question names, at most: each name is in at most common_bound  # bumped when the schema changes: an index of another layout is rebuilt
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -176,12 +177,28 @@ class Catalog:
         rare = self._rare()
         return self._bm25(match_expression(query, rare), agents, n)
 
-    def names(self, query: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
-        """(key, BM25 score) of the N best entries for the names QUERY mentions (lexical.names),
-        those in more entries than common_bound left out: a name that many share names nothing."""
+    def names(self, query: str, agents: list[str] | None) -> list[tuple[str, str, int]]:
+        """(key, agent, how well it names them) of the entries that name what QUERY names
+        (lexical.names, lexical.naming), names in more entries than common_bound left out:
+        a name that many share names nothing. All of them, up to NAMED_MAX by BM25: the
+        caller orders those that name alike by meaning."""
         rare = self._rare()
-        return self._bm25(" OR ".join(term_expression(name) for name in names(query) if rare is None or rare(name)),
-                          agents, n)
+        wanted = {phrase: spelling for phrase, spelling in names(query).items() if rare is None or rare(phrase)}
+        if not wanted:
+            return []
+        sql = "SELECT e.key, e.agent, e.text FROM fts JOIN entries e ON e.id = fts.rowid WHERE fts MATCH ?"
+        args: list = [" OR ".join(term_expression(phrase) for phrase in wanted)]
+        if agents is not None:
+            sql += f" AND e.agent IN ({','.join('?' * len(agents))})"
+            args += agents
+        sql += " ORDER BY bm25(fts) LIMIT ?"
+        args.append(NAMED_MAX)
+        found = []
+        for key, agent, text in self.db.execute(sql, args):
+            score = sum(naming(text, phrase, spelling) for phrase, spelling in wanted.items())
+            if score:  # FTS5 matched a stem ("caches" for "cache"): no name of it
+                found.append((key, agent, score))
+        return found
 
     def _rare(self) -> Callable[[str], bool] | None:
         """Whether a term is in at most common_bound entries; None while every term is."""

@@ -228,15 +228,7 @@ class MemoryIndex:
     def search(self, query: str, agents: list[str] | None, k: int, mode: str | None = None) -> list[Hit]:
         """The K entries (of AGENTS, or everyone's) that best answer QUERY, best first."""
         mode = self.check_mode(mode)
-        n = max(k, CANDIDATES)
-        lists: dict[str, list[tuple[str, float]]] = {}
-        if mode in ("lexical", "hybrid"):
-            lists["lexical"] = self.catalog.lexical(query, agents, n)
-        if mode == "hybrid":  # the lexical mode has the names among its words already
-            lists["names"] = self.catalog.names(query, agents, n)
-        if mode in ("vector", "hybrid"):
-            lists["vector"] = self.nearest(query, agents, n)
-        ranked = fusion.fuse(lists)
+        ranked = fusion.fuse(self.rankings(query, agents, max(k, CANDIDATES), mode))
         rows = self.catalog.rows(list(ranked))  # a vector the catalog no longer lists is left out
         hits = []
         for key, row in rows.items():
@@ -253,8 +245,24 @@ class MemoryIndex:
         hits.sort(key=lambda h: h.score, reverse=True)
         return hits[:k]
 
+    def rankings(self, query: str, agents: list[str] | None, n: int, mode: str) -> dict[str, list[tuple[str, float]]]:
+        """What MODE fuses: method -> (key, score) of its N best entries, best first."""
+        lists: dict[str, list[tuple[str, float]]] = {}
+        if mode in ("lexical", "hybrid"):
+            lists["lexical"] = self.catalog.lexical(query, agents, n)
+        if mode in ("vector", "hybrid"):
+            centre = self._centre(query)  # embedded once, for both lists
+            lists["vector"] = self._nearest(centre, agents, n)
+            if mode == "hybrid":  # the lexical mode has the names among its words already
+                lists["names"] = self._named(query, centre, agents, n)
+        return lists
+
     def nearest(self, query: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
-        """(key, coverage) of the N entries that best answer every clause of QUERY, best first.
+        """(key, coverage) of the N entries that best answer every clause of QUERY, best first."""
+        return self._nearest(self._centre(query), agents, n)
+
+    def _centre(self, query: str):
+        """The mean of the vectors of QUERY's clauses.
 
         An entry's coverage is the mean over the clauses of its cosine similarity to each
         (clauses.py says why). The mean of dot products is the dot product with the mean, so
@@ -265,7 +273,11 @@ class MemoryIndex:
         from aipass_git.memory.embedding import encoder  # deferred: onnxruntime and numpy, only to embed
         import numpy as np  # deferred: with the encoder, only to embed
 
-        centre = np.mean(encoder(self.model_cache).embed(clauses.split(query)), axis=0)
+        return np.mean(encoder(self.model_cache).embed(clauses.split(query)), axis=0)
+
+    def _nearest(self, centre, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
+        import numpy as np  # deferred: with the encoder, only to embed
+
         # the store measures the cosine with the centre made unit: its length turns that back into the mean
         length = float(np.linalg.norm(centre))
         found: list[tuple[str, float]] = []
@@ -273,3 +285,22 @@ class MemoryIndex:
             found += [(key, similarity * length) for key, similarity in self.store.query(agent, [centre], n)[0]]
         found.sort(key=lambda pair: -pair[1])
         return found[:n]
+
+    def _named(self, query: str, centre, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
+        """(key, score) of the N entries that best name what QUERY names (catalog.names), those
+        that name it alike ordered by their coverage: in a large memory a name is often shared
+        (exit code 92 in a dozen notes), and the one meant is the one about the same thing.
+        The score is the naming (an integer) plus half the coverage (within -0.5..0.5), so
+        meaning orders entries that name alike and never lifts one over a better-named one."""
+        import numpy as np  # deferred: with the encoder, only to embed
+
+        found = self.catalog.names(query, agents)
+        keys_of: dict[str, list[str]] = {}
+        for key, agent, _ in found:
+            keys_of.setdefault(agent, []).append(key)
+        coverage: dict[str, float] = {}
+        for agent, keys in keys_of.items():
+            coverage.update((key, float(np.dot(vector, centre))) for key, vector in self.store.vectors(agent, keys).items())
+        scored = [(key, naming + coverage.get(key, -1.0) / 2) for key, _, naming in found]
+        scored.sort(key=lambda pair: -pair[1])
+        return scored[:n]

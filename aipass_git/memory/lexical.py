@@ -57,29 +57,39 @@ def terms(query: str) -> list[str]:
     return list(seen)
 
 
-def names(query: str) -> list[str]:
-    """What QUERY names, as phrases an entry about the same thing must contain verbatim,
-    lower-cased, each once: a word run joined by punctuation that is no plain hyphenated
-    word (retry-85.yaml, LEGACY_LOCALE, --locale-verbose, but not "sign-in"), a word of
-    letters and digits (E2914), and a number with each word beside it ("code 92"): a number
-    alone says little, the word beside it says what it numbers."""
-    seen: dict[str, None] = {}
+def names(query: str) -> dict[str, str]:
+    """What QUERY names: phrase -> the question's spelling of it, lower-cased, each once.
+    A name is a word run joined by punctuation that is no plain hyphenated word
+    (retry-85.yaml, LEGACY_LOCALE, --locale-verbose, but not "sign-in"), a word of letters
+    and digits (E2914), or a number with a word beside it ("code 92"): a number alone says
+    little, the word beside it says what it numbers. An entry about the same thing must
+    contain the phrase; one that spells it alike (legacy_locale, not legacy-locale) more so."""
+    seen: dict[str, str] = {}
     for joined in JOINED.finditer(query):
-        text, start = joined.group(), joined.start()
+        text, start = joined.group().lower(), joined.start()
         flag = query[max(0, start - 2):start].endswith("-") and (start < 2 or not query[start - 2].isalnum())
         if flag or any(c.isdigit() for c in text) or re.search(r"[_.:/]", text):
-            seen.setdefault(" ".join(TOKEN.findall(text.lower())), None)
+            seen.setdefault(" ".join(TOKEN.findall(text)), text)
     for run in RUN_BREAK.split(query.lower()):
         words = TOKEN.findall(run)
         for word in words:
             if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
-                seen.setdefault(word, None)
+                seen.setdefault(word, word)
         for first, second in zip(words, words[1:]):
             pair = f"{first} {second}"
             if (telling(first) and telling(second) and (first.isdigit() or second.isdigit())
                     and not any(f" {pair} " in f" {name} " for name in seen)):  # not part of a name found
-                seen.setdefault(pair, None)
-    return list(seen)
+                seen.setdefault(pair, pair)
+    return seen
+
+
+def naming(text: str, phrase: str, spelling: str) -> int:
+    """How well TEXT names what PHRASE and SPELLING (from names) stand for: 2 spelled alike,
+    1 the same words in another spelling (retry_85 for retry-85), 0 not at all."""
+    lowered = text.lower()
+    if re.search(r"(?<![^\W_])" + re.escape(spelling) + r"(?![^\W_])", lowered):
+        return 2
+    return int(bool(re.search(r"(?<![^\W_])" + r"[\W_]+".join(map(re.escape, phrase.split())) + r"(?![^\W_])", lowered)))
 
 
 def term_expression(term: str) -> str:
