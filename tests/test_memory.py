@@ -573,7 +573,8 @@ def write_archive(repo: Path, texts: list[str]) -> None:
 
 def test_a_word_in_most_entries_is_left_out_of_the_keyword_query(mail_repo: Path):
     assert lexical.match_expression("parser fails", lambda term: term != "fails") == '"parser"*'
-    assert lexical.match_expression("fails", lambda term: False) == '"fails"*'  # never nothing at all
+    assert lexical.match_expression("fails", lambda term: False) == '"fails"*'  # alone, never nothing at all
+    assert lexical.match_expression("fails", lambda term: False, all_common=False) == ""  # beside the vectors
     # every entry says "fails", and the wanted one says it twice: with the word asked for,
     # BM25 would put it first only by that; left out, the rare word decides
     texts = [f"job {i} fails when the network drops" for i in range(lexical.COMMON_FLOOR * 2)]
@@ -586,6 +587,17 @@ def test_a_word_in_most_entries_is_left_out_of_the_keyword_query(mail_repo: Path
     assert {h.text for h in hits} == set(texts[-2:])  # no entry that matches only "fails"
     assert all(h.scores["lexical"]["rank"] == 1 for h in hits)  # "fails" did not tell them apart
     words_only.close()
+
+
+@needs_vectors
+def test_beside_the_vectors_a_question_of_common_words_has_no_keyword_list(mail_repo: Path):
+    write_archive(mail_repo, [f"job {i} fails when the network drops" for i in range(lexical.COMMON_FLOOR * 2)])
+    memory_index = MemoryIndex(discover(mail_repo))
+    memory_index.sync()
+    assert memory_index.rankings("network fails", ["api"], 5, "hybrid")["lexical"] == []
+    assert len(memory_index.rankings("network fails", ["api"], 5, "lexical")["lexical"]) == 5
+    assert len(memory_index.search("network fails", ["api"], 5)) == 5  # the vectors still rank them
+    memory_index.close()
 
 
 def test_archived_entries_reach_the_wake_prompt(mail_repo: Path, cli):

@@ -172,10 +172,11 @@ class Catalog:
                 found[r[0]] = Row(*r)
         return found
 
-    def lexical(self, query: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
-        """(key, BM25 score, higher is better) of the N best entries for QUERY's words."""
+    def lexical(self, query: str, agents: list[str] | None, n: int, *, all_common: bool = True) -> list[tuple[str, float]]:
+        """(key, BM25 score, higher is better) of the N best entries for QUERY's words; when
+        every word is common, by all of them, or (without ALL_COMMON) none."""
         rare = self._rare()
-        return self._bm25(match_expression(query, rare), agents, n)
+        return self._bm25(match_expression(query, rare, all_common=all_common), agents, n)
 
     def names(self, query: str, agents: list[str] | None) -> list[tuple[str, str, int]]:
         """(key, agent, how well it names them) of the entries that name what QUERY names

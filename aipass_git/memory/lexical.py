@@ -104,14 +104,15 @@ def common_bound(entries: int) -> int:
     return max(COMMON_FLOOR, int(entries * COMMON_SHARE))
 
 
-def match_expression(query: str, keep: Callable[[str], bool] | None = None) -> str:
+def match_expression(query: str, keep: Callable[[str], bool] | None = None, *, all_common: bool = True) -> str:
     """An FTS5 MATCH expression for QUERY (empty when it has no words worth matching);
-    KEEP, when given, says which terms to ask for, unless it would leave none."""
+    KEEP, when given, says which terms to ask for, unless it would leave none: then all of
+    them, or none without ALL_COMMON."""
     chosen = terms(query)
     # a name with underscores is a term already (FTS5 reads "lc_all" as the phrase "lc all")
     chosen += [p for p in names(query) if p not in chosen and p.replace(" ", "_") not in chosen]
     if keep is not None:
-        chosen = [t for t in chosen if keep(t)] or chosen
+        chosen = [t for t in chosen if keep(t)] or (chosen if all_common else [])
     parts = []
     for term in chosen:
         parts.append(term_expression(term))
