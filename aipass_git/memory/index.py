@@ -27,6 +27,10 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 MODES = ("hybrid", "vector", "lexical")
 CANDIDATES = 50  # entries each method hands to the fusion; more found nothing more in the bench
+# neighbours asked of the vector store to keep CANDIDATES: its HNSW graph searches max(ef, asked)
+# deep (ef 100), which at 100,000 entries found 83% of the true 50 nearest; 400 deep, 96%
+# (+2.4 ms; recall set hybrid r@1 dev 0.33 -> 0.35, r@5 held-out 0.46 -> 0.48)
+VECTOR_DEPTH = 400
 EMBED_BATCH = 512  # entries embedded and stored per step: progress and memory stay bounded
 SECTION_ORDER = {"learnings": 0, "observations": 1, "sessions": 2}  # the last tie-breaker
 
@@ -284,7 +288,8 @@ class MemoryIndex:
         length = float(np.linalg.norm(centre))
         found: list[tuple[str, float]] = []
         for agent in agents if agents is not None else self.catalog.agents():
-            found += [(key, similarity * length) for key, similarity in self.store.query(agent, [centre], n)[0]]
+            nearest = self.store.query(agent, [centre], max(n, VECTOR_DEPTH))[0][:n]
+            found += [(key, similarity * length) for key, similarity in nearest]
         found.sort(key=lambda pair: -pair[1])
         return found[:n]
 
