@@ -511,7 +511,8 @@ def test_the_names_a_question_mentions_become_phrases():
     assert lexical.names("exit code 92, see retry-85.yaml; flag --strict-audit, set LEGACY_LOCALE (error E2914)") == {
         "retry 85 yaml": "retry-85.yaml", "strict audit": "strict-audit", "legacy locale": "legacy_locale",
         "code 92": "code 92", "e2914": "e2914"}
-    assert lexical.names("the sign-in page is slow") == {}  # a hyphenated word is no name
+    assert lexical.names("the sign-in page is slow, e.g. at noon") == {}  # a hyphenated word, an abbreviation
+    assert lexical.names("run it with --dry-run") == {"dry run": "dry-run"}  # a flag is
     assert lexical.names("what is the 92") == {}  # a number beside stop words only
     assert lexical.naming("set LEGACY_LOCALE=1", "legacy locale", "legacy_locale") == 2
     assert lexical.naming("flag --legacy-locale", "legacy locale", "legacy_locale") == 1

@@ -18,8 +18,8 @@ from typing import Callable, Iterable, Iterator
 
 from aipass_git.memory.lexical import common_bound, match_expression, names, naming, term_expression
 
-LAYOUT = "2"
-NAMED_MAX = 1000  # entries that name what a question names, at most: each name is in at most common_bound  # bumped when the schema changes: an index of another layout is rebuilt
+LAYOUT = "2"  # bumped when the schema changes: an index of another layout is rebuilt
+NAMED_MAX = 1000  # entries that name what a question names, at most: each name is in at most common_bound
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -36,6 +36,7 @@ something again ever still way ways one ones us let lets may might must shall
 WORD = re.compile(r"\w+", re.UNICODE)
 TOKEN = re.compile(r"[^\W_]+", re.UNICODE)  # a word as FTS5's unicode61 tokenizer cuts it (_ separates)
 JOINED = re.compile(r"[^\W_]+(?:[-_.:/]+[^\W_]+)+", re.UNICODE)  # words joined without spaces: one name
+FLAG_START = re.compile(r"(?:^|[^\w-])--?$")  # what precedes a command-line flag's name
 RUN_BREAK = re.compile(r"[,;:()\[\]!?\"]|\.\s", re.UNICODE)  # no phrase spans a break in the sentence
 PREFIX_MIN = 5  # shorter words as prefixes match too much ("log" would find "login", "logo")
 COMMON_SHARE = 0.005  # a word in more than this share of the entries is left out of the query...
@@ -66,10 +67,10 @@ def names(query: str) -> dict[str, str]:
     contain the phrase; one that spells it alike (legacy_locale, not legacy-locale) more so."""
     seen: dict[str, str] = {}
     for joined in JOINED.finditer(query):
-        text, start = joined.group().lower(), joined.start()
-        flag = query[max(0, start - 2):start].endswith("-") and (start < 2 or not query[start - 2].isalnum())
-        if flag or any(c.isdigit() for c in text) or re.search(r"[_.:/]", text):
-            seen.setdefault(" ".join(TOKEN.findall(text)), text)
+        text, words = joined.group().lower(), TOKEN.findall(joined.group().lower())
+        flag = FLAG_START.search(query[:joined.start()]) is not None  # --dry-run, -x-y
+        if (flag or any(c.isdigit() for c in text) or re.search(r"[_.:/]", text)) and max(map(len, words)) > 1:
+            seen.setdefault(" ".join(words), text)  # (no "e.g.": all its words are letters)
     for run in RUN_BREAK.split(query.lower()):
         words = TOKEN.findall(run)
         for word in words:
