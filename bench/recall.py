@@ -79,8 +79,7 @@ def run(repo, repo_path: Path, sizes: list[int], queries: int, sweep: bool) -> N
                 latencies[mode].append((time.perf_counter() - t0) * 1000)
                 ranks[mode].append(rank_of([h.key for h in hits], texts, q.needle))
             if sweep:
-                lists.append({"vector": index.nearest(q.text, ["api"], CANDIDATES),
-                              "lexical": index.catalog.lexical(q.text, ["api"], CANDIDATES)})
+                lists.append(index.rankings(q.text, ["api"], CANDIDATES, "hybrid"))
         dev = [i for i, q in enumerate(labelled) if q.dev]
         held = [i for i, q in enumerate(labelled) if not q.dev]
         for mode in MODES:
@@ -93,20 +92,26 @@ def run(repo, repo_path: Path, sizes: list[int], queries: int, sweep: bool) -> N
             print(f"  {mode} search (warm, no change to index): p50 {statistics.median(latencies[mode]):.1f} ms, "
                   f"p95 {sorted(latencies[mode])[int(0.95 * (len(latencies[mode]) - 1))]:.1f} ms")
         if sweep:
-            print("  fusion sweep on the dev half (K, lexical weight): r@1 r@5 MRR; held-out at the dev's best")
+            print("  fusion sweep on the dev half (K, lexical weight, names weight): r@1 r@5 MRR; held-out beside")
             results = []
             for k in (1, 2, 5, 10, 20, 60):
-                for weight in (0.2, 0.35, 0.5, 0.7, 1.0, 1.5):
-                    fused_ranks = []
-                    for i in range(len(labelled)):
-                        ranked = fusion.fuse(lists[i], k=k, weights={"vector": 1.0, "lexical": weight})
-                        keys = sorted(ranked, key=lambda key: -ranked[key].fused)
-                        fused_ranks.append(rank_of(keys, texts, labelled[i].needle))
-                    d = scores([fused_ranks[i] for i in dev])
-                    results.append(((d["r@1"], d["mrr"]), k, weight, d, scores([fused_ranks[i] for i in held])))
+                for weight in (0.0, 0.2, 0.35, 0.5, 0.7, 1.0):
+                    for names in (0.0, 0.35, 0.5, 0.7, 1.0, 1.5, 2.0):
+                        fused_ranks = []
+                        for i in range(len(labelled)):
+                            ranked = fusion.fuse(lists[i], k=k, weights={"vector": 1.0, "lexical": weight, "names": names})
+                            keys = sorted(ranked, key=lambda key: -ranked[key].fused)
+                            fused_ranks.append(rank_of(keys, texts, labelled[i].needle))
+                        d = scores([fused_ranks[i] for i in dev])
+                        results.append(((d["r@1"], d["mrr"]), f"K={k} w={weight} n={names}", d,
+                                        scores([fused_ranks[i] for i in held])))
             results.sort(key=lambda r: r[0], reverse=True)
-            for _, k, weight, d, h in results[:5]:
-                print(line(f"K={k} w={weight}", d, h))
+            best_of = {label.split(" n=")[0].split(" ", 1)[1]: (label, d, h) for _, label, d, h in reversed(results)}
+            for _, label, d, h in results[:5]:
+                print(line(label, d, h))
+            print("  the best for each lexical weight:")
+            for label, d, h in best_of.values():
+                print(line(label, d, h))
             print("  score fusion sweep (cosine + a * BM25 / best BM25 of the query)")
             results = []
             for a in (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5):

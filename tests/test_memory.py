@@ -488,6 +488,81 @@ def test_an_entry_that_answers_every_clause_outranks_those_that_answer_one(mail_
     memory_index.close()
 
 
+@needs_vectors
+def test_the_entry_that_answers_every_clause_is_found_among_many_that_answer_one(mail_repo: Path):
+    # each decoy matches one clause closely and the other not at all: the entry that matches
+    # both loosely is the best by coverage, though it is nearest to neither clause
+    both = "the CSV importer freezes if the drive is almost out of space"
+    texts = [both]
+    texts += [f"the CSV importer hangs when {cause}" for cause in
+              ("the locale is not English", "a row is empty", "the clock jumps", "two users edit at once")]
+    texts += [f"{job} fails when the disk is nearly full" for job in
+              ("the nightly backup", "the log rotation", "the thumbnail cache", "the mail spool")]
+    write_archive(mail_repo, texts)
+    memory_index = MemoryIndex(discover(mail_repo))
+    memory_index.sync()
+    # one candidate only: with the nearest to each clause, it would be a decoy
+    assert [memory_index.catalog.rows([k])[k].text for k, _ in
+            memory_index.nearest("the CSV importer hangs when the disk is nearly full", ["api"], 1)] == [both]
+    memory_index.close()
+
+
+def test_the_names_a_question_mentions_become_phrases():
+    assert lexical.names("exit code 92, see retry-85.yaml; flag --strict-audit, set LEGACY_LOCALE (error E2914)") == {
+        "retry 85 yaml": "retry-85.yaml", "strict audit": "strict-audit", "legacy locale": "legacy_locale",
+        "code 92": "code 92", "e2914": "e2914"}
+    assert lexical.names("the sign-in page is slow, e.g. at noon") == {}  # a hyphenated word, an abbreviation
+    assert lexical.names("run it with --dry-run") == {"dry run": "dry-run"}  # a flag is
+    assert lexical.names("what is the 92") == {}  # a number beside stop words only
+    assert lexical.naming("set LEGACY_LOCALE=1", "legacy locale", "legacy_locale") == 2
+    assert lexical.naming("flag --legacy-locale", "legacy locale", "legacy_locale") == 1
+    assert lexical.naming("set LEGACY_LOCALES", "legacy locale", "legacy_locale") == 0
+    expression = lexical.match_expression("crash in parser_utils.py, exit code 92")
+    assert '"parser utils py"' in expression and '"code 92"' in expression and '"parser_utils"*' in expression
+
+
+@needs_vectors
+def test_an_entry_that_names_what_the_question_names_comes_first(mail_repo: Path, monkeypatch):
+    from aipass_git.memory import fusion
+
+    named = "the spreadsheet upload aborts on blank rows; exit code 92 (see loader-7.yaml)"
+    texts = [named] + [f"the CSV loader fails on empty lines, exit code {code} (see loader-{code}.yaml)"
+                       for code in (17, 18, 19, 21)]
+    write_archive(mail_repo, texts)
+    memory_index = MemoryIndex(discover(mail_repo))
+    memory_index.sync()
+    query = "why does the CSV loader fail on empty lines with exit code 92, loader-7.yaml"
+    hits = memory_index.search(query, ["api"], 3)
+    assert hits[0].text == named and hits[0].scores["names"]["rank"] == 1
+    assert hits[1].scores["names"] is None
+    # the vectors alone prefer an entry in the question's words that names something else
+    monkeypatch.setitem(fusion.WEIGHTS, "names", 0.0)
+    assert memory_index.search(query, ["api"], 3)[0].text != named
+    memory_index.close()
+
+
+@needs_vectors
+def test_entries_that_name_alike_are_ordered_by_meaning_below_a_better_spelling(mail_repo: Path):
+    texts = ["the nightly backup is slow, exit code 92",
+             "the spreadsheet upload aborts on blank rows, exit code 92",
+             "the CSV loader fails on empty lines, exit code 93",
+             "the CSV loader fails on empty lines, see retry_85.yaml",
+             "the nightly backup is slow, see retry-85.yaml"]
+    write_archive(mail_repo, texts)
+    memory_index = MemoryIndex(discover(mail_repo))
+    memory_index.sync()
+    text_of = {r.key: r.text for r in memory_index.catalog.all_rows()}
+
+    def named(query: str) -> list[str]:
+        return [text_of[key] for key, _ in memory_index.rankings(query, ["api"], 5, "hybrid")["names"]]
+
+    # the same name: the one about the question's subject first; another number is no name of it
+    assert named("why does the CSV loader fail on empty lines with exit code 92") == [texts[1], texts[0]]
+    # spelled as asked beats the same words spelled otherwise, whatever the meaning
+    assert named("why does the CSV loader fail on empty lines, retry-85.yaml") == [texts[4], texts[3]]
+    memory_index.close()
+
+
 def write_archive(repo: Path, texts: list[str]) -> None:
     archive = repo / ".aipass/agents/api/archive/2025-06.jsonl"
     archive.parent.mkdir(parents=True, exist_ok=True)
@@ -499,7 +574,8 @@ def write_archive(repo: Path, texts: list[str]) -> None:
 
 def test_a_word_in_most_entries_is_left_out_of_the_keyword_query(mail_repo: Path):
     assert lexical.match_expression("parser fails", lambda term: term != "fails") == '"parser"*'
-    assert lexical.match_expression("fails", lambda term: False) == '"fails"*'  # never nothing at all
+    assert lexical.match_expression("fails", lambda term: False) == '"fails"*'  # alone, never nothing at all
+    assert lexical.match_expression("fails", lambda term: False, all_common=False) == ""  # beside the vectors
     # every entry says "fails", and the wanted one says it twice: with the word asked for,
     # BM25 would put it first only by that; left out, the rare word decides
     texts = [f"job {i} fails when the network drops" for i in range(lexical.COMMON_FLOOR * 2)]
@@ -512,6 +588,17 @@ def test_a_word_in_most_entries_is_left_out_of_the_keyword_query(mail_repo: Path
     assert {h.text for h in hits} == set(texts[-2:])  # no entry that matches only "fails"
     assert all(h.scores["lexical"]["rank"] == 1 for h in hits)  # "fails" did not tell them apart
     words_only.close()
+
+
+@needs_vectors
+def test_beside_the_vectors_a_question_of_common_words_has_no_keyword_list(mail_repo: Path):
+    write_archive(mail_repo, [f"job {i} fails when the network drops" for i in range(lexical.COMMON_FLOOR * 2)])
+    memory_index = MemoryIndex(discover(mail_repo))
+    memory_index.sync()
+    assert memory_index.rankings("network fails", ["api"], 5, "hybrid")["lexical"] == []
+    assert len(memory_index.rankings("network fails", ["api"], 5, "lexical")["lexical"]) == 5
+    assert len(memory_index.search("network fails", ["api"], 5)) == 5  # the vectors still rank them
+    memory_index.close()
 
 
 def test_archived_entries_reach_the_wake_prompt(mail_repo: Path, cli):

@@ -103,8 +103,9 @@ def search(
 ) -> None:
     """Find memory entries by meaning and by words (words only without the memory extra).
 
-    --json shows each hit's scores: vector (similarity and rank), lexical (BM25 and rank)
-    and fused (reciprocal rank fusion of the two).
+    --json shows each hit's scores: vector (similarity and rank), lexical (BM25 and rank),
+    names (how well it names the error codes, files, flags and numbers the query names, and
+    rank) and fused (reciprocal rank fusion of them).
     """
     session = _session()
     agents = verbs.scope(session, agent, everyone)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from aipass_git.memory.lexical import common_bound, match_expression, term_expression
+from aipass_git.memory.lexical import common_bound, match_expression, names, naming, term_expression
 
 LAYOUT = "2"  # bumped when the schema changes: an index of another layout is rebuilt
+NAMED_MAX = 1000  # entries that name what a question names, at most: each name is in at most common_bound
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -171,17 +172,50 @@ class Catalog:
                 found[r[0]] = Row(*r)
         return found
 
-    def lexical(self, query: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
-        """(key, BM25 score, higher is better) of the N best entries for QUERY's words."""
+    def lexical(self, query: str, agents: list[str] | None, n: int, *, all_common: bool = True) -> list[tuple[str, float]]:
+        """(key, BM25 score, higher is better) of the N best entries for QUERY's words; when
+        every word is common, by all of them, or (without ALL_COMMON) none."""
+        rare = self._rare()
+        return self._bm25(match_expression(query, rare, all_common=all_common), agents, n)
+
+    def names(self, query: str, agents: list[str] | None) -> list[tuple[str, str, int]]:
+        """(key, agent, how well it names them) of the entries that name what QUERY names
+        (lexical.names, lexical.naming), names in more entries than common_bound left out:
+        a name that many share names nothing. All of them, up to NAMED_MAX by BM25: the
+        caller orders those that name alike by meaning."""
+        rare = self._rare()
+        wanted = {phrase: spelling for phrase, spelling in names(query).items() if rare is None or rare(phrase)}
+        if not wanted:
+            return []
+        sql = "SELECT e.key, e.agent, e.text FROM fts JOIN entries e ON e.id = fts.rowid WHERE fts MATCH ?"
+        args: list = [" OR ".join(term_expression(phrase) for phrase in wanted)]
+        if agents is not None:
+            sql += f" AND e.agent IN ({','.join('?' * len(agents))})"
+            args += agents
+        sql += " ORDER BY bm25(fts) LIMIT ?"
+        args.append(NAMED_MAX)
+        found = []
+        for key, agent, text in self.db.execute(sql, args):
+            score = sum(naming(text, phrase, spelling) for phrase, spelling in wanted.items())
+            if score:  # FTS5 matched a stem ("caches" for "cache"): no name of it
+                found.append((key, agent, score))
+        return found
+
+    def _rare(self) -> Callable[[str], bool] | None:
+        """Whether a term is in at most common_bound entries; None while every term is."""
         entries = self.db.execute("SELECT max(id) FROM entries").fetchone()[0] or 0  # at least the count, and O(1)
         bound = common_bound(entries)
+        if entries <= bound:
+            return None
 
         def rare(term: str) -> bool:
             # counted only up to the bound: a common word would cost what its query would
             sql = "SELECT count(*) FROM (SELECT rowid FROM fts WHERE fts MATCH ? LIMIT ?)"
             return self.db.execute(sql, (term_expression(term), bound + 1)).fetchone()[0] <= bound
 
-        match = match_expression(query, rare if entries > bound else None)
+        return rare
+
+    def _bm25(self, match: str, agents: list[str] | None, n: int) -> list[tuple[str, float]]:
         if not match:
             return []
         sql = "SELECT e.key, bm25(fts) FROM fts JOIN entries e ON e.id = fts.rowid WHERE fts MATCH ?"

@@ -7,8 +7,10 @@ the tie-breakers: the newer entry first, then the section.
 
 K and the weights come from the dev half of `bench/memory.py --recall --sweep`: there the
 vector ranking carries paraphrases, and the keyword list (rare words only, see lexical.py)
-mostly an exact identifier, so it counts about a third as much; a small K still lets an
-entry that both lists put first win clearly, and an exact word lift an entry near the top.
+counts about a third as much; the names list (the error codes, files, flags and numbered
+things the question names, lexical.names) counts as much as the vectors: an entry that
+names the same thing is seldom the wrong one, and the vectors see a name only as a few
+word pieces. A small K lets an entry that two lists put first win clearly.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 K = 2
-WEIGHTS = {"vector": 1.0, "lexical": 0.35}
+WEIGHTS = {"vector": 1.0, "lexical": 0.35, "names": 1.0}
 
 
 @dataclass
