@@ -21,6 +21,7 @@ from aipass_git.store import locks
 MAX_PACKS = 10
 MAX_LOOSE = 6700  # git gc --auto's own bound
 REPACK_SECONDS = 3600.0
+PASSES = 3  # repacks in one run at most, while writes keep adding packs
 
 
 def counts(repo: Repo) -> tuple[int, int]:
@@ -69,8 +70,13 @@ def run(repo: Repo, *, force: bool = False) -> dict:
     if reason is None and not force:
         return {"done": False, "packs": before[0], "loose": before[1], "reason": None}
     with lock_of(repo).acquired(0, "another housekeeping runs; it does this one's work"):
-        git.run(["repack", "-d", "-q", "--geometric=2"], repo.root, timeout=REPACK_SECONDS,
-                hint="run it by hand to see why: git repack -d --geometric=2")
+        # writes during a repack find this one running and start none: their packs are
+        # rolled up by another pass here, or they would wait for the next write
+        for _ in range(PASSES):
+            git.run(["repack", "-d", "-q", "--geometric=2"], repo.root, timeout=REPACK_SECONDS,
+                    hint="run it by hand to see why: git repack -d --geometric=2")
+            if overdue(repo) is None:
+                break
         git.run(["pack-refs", "--all"], repo.root, timeout=REPACK_SECONDS)
     after = counts(repo)
     return {"done": True, "reason": reason or "asked", "packs": after[0], "loose": after[1],
