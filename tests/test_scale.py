@@ -120,3 +120,32 @@ def test_packs_that_pile_up_are_repacked_in_the_background(mail_repo: Path, cli)
     wait_for(lambda: housekeeping.overdue(repo) is None, "the background repack", 60)
     assert git(mail_repo, "fsck", "--no-progress", "--connectivity-only") == ""
     assert cli("inbox", "@api", cwd=mail_repo).code == 0
+
+
+def test_housekeeping_rolls_up_the_packs_written_while_it_repacked(mail_repo: Path, monkeypatch):
+    from aipass_git.core import git as git_mod
+    from aipass_git.store import housekeeping
+
+    def more_packs(n: int, start: int) -> None:
+        for i in range(start, start + n):  # as bulk sends leave them: one pack each
+            (mail_repo / f"note{i}.txt").write_text(f"note {i}\n")
+            git(mail_repo, "add", f"note{i}.txt")
+            git(mail_repo, "commit", "-qm", f"note {i}")
+            git(mail_repo, "repack", "-q")
+
+    more_packs(12, 0)
+    repo = discover(mail_repo)
+    real, repacks = git_mod.run, []
+
+    def run(args, *rest, **kw):
+        out = real(args, *rest, **kw)
+        if args[0] == "repack":
+            repacks.append(args)
+            if len(repacks) == 1:
+                more_packs(12, 100)  # writes during the repack: their kicks found it running
+        return out
+
+    monkeypatch.setattr(git_mod, "run", run)
+    assert housekeeping.run(repo)["done"]
+    assert len(repacks) == 2 and housekeeping.overdue(repo) is None
+
