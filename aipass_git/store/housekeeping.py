@@ -21,7 +21,7 @@ from aipass_git.store import locks
 MAX_PACKS = 10
 MAX_LOOSE = 6700  # git gc --auto's own bound
 REPACK_SECONDS = 3600.0
-PASSES = 3  # repacks in one run at most, while writes keep adding packs
+ROUNDS = 10  # rounds in one run at most while writes keep coming; a later write starts another
 
 
 def counts(repo: Repo) -> tuple[int, int]:
@@ -49,14 +49,21 @@ def lock_of(repo: Repo) -> locks.Held:
     return locks.Held(repo.runtime_dir / "locks" / "housekeeping.lock", "aipass housekeeping")
 
 
+def again_marker(repo: Repo):
+    """Left by a write that found housekeeping running: there is more to roll up."""
+    return repo.runtime_dir / "housekeeping-again"
+
+
 def kick(repo: Repo) -> None:
-    """Start housekeeping in the background when it is due and none runs."""
+    """Start housekeeping in the background when it is due and none runs (when one runs,
+    tell it to look again before it ends)."""
     if overdue(repo) is None:
         return
     holder = lock_of(repo).holder()
     if isinstance(holder.get("pid"), int):
         try:
             os.kill(holder["pid"], 0)
+            again_marker(repo).touch()
             return
         except OSError:
             pass
@@ -69,16 +76,24 @@ def run(repo: Repo, *, force: bool = False) -> dict:
     reason = overdue(repo)
     if reason is None and not force:
         return {"done": False, "packs": before[0], "loose": before[1], "reason": None}
+    again = again_marker(repo)
     with lock_of(repo).acquired(0, "another housekeeping runs; it does this one's work"):
-        # writes during a repack find this one running and start none: their packs are
-        # rolled up by another pass here, or they would wait for the next write
-        for _ in range(PASSES):
-            git.run(["repack", "-d", "-q", "--geometric=2"], repo.root, timeout=REPACK_SECONDS,
-                    hint="run it by hand to see why: git repack -d --geometric=2")
-            if overdue(repo) is None:
-                break
-        git.run(["pack-refs", "--all"], repo.root, timeout=REPACK_SECONDS)
+        for _ in range(ROUNDS):
+            again.unlink(missing_ok=True)
+            _repack(repo, "--geometric=2")
+            if counts(repo)[0] > MAX_PACKS and not again.exists():
+                # nothing was written meanwhile, and the packs left grow geometrically (a
+                # geometric repack keeps such a row): one pack of everything, deltas reused
+                _repack(repo, "-a")
+            git.run(["pack-refs", "--all"], repo.root, timeout=REPACK_SECONDS)
+            if not again.exists() or overdue(repo) is None:
+                break  # else writes came while it ran, and their kicks started none: go again
+        again.unlink(missing_ok=True)
     after = counts(repo)
     return {"done": True, "reason": reason or "asked", "packs": after[0], "loose": after[1],
             "packs_before": before[0], "loose_before": before[1]}
 
+
+def _repack(repo: Repo, how: str) -> None:
+    git.run(["repack", "-d", "-q", how], repo.root, timeout=REPACK_SECONDS,
+            hint=f"run it by hand to see why: git repack -d {how}")
