@@ -26,7 +26,7 @@ from aipass_git.mail import mailbox
 from aipass_git.mail.summary_index import SummaryIndex
 from aipass_git.store.events import EventStore
 from aipass_git.store.objects import commit_tree_and_parents
-from aipass_git.store.verify import Roster, Verifier, roster_at
+from aipass_git.store.verify import Roster, Verdict, Verifier, roster_at
 
 _TRAILER = re.compile(rb"^(Aipass-[A-Za-z-]+): *(.*)$", re.M)
 
@@ -106,11 +106,13 @@ class Trust:
         cached = {owner: self._cached(owner) for owner in tips}
         moved = {owner: (tip, cached[owner].get("tip")) for owner, tip in tips.items() if cached[owner].get("tip") != tip}
         walked = self._commits_since(moved)
+        every = [item for owner in moved for item in walked[owner]]
+        verdicts = dict(zip((commit for commit, _ in every), self.verifier.check_many(every)))
         out = {}
         for owner, tip in tips.items():
             proven, bad = set(cached[owner].get("proven", [])), dict(cached[owner].get("bad", {}))
             if owner in moved:
-                self._judge(owner, walked[owner], proven, bad)
+                self._judge(owner, walked[owner], verdicts, proven, bad)
                 path = self._cache_file(owner)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(path.name + ".tmp")
@@ -154,12 +156,14 @@ class Trust:
             walks[owner] = [(c, raw) for c, (_, raw) in zip(commits, self.store.reader.read_many(commits))]
         return {owner: walk[::-1] for owner, walk in walks.items()}
 
-    def _judge(self, owner: str, commits: list[tuple[str, bytes]], proven: set[str], bad: dict[str, str]) -> None:
-        """Bring PROVEN and BAD (of OWNER's mailbox) up to date with COMMITS, oldest first."""
+    def _judge(self, owner: str, commits: list[tuple[str, bytes]], verdicts: dict[str, Verdict], proven: set[str],
+               bad: dict[str, str]) -> None:
+        """Bring PROVEN and BAD (of OWNER's mailbox) up to date with COMMITS, oldest first,
+        whose signatures VERDICTS judged."""
         for commit, raw in commits:
             trailers = {k.decode(): v.decode("utf-8", "replace").strip()
                         for k, v in _TRAILER.findall(raw.split(b"\n\n", 1)[-1])}
-            verdict = self.verifier.check(commit, raw)
+            verdict = verdicts[commit]
             event, mid = trailers.get("Aipass-Event"), trailers.get("Aipass-Message")
             if not verdict.ok:
                 # whatever an unproven commit changed (a message, a status, a claim) is
