@@ -211,3 +211,27 @@ def test_a_forged_plan_dispatches_nothing(mail_repo: Path, cli):
     refused = cli("plan", "start", made["id"], cwd=mail_repo)
     assert refused.code == 2 and "is not proven" in refused.err and "unsigned" in refused.err
     assert json.loads(cli("inbox", "@api", "--all", "--json", cwd=mail_repo).out)["messages"] == []
+
+
+def test_a_big_batch_of_signatures_checked_on_every_core_judges_as_one_by_one(mail_repo: Path, cli, monkeypatch):
+    from aipass_git.core.config import load
+    from aipass_git.store import verify
+
+    for i in range(4):
+        assert cli("send", "@api", "@docs", f"note {i}", "b", cwd=mail_repo).code == 0
+    forge(mail_repo, "api", "forged")
+    tip = git(mail_repo, "rev-parse", "refs/aipass/mail/api")
+    raw = subprocess.run(["git", "cat-file", "commit", tip], cwd=mail_repo, capture_output=True, check=True).stdout
+    tampered = subprocess.run(["git", "hash-object", "-t", "commit", "-w", "--stdin"], cwd=mail_repo, check=True,
+                              input=raw + b"more\n", capture_output=True).stdout.decode().strip()
+    commits = git(mail_repo, "rev-list", "refs/aipass/mail/api", "refs/aipass/mail/docs").split() + [tampered]
+    repo = discover(mail_repo)
+    with EventStore(repo) as store:
+        items = [(c, raw) for c, (_, raw) in zip(commits, store.reader.read_many(commits))]
+        roster = verify.roster_at(store, load(repo).base_branch)
+        one_by_one = [verify.Verifier(store, roster).check(c, raw) for c, raw in items]
+        monkeypatch.setattr(verify, "PARALLEL_FROM", 2)
+        monkeypatch.setattr(verify.os, "cpu_count", lambda: 4)
+        together = verify.Verifier(store, roster).check_many(items)
+    assert together == one_by_one
+    assert [v.ok for v in together].count(False) == 2  # the forgery and the tampered copy
