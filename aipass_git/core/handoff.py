@@ -32,9 +32,6 @@ MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 NOT_HANDED = frozenset({"daemon", "monitor", "demo"})
 RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 STARTED = b"started\n"
-# git's variables that point a command at another repository than the folder's own: the
-# warm socket found from the folder might not be that repository's
-REPO_POINTERS = ("GIT_DIR", "GIT_COMMON_DIR", "GIT_WORK_TREE")
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -50,9 +47,9 @@ def socket_in(common_dir: str) -> str:
 
 def find_socket(cwd: str) -> str | None:
     """The warm socket of the repository around CWD, found as git finds the repository
-    (a `.git` folder, or a worktree's `.git` file and its `commondir`), or None."""
-    if any(os.environ.get(name) for name in REPO_POINTERS):
-        return None
+    (a `.git` folder, or a worktree's `.git` file and its `commondir`), or None. GIT_DIR
+    and its kin are not looked at: the command runs with the asker's environment and
+    folder, so any warm process of this installation runs it alike."""
     folder = cwd
     while True:
         dot = os.path.join(folder, ".git")
