@@ -133,6 +133,7 @@ def uninstall(repo: Repo) -> list[str]:
     return done
 
 
-def installed(repo: Repo) -> list[str]:
-    folder = hooks_dir(repo)
+def installed(repo: Repo, folder: Path | None = None) -> list[str]:
+    """Our hooks in FOLDER (default: the hooks folder git uses here)."""
+    folder = folder or hooks_dir(repo)
     return [h for h in HOOKS if is_ours(folder / h)]
