@@ -170,6 +170,7 @@ def test_the_daemon_keeps_a_warm_process_and_ends_it(mail_repo: Path):
         wait_for(lambda: socket_of(mail_repo).exists(), "the daemon's warm socket")
         [first] = warm_children(daemon.pid)
         assert oct(socket_of(mail_repo).stat().st_mode & 0o777) == "0o600"
+        assert json.loads(here("daemon", "status", "--json", cwd=mail_repo).stdout)["warm"] is True
         assert ask("status", "--json", cwd=mail_repo).returncode == 0
         os.kill(first, signal.SIGKILL)  # a warm process that died is started again
         wait_for(lambda: [pid for pid in warm_children(daemon.pid) if pid != first], "a new warm process")

@@ -87,8 +87,11 @@ def status(as_json: bool = JSON) -> None:
     if as_json:
         emit_json({"v": 1, **found})
         return
-    typer.echo(f"daemon: running, pid {found['pid']} since {found['since']}" if found["running"] else
-               "daemon: not running (start it: git aipass daemon run, or install it: git aipass daemon install)")
+    if found["running"]:
+        warm = "; commands go to its warm process" if found["warm"] else ""
+        typer.echo(f"daemon: running, pid {found['pid']} since {found['since']}{warm}")
+    else:
+        typer.echo("daemon: not running (start it: git aipass daemon run, or install it: git aipass daemon install)")
     for name, last in sorted(found["schedules"].items()):
         typer.echo(f"schedule {for_terminal(name)}: last fired {last}")
     for name in sorted(found["tripped"]):

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from aipass_git.agents.session import Session
-from aipass_git.core import clock, config as config_mod
+from aipass_git.core import clock, config as config_mod, handoff
 from aipass_git.core.errors import AipassError
 from aipass_git.core.files import event_ref_folders, stamps
 from aipass_git.core.repo import Repo
@@ -188,7 +188,10 @@ def stop(repo: Repo, *, wait: float = 10.0) -> dict | None:
 def status(repo: Repo) -> dict:
     found = holder(repo)
     return {"running": found is not None, "pid": found.get("pid") if found else None,
-            "since": found.get("since") if found else None, **engine.status(repo)}
+            "since": found.get("since") if found else None,
+            # commands are handed to its warm process (core/handoff.py) while this is there
+            "warm": found is not None and os.path.exists(handoff.socket_in(str(repo.common_dir))),
+            **engine.status(repo)}
 
 
 def unit(repo: Repo, command: list[str]) -> tuple[str, str]:
