@@ -322,3 +322,25 @@ def test_a_repeat_audit_reads_only_what_changed_and_still_finds_it(clean_repo: P
     mine = [f for f in audit(cli, clean_repo)[1] if f["standard"] == standard]
     assert mine, f"{standard} missed what came after its last clean audit"
     assert [f for f in audit(cli, clean_repo)[1] if f["standard"] == standard] == mine  # reported until fixed
+
+
+def test_a_folder_named_like_the_package_in_the_repository_runs_nothing(clean_repo: Path, cli):
+    # the project standards' worker starts in the repository: its own aipass_git/ must not
+    # stand in for the installed package (a hostile repository, or this project's checkout)
+    fake = clean_repo / "aipass_git" / "audit"
+    fake.mkdir(parents=True)
+    (clean_repo / "aipass_git" / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("")
+    (fake / "project_worker.py").write_text("open('HIJACKED', 'w').write('ran')\n")
+    folder = clean_repo / ".aipass/standards"
+    folder.mkdir()
+    (folder / "local.py").write_text(
+        "from aipass_git.audit.engine import Problem, standard\n"
+        "@standard('local.note', 'a note', severity='info')\n"
+        "def note(ctx):\n    yield Problem('README.md', 'seen', line=1)\n"
+        "STANDARDS = [note]\n"
+    )
+    git(clean_repo, "add", "-A")
+    code, findings = audit(cli, clean_repo)
+    assert [f for f in findings if f["standard"] == "local.note"]  # our worker ran the standard
+    assert not (clean_repo / "HIJACKED").exists()

@@ -21,13 +21,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
 from aipass_git.audit.engine import SEVERITIES, Context, Finding, Standard
 from aipass_git.audit.standards import BUILTIN
 from aipass_git.core import git
+from aipass_git.core.program import module_argv
 from aipass_git.core.repo import AIPASS_DIR
 from aipass_git.store.objects import ObjectReader
 
@@ -195,7 +195,7 @@ class Worker:
                          "standards": sorted(s.id for s in m.standards if s.id in chosen)} for m in self.mods],
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aipass_git.audit.project_worker"],
+            module_argv("aipass_git.audit.project_worker"),
             cwd=ctx.repo.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,  # the time limit ends everything the standards started too
         )

@@ -28,7 +28,7 @@ import typer
 
 from aipass_git.cli import app as app_mod
 from aipass_git.cli.main import app, main
-from aipass_git.core import handoff
+from aipass_git.core import handoff, program
 
 ACCEPT_SECONDS = 0.5  # how soon it notices that its daemon went away
 REQUEST_BYTES = 1 << 20  # argv and environment; more is refused
@@ -37,7 +37,7 @@ RELAYED = {int(signum) for signum in handoff.RELAYED}
 
 def command(common_dir: Path) -> list[str]:
     """The argv that starts the warm process for the repository of COMMON_DIR."""
-    return [sys.executable, "-m", "aipass_git.cli.warm", handoff.socket_in(str(common_dir))]
+    return [*program.module_argv("aipass_git.cli.warm"), handoff.socket_in(str(common_dir))]
 
 
 def code_stamp() -> tuple[int, int]:

@@ -30,10 +30,17 @@ def program() -> str | None:
     return shutil.which(NAME)
 
 
+def module_argv(module: str) -> list[str]:
+    """This Python running MODULE (-m). With -P: these processes start in a repository's
+    folder, and a folder named aipass_git there (this project's own checkout, or a hostile
+    repository) must not stand in for the installed package."""
+    return [sys.executable, "-P", "-m", module]
+
+
 def argv() -> list[str]:
     """The words that run aipass-git: the program, or this Python with -m."""
     found = program()
-    return [found] if found else [sys.executable, "-m", "aipass_git"]
+    return [found] if found else module_argv("aipass_git")
 
 
 def command() -> str:
@@ -45,7 +52,7 @@ def run_detached(cwd: Path, *args: str) -> None:
     """Start `git aipass ARGS` (this Python, -m) in CWD as a process of its own session, with
     no terminal, and return at once: hooks and long-lived processes hand work on that must
     not hold them (an index sync, a plan to advance) or that sits in a higher layer."""
-    subprocess.Popen([sys.executable, "-m", "aipass_git", *args], cwd=cwd, stdin=subprocess.DEVNULL,
+    subprocess.Popen([*module_argv("aipass_git"), *args], cwd=cwd, stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 from aipass_git.core.repo import Repo
-from aipass_git.core.program import ENV as PROGRAM_ENV, program
+from aipass_git.core.program import ENV as PROGRAM_ENV, module_argv, program
 from aipass_git.dispatch.environment import REPO_POINTERS
 from aipass_git.dispatch.runtime import Runtime
 
@@ -24,7 +23,7 @@ def start_supervisor(repo: Repo, agent: str) -> int:
         env[PROGRAM_ENV] = exe
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aipass_git.dispatch.supervisor", str(repo.root), agent],
+            [*module_argv("aipass_git.dispatch.supervisor"), str(repo.root), agent],
             cwd=repo.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True,  # detached: the caller may exit, the session goes on
         )
