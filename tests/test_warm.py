@@ -91,6 +91,19 @@ def test_a_handed_command_prints_and_exits_as_one_run_here(mail_repo: Path, warm
     assert there.stderr == local.stderr and "nosuch" in there.stderr
 
 
+def test_many_askers_at_once_each_get_their_own_command(mail_repo: Path, warm):
+    agents = ["api", "docs", "quality"] * 4
+    askers = [subprocess.Popen([sys.executable, "-c", NO_TYPER, "inbox", "--json"], cwd=mail_repo, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "AIPASS_AGENT": agent}) for agent in agents]
+    owners = []
+    for proc in askers:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        owners.append(json.loads(out)["owner"])
+    assert owners == agents  # each fork took its own asker's environment, nobody else's
+
+
 def test_the_askers_environment_folder_and_input_are_the_commands(mail_repo: Path, warm):
     (mail_repo / "src" / "deep").mkdir()
     # stdin carries the body; AIPASS_AGENT says who speaks; a subfolder is still the repository
