@@ -40,13 +40,14 @@ class Checked:
             else:
                 self.clean[owner] = tip
 
+    def moved(self, store, tips: dict[str, str]) -> dict[str, tuple[str | None, str]]:
+        """Owner -> (the tip found clean, its tip now) of each mailbox of TIPS that moved
+        since; the first is None when never found clean, or when the repository lost that
+        commit (a forced fetch): then the mailbox is read whole again."""
+        return {owner: (found if found and store.reader.resolve(found) else None, tip)
+                for owner, tip in tips.items() if (found := self.clean.get(owner)) != tip}
+
     def save(self) -> None:
         if self.changed:
             doc: dict[str, Any] = {"version": __version__, "clean": self.clean}
             write_derived(self.path, encode(doc))
-
-
-def known(store, commit: str | None) -> str | None:
-    """COMMIT (a tip found clean), if the repository still has it: a forced fetch may have
-    dropped it, and then the mailbox is read whole again."""
-    return commit if commit and store.reader.resolve(commit) else None

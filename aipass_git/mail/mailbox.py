@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any, Callable
 
+from aipass_git.core import git
 from aipass_git.core.canonical import encode
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.text import plural
@@ -31,6 +33,11 @@ MAILBOXES_PER_BATCH = 256  # read together: few round trips, and a bounded share
 
 def ref_for(owner: str) -> str:
     return NAMESPACE + owner
+
+
+def tips(root: Path) -> dict[str, str]:
+    """Owner -> its mailbox's tip, of every mailbox (one `for-each-ref`)."""
+    return {ref[len(NAMESPACE):]: tip for ref, tip in git.list_refs(root, NAMESPACE)}
 
 
 def folder_of(message_id: str) -> str:
@@ -215,12 +222,13 @@ def file_ids(folder: Folder | None) -> set[str]:
     return {name[:-5] for name in folder or {} if name.endswith(".json")}
 
 
-def _batched(tips: dict[str, str], size: int, read: Callable[[list[str]], list[Any]]) -> dict[str, Any]:
+def _batched(items: dict[str, Any], size: int, read: Callable[[list[Any]], list[Any]]) -> dict[str, Any]:
+    """Owner -> READ's answer for its item, read SIZE owners at a time."""
     out: dict[str, Any] = {}
-    owners = sorted(tips)
+    owners = sorted(items)
     for start in range(0, len(owners), size):
         chunk = owners[start:start + size]
-        out.update(zip(chunk, read([tips[owner] for owner in chunk])))
+        out.update(zip(chunk, read([items[owner] for owner in chunk])))
     return out
 
 

@@ -15,7 +15,6 @@ import json
 import sqlite3
 from typing import Any, Iterable
 
-from aipass_git.core import git
 from aipass_git.mail import mailbox
 from aipass_git.store.events import EventStore
 
@@ -79,7 +78,7 @@ class SummaryIndex:
         """Bring the index up to the mailbox refs; returns how many mailboxes were re-read."""
         if self.refreshed:
             return 0
-        tips = {ref[len(mailbox.NAMESPACE):]: oid for ref, oid in git.list_refs(self.root, mailbox.NAMESPACE)}
+        tips = mailbox.tips(self.root)
         known = dict(self.db.execute("SELECT owner, tip FROM boxes"))
         if all(known.get(o) == t for o, t in tips.items()) and set(known) <= set(tips):
             self.refreshed = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aipass_git.audit.checked import Checked, known
+from aipass_git.audit.checked import Checked
 from aipass_git.audit.engine import Problem, standard
 from aipass_git.core import git, ids, names
 
@@ -31,9 +31,8 @@ def mailbox_state(ctx):
 
     checked = Checked(ctx.repo, "refs.mailbox-state")
     with EventStore(ctx.repo) as store:
-        tips = {ref[len(mailbox.NAMESPACE):]: tip for ref, tip in git.list_refs(ctx.repo.root, mailbox.NAMESPACE)}
         # a mailbox consistent at the tip it was checked at needs only its folders that changed since
-        spans = {owner: (known(store, checked.tip(owner)), tip) for owner, tip in tips.items() if checked.tip(owner) != tip}
+        spans = checked.moved(store, mailbox.tips(ctx.repo.root))
         changes = mailbox.folder_changes(store, spans)
         for owner in sorted(spans):
             folders = [now for _, now in changes[owner]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from aipass_git.audit.checked import Checked, known
+from aipass_git.audit.checked import Checked
 from aipass_git.audit.engine import Problem, standard
 from aipass_git.core import git, secrets
 from aipass_git.core.text import article
@@ -43,10 +43,9 @@ def in_mail(ctx):
 
     checked = Checked(ctx.repo, "secrets.mail")
     with EventStore(ctx.repo) as store:
-        tips = {ref[len(mailbox.NAMESPACE):]: tip for ref, tip in git.list_refs(ctx.repo.root, mailbox.NAMESPACE)}
         # clean at the tip it was checked at: only the message files added since are read
         # (delivered messages never change)
-        spans = {owner: (known(store, checked.tip(owner)), tip) for owner, tip in tips.items() if checked.tip(owner) != tip}
+        spans = checked.moved(store, mailbox.tips(ctx.repo.root))
         changes = mailbox.folder_changes(store, spans)
         added = {owner: [oid for before, now in changes[owner] for name, (_, oid) in sorted(now.items())
                          if name.endswith(".json") and (before or {}).get(name, (None, None))[1] != oid]
