@@ -54,54 +54,58 @@ def _draws_on_stderr() -> bool:
     return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
 
-class progress:
-    """A progress bar on standard error for long work, on a terminal only (pipes, scripts
-    and tests see nothing); entered, it gives the callback `(done, total)` to hand down,
-    or None when there is no terminal. rich is imported only when a bar is drawn."""
+class _Drawn:
+    """What a `with` block draws on standard error while it runs, for a person at a
+    terminal only (pipes, scripts and tests see nothing): entered, it gives its `update`,
+    or None when there is no terminal. rich is imported only when something is drawn."""
+
+    live = None  # the rich display, started by `_start`
+
+    def __enter__(self):
+        if not _draws_on_stderr():
+            return None
+        from rich.console import Console  # deferred: only a terminal gets a display
+
+        self.live = self._start(Console(stderr=True))
+        return self.update
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+class progress(_Drawn):
+    """A progress bar for long work; its update takes `(done, total)` to hand down."""
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self.bar = None
 
-    def __enter__(self):
-        if not _draws_on_stderr():
-            return None
-        from rich.console import Console  # deferred: only a terminal gets a bar
+    def _start(self, console):
         from rich.progress import Progress  # deferred: only a terminal gets a bar
 
-        self.bar = Progress(console=Console(stderr=True), transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task(self.label, total=None)
-        return self.update
+        bar = Progress(console=console, transient=True)
+        bar.start()
+        self.task = bar.add_task(self.label, total=None)
+        return bar
 
     def update(self, done: int, total: int) -> None:
-        self.bar.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        self.live.update(self.task, completed=done, total=total)
 
 
-class spinner:
-    """A one-line spinner on standard error for a wait, on a terminal only; entered, it
-    gives a function that replaces its text and redraws at once (or None when there is
-    no terminal)."""
+class spinner(_Drawn):
+    """A one-line spinner for a wait; its update replaces the text and redraws at once."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.live = None
 
-    def __enter__(self):
-        if not _draws_on_stderr():
-            return None
-        from rich.console import Console  # deferred: only a terminal gets a spinner
+    def _start(self, console):
         from rich.live import Live  # deferred: only a terminal gets a spinner
         from rich.spinner import Spinner  # deferred: only a terminal gets a spinner
 
         self.spin = Spinner("dots", text=for_terminal(self.text))
-        self.live = Live(self.spin, console=Console(stderr=True), transient=True, refresh_per_second=12.5)
-        self.live.start(refresh=True)
-        return self.update
+        live = Live(self.spin, console=console, transient=True, refresh_per_second=12.5)
+        live.start(refresh=True)
+        return live
 
     def update(self, text: str) -> None:
         text = for_terminal(text)
@@ -109,10 +113,6 @@ class spinner:
             self.text = text
             self.spin.update(text=text)
             self.live.refresh()
-
-    def __exit__(self, *exc) -> None:
-        if self.live is not None:
-            self.live.stop()
 
 
 def short(commit: str | None) -> str:
