@@ -177,9 +177,30 @@ def test_a_fresh_clone_sees_the_mail_and_doctor_names_what_is_not_set_up(mail_re
     assert cli("sync", cwd=mail_repo).code == 0
     git(b, "fetch", "-q", "origin")
     checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", cwd=b).out)["checks"]}
-    assert checks["sync origin"]["status"] == "warn" and "1 event ref unpushed, behind or diverged" in checks["sync origin"]["detail"]
+    assert checks["sync origin"]["status"] == "warn" and checks["sync origin"]["detail"].endswith(": 1 event ref behind")
     assert cli("sync", cwd=b).code == 0
     assert len(json.loads(cli("inbox", "@api", "--json", cwd=b).out)["messages"]) == 2
+
+
+def test_doctor_tells_unpushed_behind_and_diverged_refs_apart(mail_repo: Path, tmp_path: Path, cli):
+    remote = bare_remote(tmp_path)
+    for who in ("api", "docs", "human"):
+        assert cli("send", f"@{who}", "before", "b", cwd=mail_repo).code == 0
+    publish(mail_repo, remote.as_uri())
+    b = clone(cli, remote.as_uri(), tmp_path / "b")
+    for who in ("api", "human"):  # the remote moves on: api only there, human on both sides
+        assert cli("send", f"@{who}", "from a", "b", cwd=mail_repo).code == 0
+    assert cli("sync", cwd=mail_repo).code == 0
+    for who in ("docs", "human"):
+        assert cli("send", f"@{who}", "from b", "b", cwd=b).code == 0
+    git(b, "fetch", "-q", "origin")
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", cwd=b).out)["checks"]}
+    assert checks["sync origin"]["detail"] == ("as last fetched from 'origin': 1 event ref unpushed; 1 event ref behind; "
+                                               "1 event ref diverged (sync merges them)")
+    assert checks["sync origin"]["hint"] == "run: git aipass sync origin"
+    assert cli("sync", cwd=b).code == 0
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", cwd=b).out)["checks"]}
+    assert checks["sync origin"]["status"] == "ok"
 
 
 def test_sync_merges_a_read_on_one_side_and_a_done_on_the_other(mail_repo: Path, tmp_path: Path, cli):
