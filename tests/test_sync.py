@@ -3,6 +3,7 @@ on 127.0.0.1), real processes writing at once, then every clone holds everything
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -243,3 +244,45 @@ def test_refs_of_no_kind_are_neither_pushed_nor_taken_in(mail_repo: Path, tmp_pa
     git(remote, "update-ref", "refs/aipass/mail/Other", head)  # a stray written on the remote
     b = clone(cli, remote.as_uri(), tmp_path / "b")
     assert git(b, "for-each-ref", "--format=%(refname)", "refs/aipass/").split() == ["refs/aipass/mail/api"]
+
+
+def forge_status(repo: Path, tip: str, status: str) -> str:
+    """A commit on TIP whose index lines carry STATUS, written with plain git: what anyone
+    who can push to the remote can put there."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(repo / ".git" / "forged-index")}
+    subprocess.run(["git", "read-tree", tip], cwd=repo, env=env, check=True)
+    for path in git(repo, "ls-tree", "-r", "--name-only", tip).split():
+        if path.endswith("index.jsonl"):
+            text = re.sub(r'"status": ?"new"', f'"status":"{status}"', git(repo, "show", f"{tip}:{path}"))
+            blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], input=text + "\n", text=True, cwd=repo,
+                                  capture_output=True, check=True).stdout.strip()
+            subprocess.run(["git", "update-index", "--cacheinfo", f"100644,{blob},{path}"], cwd=repo, env=env, check=True)
+    tree = subprocess.run(["git", "write-tree"], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    return git(repo, "commit-tree", tree, "-p", tip, "-m", "forged")
+
+
+def test_a_mailbox_that_does_not_read_stays_apart_and_the_others_still_sync(mail_repo: Path, tmp_path: Path, cli):
+    remote = bare_remote(tmp_path)
+    for who in ("api", "docs"):
+        assert cli("send", f"@{who}", "before", "b", cwd=mail_repo).code == 0
+    publish(mail_repo, remote.as_uri())
+    b = clone(cli, remote.as_uri(), tmp_path / "b")
+    forged = forge_status(b, git(b, "rev-parse", "refs/aipass/mail/api"), "bogus")
+    assert '"status":"bogus"' in git(b, "show", "--no-textconv", forged)  # the forgery took
+    git(b, "push", "-q", "origin", f"{forged}:refs/aipass/mail/api")
+    assert cli("send", "@docs", "from b", "b", cwd=b).code == 0
+    assert cli("sync", cwd=b).code == 0
+    for who in ("api", "docs"):  # both diverge from the remote
+        assert cli("send", f"@{who}", "from a", "b", cwd=mail_repo).code == 0
+    before = git(mail_repo, "rev-parse", "refs/aipass/mail/api")
+    out = cli("sync", "--json", cwd=mail_repo)
+    assert out.code == 1, out.err
+    report = json.loads(out.out)
+    assert list(report["merged"]) == ["refs/aipass/mail/docs"] and report["went_out"] == ["refs/aipass/mail/docs"]
+    assert list(report["apart"]) == ["refs/aipass/mail/api"]
+    assert "could not merge: a side's mailbox state does not read (ValueError" in report["apart"]["refs/aipass/mail/api"]
+    assert git(mail_repo, "rev-parse", "refs/aipass/mail/api") == before  # left as it was, nothing forced
+    assert git(remote, "rev-parse", "refs/aipass/mail/api") == forged
+    assert cycle.take_in(discover(mail_repo)) == []  # what a plain fetch's hook does: the same, without the network
+    subjects = {m["subject"] for m in json.loads(cli("inbox", "@docs", "--json", cwd=mail_repo).out)["messages"]}
+    assert subjects == {"before", "from a", "from b"}
