@@ -5,15 +5,12 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import git, main_in
+from conftest import git, main_in, wait_for_daemon
 
 from aipass_git.core.repo import discover
 from aipass_git.mail import mailbox
@@ -52,33 +49,6 @@ def clone(cli, url: str, target: Path) -> Path:
     done = cli("clone", "--no-hooks", url, str(target), cwd=target.parent)
     assert done.code == 0, done.err
     return target
-
-
-@pytest.fixture
-def daemon(tmp_path: Path):
-    """`git daemon` serving TMP_PATH on 127.0.0.1 (push enabled); killed by pid at teardown."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    pid_file = tmp_path / "daemon.pid"
-    proc = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", f"--base-path={tmp_path}",
-         "--listen=127.0.0.1", f"--port={port}", f"--pid-file={pid_file}", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        yield f"git://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def wait_for_daemon(url: str) -> None:
-    for _ in range(200):  # readiness, not timing: each try either answers or is refused
-        if subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"git daemon never answered at {url}")
 
 
 def state(clone: Path) -> dict[str, dict[str, str]]:
@@ -153,7 +123,9 @@ def test_three_clones_writing_at_once_end_with_every_message_and_the_furthest_st
     never_forced(remote)
     for c in clones:
         never_forced(c / ".git")
-    assert cli("audit", cwd=a).code == 0
+    for c in clones:
+        audit = cli("audit", cwd=c)
+        assert audit.code == 0, audit.out + audit.err
 
 
 def test_a_fresh_clone_sees_the_mail_and_doctor_names_what_is_not_set_up(mail_repo: Path, tmp_path: Path, cli):
