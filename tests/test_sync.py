@@ -144,6 +144,13 @@ def test_a_fresh_clone_sees_the_mail_and_doctor_names_what_is_not_set_up(mail_re
     git(tmp_path, "clone", "-q", remote.as_uri(), str(plain))
     checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", cwd=plain).out)["checks"]}
     assert checks["sync origin"]["status"] == "warn" and "git aipass sync origin" in checks["sync origin"]["hint"]
+    # init in a plain clone sets it up as clone does: a plain fetch then brings the event refs
+    done = cli("init", "--no-hooks", cwd=plain)
+    assert done.code == 0, done.err
+    assert git(plain, "config", "--get-all", "remote.origin.fetch").splitlines()[-1] == "+refs/aipass/*:refs/aipass-sync/origin/*"
+    assert git(plain, "config", "core.logAllRefUpdates") == "always"
+    git(plain, "fetch", "-q", "origin")
+    assert git(plain, "rev-parse", "refs/aipass-sync/origin/mail/api") == git(remote, "rev-parse", "refs/aipass/mail/api")
 
     # one more message in a: b's doctor says what it has not taken in, without the network
     assert cli("send", "@api", "second", "b", cwd=mail_repo).code == 0
