@@ -9,8 +9,11 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,3 +199,30 @@ def snapshot(path: Path) -> tuple[str, str, dict[str, bytes]]:
         if p.is_file() and ".git" not in p.relative_to(path).parts
     }
     return head, status, files
+
+
+@pytest.fixture
+def daemon(tmp_path: Path):
+    """`git daemon` serving TMP_PATH on 127.0.0.1 (push enabled); killed by pid at teardown."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pid_file = tmp_path / "daemon.pid"
+    proc = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", f"--base-path={tmp_path}",
+         "--listen=127.0.0.1", f"--port={port}", f"--pid-file={pid_file}", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        yield f"git://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def wait_for_daemon(url: str) -> None:
+    for _ in range(200):  # readiness, not timing: each try either answers or is refused
+        if subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"git daemon never answered at {url}")

@@ -125,6 +125,21 @@ def test_man_page_documents_every_command():
             assert f".B {' '.join(path)}" in page, f"man page lacks {' '.join(path)}"
 
 
+def test_man_page_items_sit_in_their_sections():
+    """Each item of COMMANDS names a command (.B) and each of FILES a file or ref (.I): an
+    entry added at the wrong anchor would split another's text in two."""
+    section, items, before = None, {}, None
+    for line in (ROOT / "man/git-aipass.1").read_text().splitlines():
+        if line.startswith(".SH "):
+            section = line[4:]
+        elif before == ".TP":
+            items.setdefault(section, []).append(line)
+        before = line
+    assert items["COMMANDS"] and all(line.startswith(".B ") for line in items["COMMANDS"]), \
+        [line for line in items["COMMANDS"] if not line.startswith(".B ")]
+    assert items["FILES"] and all(line.startswith(".I ") for line in items["FILES"])
+
+
 def test_startup_does_not_import_heavy_modules(tmp_path):
     code = (
         "import sys; from aipass_git.cli.main import main; "

@@ -3,16 +3,14 @@ on 127.0.0.1), real processes writing at once, then every clone holds everything
 
 import json
 import os
+import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import git, main_in
+from conftest import git, main_in, wait_for_daemon
 
 from aipass_git.core.repo import discover
 from aipass_git.mail import mailbox
@@ -51,33 +49,6 @@ def clone(cli, url: str, target: Path) -> Path:
     done = cli("clone", "--no-hooks", url, str(target), cwd=target.parent)
     assert done.code == 0, done.err
     return target
-
-
-@pytest.fixture
-def daemon(tmp_path: Path):
-    """`git daemon` serving TMP_PATH on 127.0.0.1 (push enabled); killed by pid at teardown."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    pid_file = tmp_path / "daemon.pid"
-    proc = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", f"--base-path={tmp_path}",
-         "--listen=127.0.0.1", f"--port={port}", f"--pid-file={pid_file}", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        yield f"git://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def wait_for_daemon(url: str) -> None:
-    for _ in range(200):  # readiness, not timing: each try either answers or is refused
-        if subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"git daemon never answered at {url}")
 
 
 def state(clone: Path) -> dict[str, dict[str, str]]:
@@ -152,7 +123,9 @@ def test_three_clones_writing_at_once_end_with_every_message_and_the_furthest_st
     never_forced(remote)
     for c in clones:
         never_forced(c / ".git")
-    assert cli("audit", cwd=a).code == 0
+    for c in clones:
+        audit = cli("audit", cwd=c)
+        assert audit.code == 0, audit.out + audit.err
 
 
 def test_a_fresh_clone_sees_the_mail_and_doctor_names_what_is_not_set_up(mail_repo: Path, tmp_path: Path, cli):
@@ -171,15 +144,43 @@ def test_a_fresh_clone_sees_the_mail_and_doctor_names_what_is_not_set_up(mail_re
     git(tmp_path, "clone", "-q", remote.as_uri(), str(plain))
     checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", cwd=plain).out)["checks"]}
     assert checks["sync origin"]["status"] == "warn" and "git aipass sync origin" in checks["sync origin"]["hint"]
+    # init in a plain clone sets it up as clone does: a plain fetch then brings the event refs
+    done = cli("init", "--no-hooks", cwd=plain)
+    assert done.code == 0, done.err
+    assert git(plain, "config", "--get-all", "remote.origin.fetch").splitlines()[-1] == "+refs/aipass/*:refs/aipass-sync/origin/*"
+    assert git(plain, "config", "core.logAllRefUpdates") == "always"
+    git(plain, "fetch", "-q", "origin")
+    assert git(plain, "rev-parse", "refs/aipass-sync/origin/mail/api") == git(remote, "rev-parse", "refs/aipass/mail/api")
 
     # one more message in a: b's doctor says what it has not taken in, without the network
     assert cli("send", "@api", "second", "b", cwd=mail_repo).code == 0
     assert cli("sync", cwd=mail_repo).code == 0
     git(b, "fetch", "-q", "origin")
     checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", cwd=b).out)["checks"]}
-    assert checks["sync origin"]["status"] == "warn" and "1 event ref unpushed, behind or diverged" in checks["sync origin"]["detail"]
+    assert checks["sync origin"]["status"] == "warn" and checks["sync origin"]["detail"].endswith(": 1 event ref behind")
     assert cli("sync", cwd=b).code == 0
     assert len(json.loads(cli("inbox", "@api", "--json", cwd=b).out)["messages"]) == 2
+
+
+def test_doctor_tells_unpushed_behind_and_diverged_refs_apart(mail_repo: Path, tmp_path: Path, cli):
+    remote = bare_remote(tmp_path)
+    for who in ("api", "docs", "human"):
+        assert cli("send", f"@{who}", "before", "b", cwd=mail_repo).code == 0
+    publish(mail_repo, remote.as_uri())
+    b = clone(cli, remote.as_uri(), tmp_path / "b")
+    for who in ("api", "human"):  # the remote moves on: api only there, human on both sides
+        assert cli("send", f"@{who}", "from a", "b", cwd=mail_repo).code == 0
+    assert cli("sync", cwd=mail_repo).code == 0
+    for who in ("docs", "human"):
+        assert cli("send", f"@{who}", "from b", "b", cwd=b).code == 0
+    git(b, "fetch", "-q", "origin")
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", cwd=b).out)["checks"]}
+    assert checks["sync origin"]["detail"] == ("as last fetched from 'origin': 1 event ref unpushed; 1 event ref behind; "
+                                               "1 event ref diverged (sync merges them)")
+    assert checks["sync origin"]["hint"] == "run: git aipass sync origin"
+    assert cli("sync", cwd=b).code == 0
+    checks = {c["name"]: c for c in json.loads(cli("doctor", "--json", cwd=b).out)["checks"]}
+    assert checks["sync origin"]["status"] == "ok"
 
 
 def test_sync_merges_a_read_on_one_side_and_a_done_on_the_other(mail_repo: Path, tmp_path: Path, cli):
@@ -222,3 +223,45 @@ def test_refs_of_no_kind_are_neither_pushed_nor_taken_in(mail_repo: Path, tmp_pa
     git(remote, "update-ref", "refs/aipass/mail/Other", head)  # a stray written on the remote
     b = clone(cli, remote.as_uri(), tmp_path / "b")
     assert git(b, "for-each-ref", "--format=%(refname)", "refs/aipass/").split() == ["refs/aipass/mail/api"]
+
+
+def forge_status(repo: Path, tip: str, status: str) -> str:
+    """A commit on TIP whose index lines carry STATUS, written with plain git: what anyone
+    who can push to the remote can put there."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(repo / ".git" / "forged-index")}
+    subprocess.run(["git", "read-tree", tip], cwd=repo, env=env, check=True)
+    for path in git(repo, "ls-tree", "-r", "--name-only", tip).split():
+        if path.endswith("index.jsonl"):
+            text = re.sub(r'"status": ?"new"', f'"status":"{status}"', git(repo, "show", f"{tip}:{path}"))
+            blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], input=text + "\n", text=True, cwd=repo,
+                                  capture_output=True, check=True).stdout.strip()
+            subprocess.run(["git", "update-index", "--cacheinfo", f"100644,{blob},{path}"], cwd=repo, env=env, check=True)
+    tree = subprocess.run(["git", "write-tree"], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    return git(repo, "commit-tree", tree, "-p", tip, "-m", "forged")
+
+
+def test_a_mailbox_that_does_not_read_stays_apart_and_the_others_still_sync(mail_repo: Path, tmp_path: Path, cli):
+    remote = bare_remote(tmp_path)
+    for who in ("api", "docs"):
+        assert cli("send", f"@{who}", "before", "b", cwd=mail_repo).code == 0
+    publish(mail_repo, remote.as_uri())
+    b = clone(cli, remote.as_uri(), tmp_path / "b")
+    forged = forge_status(b, git(b, "rev-parse", "refs/aipass/mail/api"), "bogus")
+    assert '"status":"bogus"' in git(b, "show", "--no-textconv", forged)  # the forgery took
+    git(b, "push", "-q", "origin", f"{forged}:refs/aipass/mail/api")
+    assert cli("send", "@docs", "from b", "b", cwd=b).code == 0
+    assert cli("sync", cwd=b).code == 0
+    for who in ("api", "docs"):  # both diverge from the remote
+        assert cli("send", f"@{who}", "from a", "b", cwd=mail_repo).code == 0
+    before = git(mail_repo, "rev-parse", "refs/aipass/mail/api")
+    out = cli("sync", "--json", cwd=mail_repo)
+    assert out.code == 1, out.err
+    report = json.loads(out.out)
+    assert list(report["merged"]) == ["refs/aipass/mail/docs"] and report["went_out"] == ["refs/aipass/mail/docs"]
+    assert list(report["apart"]) == ["refs/aipass/mail/api"]
+    assert "could not merge: a side's mailbox state does not read (ValueError" in report["apart"]["refs/aipass/mail/api"]
+    assert git(mail_repo, "rev-parse", "refs/aipass/mail/api") == before  # left as it was, nothing forced
+    assert git(remote, "rev-parse", "refs/aipass/mail/api") == forged
+    assert cycle.take_in(discover(mail_repo)) == []  # what a plain fetch's hook does: the same, without the network
+    subjects = {m["subject"] for m in json.loads(cli("inbox", "@docs", "--json", cwd=mail_repo).out)["messages"]}
+    assert subjects == {"before", "from a", "from b"}

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git, main_in
+from conftest import git, main_in, wait_for_daemon
 from dispatching import calls, drepo, events, fake_cli, run_dispatch, wait_for  # noqa: F401 - fixtures
 
 from aipass_git.agents import identity
@@ -34,16 +34,21 @@ print(json.dumps({"won": got.won, "holder": got.holder, "why": got.why}))
 
 
 @pytest.fixture
-def pair(drepo: Path, tmp_path: Path, cli):
-    """Clone A (the dispatch repository, clone name box-a) and clone B (box-b) of one bare remote."""
+def pair(drepo: Path, tmp_path: Path, cli, request):
+    """Clone A (the dispatch repository, clone name box-a) and clone B (box-b) of one bare
+    remote, over file:// or (parametrized "daemon") over `git daemon` on 127.0.0.1."""
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))
+    url = remote.as_uri()
+    if getattr(request, "param", "file") == "daemon":
+        url = f"{request.getfixturevalue('daemon')}/remote.git"
+        wait_for_daemon(url)
     git(drepo, "config", "aipass.clone", "box-a")
-    git(drepo, "remote", "add", "origin", remote.as_uri())
+    git(drepo, "remote", "add", "origin", url)
     git(drepo, "push", "-q", "origin", "HEAD:main")
     assert main_in(drepo, "sync") == 0
     b = tmp_path / "b"
-    assert cli("clone", "--no-hooks", remote.as_uri(), str(b), cwd=tmp_path).code == 0
+    assert cli("clone", "--no-hooks", url, str(b), cwd=tmp_path).code == 0
     git(b, "config", "aipass.clone", "box-b")
     join(drepo, b)
     return drepo, b
@@ -205,6 +210,7 @@ def test_without_the_remote_a_dispatch_waits_and_runs_once_it_is_back(pair, fake
     assert runs_of(fake_cli, task) == 1
 
 
+@pytest.mark.parametrize("pair", ["file", "daemon"], indirect=True)
 def test_three_clones_syncing_at_once_run_a_dispatch_once(pair, fake_cli: Path, cli, tmp_path: Path):  # noqa: F811
     a, b = pair
     c = tmp_path / "c"

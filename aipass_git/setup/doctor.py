@@ -257,6 +257,7 @@ def _sync(repo: repo_mod.Repo) -> list[Check]:
             continue
         parts = [f"{plural(n, 'event ref')} {what}" for n, what in (
             (state.only_here, "not on the remote"), (state.only_there, "fetched but not here"),
+            (state.unpushed, "unpushed"), (state.behind, "behind"), (state.diverged, "diverged (sync merges them)"),
             (state.differ, "unpushed, behind or diverged")) if n]
         if parts:
             checks.append(Check(name, "warn", f"as last fetched from {state.remote!r}: " + "; ".join(parts),

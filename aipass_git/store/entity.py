@@ -68,7 +68,13 @@ def merge_tips(store: EventStore, kind: Kind, ref: str, ours: str, theirs: str, 
     states (written, not yet on any ref), and a line saying what THEIRS brought. The
     caller has seen that neither contains the other (else one of them is the answer)."""
     view = TreeView(store, store.tree_of(ours))
-    summary = kind.merge(view, TreeView(store, store.tree_of(theirs)))
+    try:
+        summary = kind.merge(view, TreeView(store, store.tree_of(theirs)))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        # either side may hold what anyone who can push wrote: a state the kind cannot
+        # read stops this entity's merge, said in words, and nothing else
+        raise AipassError(f"a side's {kind.name} state does not read ({type(exc).__name__}: {exc})",
+                          f"see what wrote it: git log {ours[:12]} {theirs[:12]}") from exc
     tree = view.flush()
     event = Event("merge", f"{kind.name}: merge {ref[len(kind.namespace):]} ({summary})", author,
                   {"Aipass-Merge": theirs})

@@ -131,6 +131,23 @@ def fast_forward(root: Path, pairs: list[tuple[str, str]], glob: tuple[str, str]
             root, env=TOOL_WRITE, check=False, timeout=NETWORK_SECONDS)
 
 
+def fast_forwards(root: Path, src: str, dst: str) -> set[str] | None:
+    """The refs under prefix DST that would move forward to the ref of the same name under
+    SRC (DST's value is in SRC's history), decided by git for every ref in one dry-run push
+    into this repository (nothing moves); None when git could not tell."""
+    proc = git.run([*NO_HOOKS, "push", "--dry-run", "--porcelain", "--no-verify", ".", f"{src}*:{dst}*"],
+                   root, env=TOOL_WRITE, check=False)
+    moves, told = set(), False
+    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+        flag, _, rest = line.partition("\t")
+        spec = rest.partition("\t")[0]
+        if len(flag) == 1 and ":" in spec:
+            told = True
+            if flag == " ":
+                moves.add(spec.split(":", 1)[1])
+    return moves if told or proc.returncode == 0 else None
+
+
 @dataclass(frozen=True)
 class Pushed:
     ref: str

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from aipass_git.agents import identity
 from aipass_git.claims import claim
 from aipass_git.core import git
-from aipass_git.core.errors import RefusedError
+from aipass_git.core.errors import AipassError, RefusedError
 from aipass_git.core.repo import Repo
 from aipass_git.dispatch import recovery
 from aipass_git.mail import mailbox
@@ -96,7 +96,10 @@ def take_in(repo: Repo) -> list[str]:
             if ours is None or theirs is None or ours == theirs or git.is_ancestor(root, theirs, ours):
                 continue
             author = author or identity.human(repo).author
-            merged, _ = entity.merge_tips(store, mailbox.KIND, dst, ours, theirs, author)
+            try:
+                merged, _ = entity.merge_tips(store, mailbox.KIND, dst, ours, theirs, author)
+            except AipassError:
+                continue  # left apart: the next sync says why
             store.refs.apply([RefUpdate(dst, merged, ours)])
     after = dict(git.list_refs(root, mailbox.NAMESPACE))
     return [dst for dst in pairs if after.get(dst) != before.get(dst)]
