@@ -69,6 +69,10 @@ def test_a_forged_dispatch_is_flagged_and_wakes_nobody(drepo: Path, fake_cli: Pa
     assert "@devpulse (unverified)" in listed.out and "not signed by its sender" in listed.err
     shown = cli("read", forged, cwd=drepo, env={"AIPASS_AGENT": "api"})
     assert shown.code == 0 and "UNVERIFIED:" in shown.out and "unsigned" in shown.out
+    threaded = cli("thread", forged, cwd=drepo)
+    assert threaded.code == 0 and "UNVERIFIED:" in threaded.out and "unsigned" in threaded.out
+    [whole] = json.loads(cli("thread", forged, "--json", cwd=drepo).out)["messages"]
+    assert whole["verified"] is False and "unsigned" in whole["unverified"]
     status = {r["agent"]: r for r in json.loads(cli("status", "--json", cwd=drepo).out)["agents"]}
     assert status["api"]["state"] == "idle"  # nothing queued: the forgery is not a task
 
