@@ -184,6 +184,37 @@ def test_a_forged_pr_record_never_reaches_a_merge(mail_repo: Path, cli):
     assert git(mail_repo, "rev-parse", "main") == base
 
 
+def test_a_pr_record_that_only_says_merged_ends_no_plan_phase(drepo: Path, fake_cli: Path, cli):  # noqa: F811
+    from dispatching import plan as plan_runs
+    from test_plans import plan_doc
+
+    from aipass_git.core.config import load
+    from aipass_git.prs import queue, record
+
+    plan_runs(fake_cli, "api", "pr")
+    (drepo / "README.md").write_text("edited, not committed\n")  # the queue does not merge into a dirty worktree
+    plan_id = json.loads(cli("plan", "new", "the parser", "-t", "build", "--set", "agent=api", "--json",
+                             cwd=drepo).out)["plan"]["id"]
+    wait_for(lambda: any(e.get("event") == "plan-merge-waits" for e in events(drepo)), "the merge to be put off")
+    [pr] = json.loads(cli("pr", "list", "--json", cwd=drepo).out)["prs"]
+    ref = record.ref_for(pr["id"])
+    main = git(drepo, "rev-parse", "main")
+    repo = discover(drepo)
+    with EventStore(repo) as store:
+        # its agent says it merged, with its own valid key: agents never merge their own work
+        store.append(ref, record.event("merged", Ident("api", "api@aipass.invalid"), {"state": "merged", "merge_commit": main}))
+        said = record.PRBook(store).get(pr["id"])
+        assert "not by the human or @devpulse (api@aipass.invalid)" in queue.merge_unproven(store, load(repo), said)
+    advanced = cli("plan", "advance", plan_id, "--json", cwd=drepo)
+    assert advanced.code == 0, advanced.err
+    phase = plan_doc(cli, drepo, plan_id)["phases"][0]
+    assert phase["state"] != "done" and git(drepo, "rev-parse", "main") == main
+    # the same claim written with plain git: nobody's signature
+    forge_record(drepo, ref, "pr: merged\n\nAipass-Event: merged\n", DEVPULSE)
+    with EventStore(repo) as store:
+        assert "unsigned" in queue.merge_unproven(store, load(repo), record.PRBook(store).get(pr["id"]))
+
+
 def test_a_status_or_claim_moved_without_the_owners_key_is_flagged(mail_repo: Path, cli):
     ids = [json.loads(cli("send", "@api", f"task {n}", "b", "--json", cwd=mail_repo).out)["messages"][0]["id"]
            for n in range(3)]

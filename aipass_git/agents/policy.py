@@ -22,9 +22,14 @@ def require_may_write_memory(speaker: str, owner: str, orchestrator: str) -> Non
         raise RefusedError(f"@{speaker} may not write @{owner}'s memory", "agents record their own memory")
 
 
-def require_may_merge(speaker: str, orchestrator: str) -> None:
+def may_merge(who: str | None, orchestrator: str) -> bool:
     """Agents never merge their own work: only the orchestrator and the human merge."""
-    if speaker not in (HUMAN, orchestrator):
+    return who in (HUMAN, orchestrator)
+
+
+def require_may_merge(speaker: str, orchestrator: str) -> None:
+    """`may_merge`, refused with who may instead."""
+    if not may_merge(speaker, orchestrator):
         raise RefusedError(f"@{speaker} may not merge: agents never merge their own work",
                            f"open a PR (git aipass pr open); @{orchestrator} or the human merges it")
 
