@@ -118,6 +118,26 @@ def test_git_alone_verifies_every_aipass_event(mail_repo: Path, cli):
     assert "api@aipass.invalid" in shown.stdout + shown.stderr
 
 
+def test_the_humans_own_git_ssh_signing_key_signs_their_events(repo: Path, cli, tmp_path: Path):
+    from aipass_git.store.signing import Key, fingerprint
+
+    own = Key.generate()
+    own.save(tmp_path / "id_own")
+    (tmp_path / "id_own.pub").write_text(own.public_line + " me\n")
+    git(repo, "config", "gpg.format", "ssh")
+    git(repo, "config", "user.signingKey", str(tmp_path / "id_own.pub"))
+    assert cli("init", cwd=repo).code == 0
+    [human] = [json.loads(p.read_text()) for p in (repo / ".aipass/humans").glob("*.json")]
+    assert human["key"] == " ".join(own.public_line.split()[:2])
+    assert cli("send", "@devpulse", "hello", "b", cwd=repo).code == 0
+    shown = subprocess.run(["git", "log", "--show-signature", "-1", "refs/aipass/mail/devpulse"], cwd=repo,
+                           capture_output=True, text=True)
+    assert f"Good \"git\" signature for {human['email']}" in shown.stdout + shown.stderr
+    assert fingerprint(own.public_line) in shown.stdout + shown.stderr
+    keys = json.loads(cli("key", "show", "--json", cwd=repo).out)
+    assert keys["private_key"] == str(tmp_path / "id_own") and [k["here"] for k in keys["keys"]] == [True]
+
+
 def test_speaking_as_an_agent_needs_its_key(mail_repo: Path, cli):
     with EventStore(discover(mail_repo)) as store:
         path = store.keys.path("api@aipass.invalid")
