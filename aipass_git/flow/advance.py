@@ -275,9 +275,7 @@ def retry_phase(repo: Repo, session: Session, plan_id: str, phase: str) -> list[
     with EventStore(repo) as store:
         doc = plan_mod.PlanBook(store).get(plan_id)
         current = plan_mod.phase_of(doc, phase)
-        if session.speaker.name not in (HUMAN, session.config.orchestrator, doc["owner"]):
-            raise RefusedError(f"@{session.speaker.name} may not retry a phase of plan {doc['id'][:12]}",
-                               f"the human, @{session.config.orchestrator} or the plan's owner @{doc['owner']} may")
+        policy.require_may_retry_phase(session.speaker.name, doc["owner"], session.config.orchestrator, doc["id"])
         if current["state"] != "failed":
             raise RefusedError(f"phase {phase!r} is {current['state']}, not failed",
                                f"see: git aipass plan show {doc['id'][:12]}")
@@ -288,9 +286,8 @@ def retry_phase(repo: Repo, session: Session, plan_id: str, phase: str) -> list[
 
 def end_plan(repo: Repo, session: Session, plan_id: str, state: str) -> dict[str, Any]:
     """Close or cancel a plan (the human or the orchestrator); a closed one is remembered."""
-    if session.speaker.name not in (HUMAN, session.config.orchestrator):
-        verb = {"closed": "close", "cancelled": "cancel"}[state]
-        raise RefusedError(f"@{session.speaker.name} may not {verb} a plan", "the human or the orchestrator may")
+    policy.require_may_end_plan(session.speaker.name, session.config.orchestrator,
+                                {"closed": "close", "cancelled": "cancel"}[state])
     with EventStore(repo) as store:
         doc = plan_mod.PlanBook(store).get(plan_id)
         store.append(plan_mod.ref_for(doc["id"]), plan_mod.ended(doc["id"], state, session.speaker.author))
