@@ -202,6 +202,10 @@ def test_a_forged_pr_record_never_reaches_a_merge(mail_repo: Path, cli):
     result = cli("pr", "merge", pr["id"][:10], cwd=mail_repo)
     assert result.code == 1 and "its record is not proven" in result.out + result.err and "unsigned" in result.out + result.err
     assert git(mail_repo, "rev-parse", "main") == base
+    found = json.loads(cli("audit", "--only", "refs.signed-records", "--json", cwd=mail_repo).out)["findings"]
+    assert [(f["path"], f["severity"]) for f in found] == [(ref, "error")] and "unsigned" in found[0]["message"]
+    doctor = cli("doctor", cwd=mail_repo)
+    assert "1 PR/plan record not proven" in doctor.out + doctor.err
 
 
 def test_a_pr_record_that_only_says_merged_ends_no_plan_phase(drepo: Path, fake_cli: Path, cli):  # noqa: F811
