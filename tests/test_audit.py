@@ -112,6 +112,15 @@ def break_signed_mail(repo, cli):
     forge(repo, "api", "unsigned", kind="mail")
 
 
+def break_signed_records(repo, cli):
+    """A plan record rewritten with plain git: no signature."""
+    from test_trust import DEVPULSE, forge_record
+
+    made = json.loads(cli("plan", "new", "the docs", "-t", "research", "--set", "agent=api", "--no-start", "--json",
+                          cwd=repo).out)["plan"]
+    forge_record(repo, f"refs/aipass/plans/{made['id']}", "plan: created\n\nAipass-Event: created\n", DEVPULSE)
+
+
 def break_plan_moving(repo, cli):
     """A plan whose only phase waits for an agent that is then retired."""
     assert cli("plan", "new", "the docs", "-t", "research", "--set", "agent=api", "--no-start", cwd=repo).code == 0
@@ -163,6 +172,7 @@ BREAKERS = {
     "refs.well-formed": lambda r, c: git(r, "update-ref", "refs/aipass/junk/x", "HEAD"),
     "refs.mailbox-state": break_mailbox_state,
     "refs.signed-mail": break_signed_mail,
+    "refs.signed-records": break_signed_records,
     "aipass.allowed-signers": lambda r, c: (r / ".aipass/allowed_signers").write_text(
         (r / ".aipass/allowed_signers").read_text() + "mallory@example.invalid ssh-ed25519 " + "A" * 68 + "\n"),
     "plans.readable": lambda r, c: git(r, "update-ref", f"refs/aipass/plans/{ids.new_id()}", "HEAD"),

@@ -104,6 +104,32 @@ def test_pre_push_keeps_agents_off_the_base_branch(hooked: Path, tmp_path: Path)
     assert run_git(desk, "push", "-q", "origin", "aipass/api").returncode == 0
 
 
+def test_an_agents_commit_on_the_base_branch_made_past_the_hooks_is_refused_at_push_and_by_the_audit(
+        hooked: Path, tmp_path: Path, cli):
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(hooked, "remote", "add", "origin", str(remote))
+    git(hooked, "push", "-q", "origin", "main")
+    # a woken agent's environment (dispatch/environment.py): authored as the agent
+    agent = {"AIPASS_AGENT": "api", "GIT_AUTHOR_NAME": "api", "GIT_AUTHOR_EMAIL": "api@aipass.invalid"}
+    (hooked / "sneaky.txt").write_text("s")
+    git(hooked, "add", "sneaky.txt")
+    assert run_git(hooked, "commit", "-qm", "straight onto main", "--no-verify", env=agent).returncode == 0
+    refused = run_git(hooked, "push", "-q", "origin", "main")  # the human pushes it, unaware
+    assert refused.returncode != 0 and "(straight onto main) was made by @api directly on main" in refused.stderr
+    audit = cli("audit", "--only", "branches.no-agent-commits-on-base", cwd=hooked)
+    assert audit.code == 1 and "straight onto main" in audit.out
+    git(hooked, "reset", "-q", "--hard", "HEAD~1")
+    # the same work from the desk, merged with a merge commit, goes out
+    desk = make_desk(hooked, "api")
+    (desk / "work.txt").write_text("w")
+    git(desk, "add", "work.txt")
+    assert run_git(desk, "commit", "-qm", "desk work", env=agent).returncode == 0
+    git(hooked, "merge", "-q", "--no-ff", "-m", "merge the desk", "aipass/api")
+    pushed = run_git(hooked, "push", "-q", "origin", "main")
+    assert pushed.returncode == 0, pushed.stderr
+
+
 def test_pre_push_audits_the_pushed_range(hooked: Path, tmp_path: Path):
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", str(remote))

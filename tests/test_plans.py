@@ -157,6 +157,16 @@ def test_a_failing_phase_blocks_the_plan_and_tells_its_owner(drepo: Path, fake_c
     assert cli("plan", "retry", plan_id, "build", cwd=drepo).code == 2  # done: nothing to retry
 
 
+def test_only_the_human_or_the_orchestrator_ends_a_plan(mail_repo: Path, cli):
+    made = json.loads(cli("plan", "new", "research it", "-t", "research", "--set", "agent=api", "--no-start", "--json",
+                          cwd=mail_repo).out)["plan"]
+    for verb in ("close", "cancel"):
+        refused = cli("plan", verb, made["id"], cwd=mail_repo, env={"AIPASS_AGENT": "api"})
+        assert refused.code == 2 and f"@api may not {verb} a plan" in refused.err
+    assert cli("plan", "cancel", made["id"], cwd=mail_repo, env={"AIPASS_AGENT": "devpulse"}).code == 0
+    assert plan_doc(cli, mail_repo, made["id"])["state"] == "cancelled"
+
+
 def test_two_racing_starts_start_a_phase_once(mail_repo: Path, cli):
     # a phase of the human's: starting it sends mail and wakes nobody
     folder = mail_repo / ".aipass/plan-templates"

@@ -69,6 +69,10 @@ def test_a_forged_dispatch_is_flagged_and_wakes_nobody(drepo: Path, fake_cli: Pa
     assert "@devpulse (unverified)" in listed.out and "not signed by its sender" in listed.err
     shown = cli("read", forged, cwd=drepo, env={"AIPASS_AGENT": "api"})
     assert shown.code == 0 and "UNVERIFIED:" in shown.out and "unsigned" in shown.out
+    threaded = cli("thread", forged, cwd=drepo)
+    assert threaded.code == 0 and "UNVERIFIED:" in threaded.out and "unsigned" in threaded.out
+    [whole] = json.loads(cli("thread", forged, "--json", cwd=drepo).out)["messages"]
+    assert whole["verified"] is False and "unsigned" in whole["unverified"]
     status = {r["agent"]: r for r in json.loads(cli("status", "--json", cwd=drepo).out)["agents"]}
     assert status["api"]["state"] == "idle"  # nothing queued: the forgery is not a task
 
@@ -112,6 +116,26 @@ def test_git_alone_verifies_every_aipass_event(mail_repo: Path, cli):
     shown = subprocess.run(["git", "log", "--show-signature", "-1", "refs/aipass/mail/human"], cwd=mail_repo,
                            capture_output=True, text=True)
     assert "api@aipass.invalid" in shown.stdout + shown.stderr
+
+
+def test_the_humans_own_git_ssh_signing_key_signs_their_events(repo: Path, cli, tmp_path: Path):
+    from aipass_git.store.signing import Key, fingerprint
+
+    own = Key.generate()
+    own.save(tmp_path / "id_own")
+    (tmp_path / "id_own.pub").write_text(own.public_line + " me\n")
+    git(repo, "config", "gpg.format", "ssh")
+    git(repo, "config", "user.signingKey", str(tmp_path / "id_own.pub"))
+    assert cli("init", cwd=repo).code == 0
+    [human] = [json.loads(p.read_text()) for p in (repo / ".aipass/humans").glob("*.json")]
+    assert human["key"] == " ".join(own.public_line.split()[:2])
+    assert cli("send", "@devpulse", "hello", "b", cwd=repo).code == 0
+    shown = subprocess.run(["git", "log", "--show-signature", "-1", "refs/aipass/mail/devpulse"], cwd=repo,
+                           capture_output=True, text=True)
+    assert f"Good \"git\" signature for {human['email']}" in shown.stdout + shown.stderr
+    assert fingerprint(own.public_line) in shown.stdout + shown.stderr
+    keys = json.loads(cli("key", "show", "--json", cwd=repo).out)
+    assert keys["private_key"] == str(tmp_path / "id_own") and [k["here"] for k in keys["keys"]] == [True]
 
 
 def test_speaking_as_an_agent_needs_its_key(mail_repo: Path, cli):
@@ -178,6 +202,41 @@ def test_a_forged_pr_record_never_reaches_a_merge(mail_repo: Path, cli):
     result = cli("pr", "merge", pr["id"][:10], cwd=mail_repo)
     assert result.code == 1 and "its record is not proven" in result.out + result.err and "unsigned" in result.out + result.err
     assert git(mail_repo, "rev-parse", "main") == base
+    found = json.loads(cli("audit", "--only", "refs.signed-records", "--json", cwd=mail_repo).out)["findings"]
+    assert [(f["path"], f["severity"]) for f in found] == [(ref, "error")] and "unsigned" in found[0]["message"]
+    doctor = cli("doctor", cwd=mail_repo)
+    assert "1 PR/plan record not proven" in doctor.out + doctor.err
+
+
+def test_a_pr_record_that_only_says_merged_ends_no_plan_phase(drepo: Path, fake_cli: Path, cli):  # noqa: F811
+    from dispatching import plan as plan_runs
+    from test_plans import plan_doc
+
+    from aipass_git.core.config import load
+    from aipass_git.prs import queue, record
+
+    plan_runs(fake_cli, "api", "pr")
+    (drepo / "README.md").write_text("edited, not committed\n")  # the queue does not merge into a dirty worktree
+    plan_id = json.loads(cli("plan", "new", "the parser", "-t", "build", "--set", "agent=api", "--json",
+                             cwd=drepo).out)["plan"]["id"]
+    wait_for(lambda: any(e.get("event") == "plan-merge-waits" for e in events(drepo)), "the merge to be put off")
+    [pr] = json.loads(cli("pr", "list", "--json", cwd=drepo).out)["prs"]
+    ref = record.ref_for(pr["id"])
+    main = git(drepo, "rev-parse", "main")
+    repo = discover(drepo)
+    with EventStore(repo) as store:
+        # its agent says it merged, with its own valid key: agents never merge their own work
+        store.append(ref, record.event("merged", Ident("api", "api@aipass.invalid"), {"state": "merged", "merge_commit": main}))
+        said = record.PRBook(store).get(pr["id"])
+        assert "not by the human or @devpulse (api@aipass.invalid)" in queue.merge_unproven(store, load(repo), said)
+    advanced = cli("plan", "advance", plan_id, "--json", cwd=drepo)
+    assert advanced.code == 0, advanced.err
+    phase = plan_doc(cli, drepo, plan_id)["phases"][0]
+    assert phase["state"] != "done" and git(drepo, "rev-parse", "main") == main
+    # the same claim written with plain git: nobody's signature
+    forge_record(drepo, ref, "pr: merged\n\nAipass-Event: merged\n", DEVPULSE)
+    with EventStore(repo) as store:
+        assert "unsigned" in queue.merge_unproven(store, load(repo), record.PRBook(store).get(pr["id"]))
 
 
 def test_a_status_or_claim_moved_without_the_owners_key_is_flagged(mail_repo: Path, cli):

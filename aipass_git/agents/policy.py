@@ -22,9 +22,14 @@ def require_may_write_memory(speaker: str, owner: str, orchestrator: str) -> Non
         raise RefusedError(f"@{speaker} may not write @{owner}'s memory", "agents record their own memory")
 
 
-def require_may_merge(speaker: str, orchestrator: str) -> None:
+def may_merge(who: str | None, orchestrator: str) -> bool:
     """Agents never merge their own work: only the orchestrator and the human merge."""
-    if speaker not in (HUMAN, orchestrator):
+    return who in (HUMAN, orchestrator)
+
+
+def require_may_merge(speaker: str, orchestrator: str) -> None:
+    """`may_merge`, refused with who may instead."""
+    if not may_merge(speaker, orchestrator):
         raise RefusedError(f"@{speaker} may not merge: agents never merge their own work",
                            f"open a PR (git aipass pr open); @{orchestrator} or the human merges it")
 
@@ -72,3 +77,21 @@ def require_may_end_phase(speaker: str, owner: str, orchestrator: str, *, approv
         raise RefusedError(f"@{speaker} may not approve a phase", "approval is the human's")
     if not approve and speaker not in (owner, HUMAN, orchestrator):
         raise RefusedError(f"@{speaker} may not end @{owner}'s phase", f"@{owner}, the human or @{orchestrator} may")
+
+
+def require_may_retry_phase(speaker: str, plan_owner: str, orchestrator: str, plan_id: str) -> None:
+    """A failed phase is run again by the human, the orchestrator or the plan's owner."""
+    if speaker not in (HUMAN, orchestrator, plan_owner):
+        raise RefusedError(f"@{speaker} may not retry a phase of plan {plan_id[:12]}",
+                           f"the human, @{orchestrator} or the plan's owner @{plan_owner} may")
+
+
+def require_may_end_plan(speaker: str, orchestrator: str, verb: str) -> None:
+    """A plan is closed or cancelled (VERB) by the human or the orchestrator."""
+    if speaker not in (HUMAN, orchestrator):
+        raise RefusedError(f"@{speaker} may not {verb} a plan", "the human or the orchestrator may")
+
+
+def may_force_claim(speaker: str, orchestrator: str) -> bool:
+    """Whether SPEAKER may take over others' overlapping exclusive claims (`claim --force`)."""
+    return speaker in (HUMAN, orchestrator)

@@ -19,7 +19,7 @@ from aipass_git.core.errors import RefusedError
 from aipass_git.core.names import HUMAN
 from aipass_git.core.repo import Repo
 from aipass_git.store import signing
-from aipass_git.store.keyring import Keyring
+from aipass_git.store.keyring import Keyring, own_ssh_key, own_ssh_key_path
 from aipass_git.store.worktree_commit import commit_files
 
 
@@ -47,6 +47,8 @@ def show(repo: Repo, raw: str | None) -> dict[str, Any]:
     keyring = Keyring(repo.root)
     private = keyring.get(h.email)
     path = keyring.path(h.email)
+    if private is None and h.name == HUMAN and own_ssh_key(repo.root) is not None:
+        private, path = own_ssh_key(repo.root), own_ssh_key_path(repo.root)  # what events are signed with (store/events.py)
     current = " ".join(private.public_line.split()[:2]) if private else None
     return {
         "who": h.name, "principal": h.email,

@@ -7,13 +7,13 @@ from typing import List, Optional
 import click
 import typer
 
+from aipass_git.agents import policy
 from aipass_git.agents.session import Session
 from aipass_git.claims import claim as claim_mod
 from aipass_git.cli.app import FullListing, commands, group
 from aipass_git.cli.output import emit_json, table
 from aipass_git.core import clock, schemas
 from aipass_git.core.errors import AipassError, RefusedError
-from aipass_git.core.names import HUMAN
 from aipass_git.core.repo import discover
 from aipass_git.core.text import for_terminal, plural
 from aipass_git.core.validate import check_input
@@ -62,7 +62,7 @@ def add(
     mode = "shared" if shared else "exclusive"
     with EventStore(repo) as store:
         taken = claim_mod.take(store, who, globs, author=session.speaker.author, mode=mode, reason=reason.strip(),
-                               ttl_seconds=seconds, force=force, may_force=who in (HUMAN, session.config.orchestrator))
+                               ttl_seconds=seconds, force=force, may_force=policy.may_force_claim(who, session.config.orchestrator))
     made = taken.made
     for holder in sorted({h for h, _ in taken.lost}):
         try:

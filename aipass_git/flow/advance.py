@@ -43,7 +43,7 @@ from aipass_git.mail import message
 from aipass_git.mail.postoffice import PostOffice
 from aipass_git.plans import plan as plan_mod, templates as templates_mod
 from aipass_git.prs import record
-from aipass_git.prs.queue import MergeQueue
+from aipass_git.prs.queue import MergeQueue, merge_unproven
 from aipass_git.store.events import EventStore
 from aipass_git.store.verify import roster_at, unproven_history
 
@@ -151,10 +151,13 @@ def advance(repo: Repo, plan_id: str, session: Session,
                 continue
             outcome = finished.get(phase["dispatch"] or "")
             mine = [p for p in prs if p["dispatch"] == phase["dispatch"]]
-            if phase["done_when"] == "pr-merged" and any(p["state"] == "merged" for p in mine):
+            # a record that says merged counts when a signature proves the merge (trust: signed)
+            doubted = {p["id"]: why for p in mine if phase["done_when"] == "pr-merged" and p["state"] == "merged"
+                       and (why := merge_unproven(store, session.config, p)) is not None}
+            if phase["done_when"] == "pr-merged" and any(p["state"] == "merged" and p["id"] not in doubted for p in mine):
                 verdict = "done", ""  # merged by whoever, while the run went on or after it
             elif phase["done_when"] == "pr-merged" and outcome is not None and outcome.get("result") == "ok":
-                verdict = _merge_phase_prs(repo, session, phase, mine)
+                verdict = _merge_phase_prs(repo, session, phase, mine, doubted)
             else:
                 verdict = _verdict(repo, session, phase, outcome, now)
             if verdict is None:
@@ -192,7 +195,7 @@ def _verdict(repo: Repo, session: Session, phase: dict[str, Any], outcome: dict[
 
 
 def _merge_phase_prs(repo: Repo, session: Session, phase: dict[str, Any],
-                     prs: list[dict[str, Any]]) -> tuple[str, str] | None:
+                     prs: list[dict[str, Any]], doubted: dict[str, str]) -> tuple[str, str] | None:
     """A `pr-merged` phase whose dispatch ended ok and none of whose PRs is merged yet: the
     open ones go through the merge queue now, as the orchestrator (who
     merges agents' work; the queue's conflict check and audit are the gate). Done when one
@@ -201,7 +204,8 @@ def _merge_phase_prs(repo: Repo, session: Session, phase: dict[str, Any],
     open_prs = [pr for pr in prs if pr["state"] == "open"]
     if not prs:
         return "failed", f"its dispatch {phase['dispatch'][:12]} ended without opening a PR"
-    bounced = [f"PR {pr['id'][:12]} {pr['state']}" for pr in prs if pr["state"] != "open"]
+    bounced = [f"PR {pr['id'][:12]} says {pr['state']}, but {doubted[pr['id']]}" if pr["id"] in doubted
+               else f"PR {pr['id'][:12]} {pr['state']}" for pr in prs if pr["state"] != "open"]
     try:
         queue = MergeQueue(repo, session=_orchestrator(session))
         for pr in open_prs:
@@ -271,9 +275,7 @@ def retry_phase(repo: Repo, session: Session, plan_id: str, phase: str) -> list[
     with EventStore(repo) as store:
         doc = plan_mod.PlanBook(store).get(plan_id)
         current = plan_mod.phase_of(doc, phase)
-        if session.speaker.name not in (HUMAN, session.config.orchestrator, doc["owner"]):
-            raise RefusedError(f"@{session.speaker.name} may not retry a phase of plan {doc['id'][:12]}",
-                               f"the human, @{session.config.orchestrator} or the plan's owner @{doc['owner']} may")
+        policy.require_may_retry_phase(session.speaker.name, doc["owner"], session.config.orchestrator, doc["id"])
         if current["state"] != "failed":
             raise RefusedError(f"phase {phase!r} is {current['state']}, not failed",
                                f"see: git aipass plan show {doc['id'][:12]}")
@@ -284,9 +286,8 @@ def retry_phase(repo: Repo, session: Session, plan_id: str, phase: str) -> list[
 
 def end_plan(repo: Repo, session: Session, plan_id: str, state: str) -> dict[str, Any]:
     """Close or cancel a plan (the human or the orchestrator); a closed one is remembered."""
-    if session.speaker.name not in (HUMAN, session.config.orchestrator):
-        verb = {"closed": "close", "cancelled": "cancel"}[state]
-        raise RefusedError(f"@{session.speaker.name} may not {verb} a plan", "the human or the orchestrator may")
+    policy.require_may_end_plan(session.speaker.name, session.config.orchestrator,
+                                {"closed": "close", "cancelled": "cancel"}[state])
     with EventStore(repo) as store:
         doc = plan_mod.PlanBook(store).get(plan_id)
         store.append(plan_mod.ref_for(doc["id"]), plan_mod.ended(doc["id"], state, session.speaker.author))

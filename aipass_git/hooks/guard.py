@@ -6,7 +6,7 @@ import os
 
 from aipass_git.audit import documents
 from aipass_git.audit.engine import Context, describe, run
-from aipass_git.audit.standards import BUILTIN, aipass_files, hygiene, secrets
+from aipass_git.audit.standards import BUILTIN, aipass_files, branches as branch_rules, hygiene, secrets
 from aipass_git.claims import claim
 from aipass_git.core import config as config_mod, git, names
 from aipass_git.core.names import HUMAN
@@ -99,6 +99,12 @@ def pre_push(repo: Repo, updates: list[tuple[str, str, str, str]]) -> list[str]:
         if local_ref.startswith("refs/aipass/"):
             continue  # events, not work: sync pushes them
         span = [local_oid, "--not", "--remotes"] if remote_oid == zero else [f"{remote_oid}..{local_oid}"]
+        if remote_ref == f"refs/heads/{config.base_branch}":
+            # whoever pushes: an agent's commit that reached the base branch without a merge
+            # (a commit made there with --no-verify, a fast-forward of a desk) is refused
+            for commit, author, subject in branch_rules.agent_commits(repo.root, span):
+                problems.append(f"commit {commit[:10]} ({subject[:60]}) was made by @{author} directly on "
+                                f"{config.base_branch}\nhint: {branch_rules.HINT}")
         paths = git.touched_in_commits(repo.root, span)
         touched += paths
         changed.update(p for p in paths if (repo.root / p).is_file())

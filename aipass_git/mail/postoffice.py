@@ -200,8 +200,12 @@ class PostOffice:
         for owner, lines in self.index.in_thread(thread_id).items():
             box = mailbox.MailboxReader(self.store, owner)
             status = {l["id"]: l["status"] for l in lines}
-            found += self.trust.mark(owner, [{**full, "status": status[full["id"]]}
+            marked = self.trust.mark(owner, [{**full, "status": status[full["id"]]}
                                              for full in box.messages([l["id"] for l in lines])])
+            if any(m.get("verified") is False for m in marked):
+                why = self.trust.unverified(owner)  # as `read` says it
+                marked = [{**m, "unverified": why[m["id"]]} if m["id"] in why else m for m in marked]
+            found += marked
         found.sort(key=lambda m: m["id"])
         return found
 

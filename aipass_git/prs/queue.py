@@ -53,6 +53,42 @@ class Outcome:
     findings: list[str] = field(default_factory=list)
 
 
+def record_unproven(store: EventStore, config: config_mod.Config, pr: dict) -> str | None:
+    """Why PR's record cannot be believed (trust: signed), or None: every event signed
+    by a trusted key, the opening one by the PR's agent (or the human or orchestrator
+    for it). A forged record never reaches a merge."""
+    roster = roster_at(store, config.base_branch)
+    if roster.blob_id is None or config.trust != "signed":
+        return None
+    found = unproven_history(store, record.ref_for(pr["id"]), roster)
+    if found is not None:
+        return f"event {found[0][:10]} is {found[1].reason}"
+    opening = git.output(["rev-list", "--max-parents=0", record.ref_for(pr["id"])], store.repo.root).split()
+    verdict = Verifier(store, roster).check(opening[0]) if opening else None
+    if verdict is None or not policy.may_sign_for(pr["agent"], signer_name(verdict.principal, roster.humans),
+                                                 config.orchestrator):
+        return f"it was opened by {verdict.principal if verdict else 'nobody'}, not by @{pr['agent']}"
+    return None
+
+
+def merge_unproven(store: EventStore, config: config_mod.Config, pr: dict) -> str | None:
+    """Why PR's `merged` state cannot be believed (trust: signed), or None: its record is
+    proven (`record_unproven`) and a `merged` event in it is signed by one who may merge.
+    A record rewritten to say merged (with plain git, or by its agent with its own key)
+    ends no plan phase."""
+    why = record_unproven(store, config, pr)
+    roster = roster_at(store, config.base_branch)
+    if why is not None or roster.blob_id is None or config.trust != "signed":
+        return why
+    verifier = Verifier(store, roster)
+    signers = [verifier.check(h.commit) for h in store.history(record.ref_for(pr["id"]))
+               if h.trailers.get("Aipass-Event") == "merged"]
+    if any(v.ok and policy.may_merge(signer_name(v.principal, roster.humans), config.orchestrator) for v in signers):
+        return None
+    by = ", ".join(sorted({v.principal for v in signers})) or "no merged event"
+    return f"its merge is not by the human or @{config.orchestrator} ({by})"
+
+
 class MergeQueue:
     def __init__(self, repo: Repo, *, on_wait: Callable[[dict], None] | None = None,
                  session: Session | None = None) -> None:
@@ -146,22 +182,7 @@ class MergeQueue:
             return outcome
 
     def _unproven(self, store: EventStore, pr: dict) -> str | None:
-        """Why PR's record cannot be believed (trust: signed), or None: every event signed
-        by a trusted key, the opening one by the PR's agent (or the human or orchestrator
-        for it). A forged record never reaches a merge."""
-        config = config_mod.load(self.repo)
-        roster = roster_at(store, config.base_branch)
-        if roster.blob_id is None or config.trust != "signed":
-            return None
-        found = unproven_history(store, record.ref_for(pr["id"]), roster)
-        if found is not None:
-            return f"event {found[0][:10]} is {found[1].reason}"
-        opening = git.output(["rev-list", "--max-parents=0", record.ref_for(pr["id"])], self.repo.root).split()
-        verdict = Verifier(store, roster).check(opening[0]) if opening else None
-        if verdict is None or not policy.may_sign_for(pr["agent"], signer_name(verdict.principal, roster.humans),
-                                                     config.orchestrator):
-            return f"it was opened by {verdict.principal if verdict else 'nobody'}, not by @{pr['agent']}"
-        return None
+        return record_unproven(store, config_mod.load(self.repo), pr)
 
     def recover(self, store: EventStore) -> int:
         """Finish merges a crash interrupted, and send notices no run has sent yet.

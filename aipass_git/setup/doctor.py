@@ -177,7 +177,9 @@ def _leftovers(repo: repo_mod.Repo) -> list[Check]:
 
 
 def _trust(repo: repo_mod.Repo, config: config_mod.Config) -> Check:
+    from aipass_git.audit.standards.refs import RECORDS  # deferred: as the mail below
     from aipass_git.mail.verified import Trust  # deferred: doctor reads mail only here
+    from aipass_git.store.verify import unproven_refs
     from aipass_git.store.events import EventStore
 
     with EventStore(repo) as store:
@@ -186,16 +188,22 @@ def _trust(repo: repo_mod.Repo, config: config_mod.Config) -> Check:
             return Check("signatures", "warn", f"no {SIGNERS_FILE} on {config.base_branch}: events are not signed",
                          "run: git aipass init (keys for you and the agents), and commit on the base branch")
         unproven = {owner: len(found) for owner, found in trust.unverified_all().items()}
+        records = unproven_refs(store, trust.roster, RECORDS) if git.list_refs(repo.root, "refs/aipass/prs/") or \
+            git.list_refs(repo.root, "refs/aipass/plans/") else {}
         _, email = git.user_ident(repo.root)
         if store.keys.get(email) is None and own_ssh_key(repo.root) is None:
             return Check("signatures", "warn", f"you ({email}) have no signing key in this clone",
                          "run: git aipass init (it makes one and commits its public key)")
-    if unproven:
-        shown = ", ".join(f"@{o} {n}" for o, n in sorted(unproven.items()))
-        return Check("signatures", "error" if trust.enforced else "warn",
-                     f"{plural(sum(unproven.values()), 'message')} not signed by their sender ({shown})",
-                     "see: git aipass audit --only refs.signed-mail; do not act on them")
-    return Check("signatures", "ok", f"every message signed by its sender (trust: {config.trust})")
+    if unproven or records:
+        said = []
+        if unproven:
+            shown = ", ".join(f"@{o} {n}" for o, n in sorted(unproven.items()))
+            said.append(f"{plural(sum(unproven.values()), 'message')} not signed by their sender ({shown})")
+        if records:
+            said.append(f"{plural(len(records), 'PR/plan record')} not proven")
+        return Check("signatures", "error" if trust.enforced else "warn", "; ".join(said),
+                     "see: git aipass audit --only refs.signed-; do not act on them")
+    return Check("signatures", "ok", f"every message and record signed by its speaker (trust: {config.trust})")
 
 
 def _plans(repo: repo_mod.Repo) -> Check:

@@ -72,8 +72,9 @@ class Keyring:
         return key
 
 
-def own_ssh_key(root: Path) -> Key | None:
-    """The human's git SSH signing key, when git is set to sign with one we can use."""
+def own_ssh_key_path(root: Path) -> Path | None:
+    """The private key file of the human's git SSH signing key (`gpg.format=ssh`,
+    `user.signingKey` naming a key file), when there is one."""
     if (git.config_get(root, "gpg.format") or "") != "ssh":
         return None
     named = git.config_get(root, "user.signingKey")
@@ -81,7 +82,13 @@ def own_ssh_key(root: Path) -> Key | None:
         return None
     path = Path(os.path.expanduser(named))
     path = path.with_suffix("") if path.suffix == ".pub" else path
+    return path if path.is_file() else None
+
+
+def own_ssh_key(root: Path) -> Key | None:
+    """The human's git SSH signing key, when git is set to sign with one we can use."""
+    path = own_ssh_key_path(root)
     try:
-        return Key.load(path) if path.is_file() else None
+        return Key.load(path) if path is not None else None
     except AipassError:
         return None  # encrypted or not Ed25519: the human gets a key of their own

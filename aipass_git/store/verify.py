@@ -190,3 +190,21 @@ def unproven_history(store: EventStore, ref: str, roster: Roster) -> tuple[str, 
         return None
     finally:
         verifier.save()
+
+
+def unproven_refs(store: EventStore, roster: Roster, namespaces: list[str]) -> dict[str, tuple[str, Verdict]]:
+    """Ref -> (its oldest commit whose signature does not verify, with why) of the refs
+    under NAMESPACES (e.g. "refs/aipass/prs/") whose history holds one; one walk of them all
+    and one batch of reads, each signature checked once (the cache remembers the good)."""
+    walked = git.log(store.repo.root, ["--reverse", "--source", *[f"--glob={ns}*" for ns in namespaces]], ["%H", "%S"])
+    commits = [commit for commit, _ in walked]
+    verifier = Verifier(store, roster)
+    try:
+        verdicts = verifier.check_many([(c, raw) for c, (_, raw) in zip(commits, store.reader.read_many(commits))])
+    finally:
+        verifier.save()
+    found: dict[str, tuple[str, Verdict]] = {}
+    for (commit, ref), verdict in zip(walked, verdicts):
+        if not verdict.ok:
+            found.setdefault(ref, (commit, verdict))
+    return found

@@ -65,6 +65,28 @@ def signed_mail(ctx):
                               severity=None if trust.enforced else "warning")
 
 
+RECORDS = ["refs/aipass/prs/", "refs/aipass/plans/"]
+
+
+@standard("refs.signed-records", "every event of a PR or plan record is signed by a key trusted for its committer")
+def signed_records(ctx):
+    from aipass_git.store.events import EventStore  # deferred: see mailbox_state
+    from aipass_git.store.verify import roster_at, unproven_refs
+
+    if not any(ref.startswith(tuple(RECORDS)) for ref, _ in ctx.aipass_refs):
+        return
+    with EventStore(ctx.repo) as store:
+        roster = roster_at(store, ctx.config.base_branch)
+        if roster.blob_id is None:
+            return  # a repository from before signed events
+        found = unproven_refs(store, roster, RECORDS)
+    enforced = ctx.config.trust == "signed"
+    for ref, (commit, verdict) in sorted(found.items()):
+        yield Problem(ref, f"event {commit[:10]} is {verdict.reason}" + (": nothing acts on this record" if enforced else ""),
+                      "someone wrote this ref without a trusted key; find who (git log --show-signature " + ref + ")",
+                      severity=None if enforced else "warning")
+
+
 @standard("refs.leftover-batches", "no scratch refs of interrupted bulk sends remain", severity="warning")
 def leftover_batches(ctx):
     for ref, _ in git.list_refs(ctx.repo.root, "refs/aipass-import/"):
@@ -73,4 +95,4 @@ def leftover_batches(ctx):
                       "or run: git aipass doctor --fix")
 
 
-STANDARDS = [well_formed, mailbox_state, signed_mail, leftover_batches]
+STANDARDS = [well_formed, mailbox_state, signed_mail, signed_records, leftover_batches]
