@@ -181,3 +181,21 @@ def test_a_retried_phase_merges_as_its_later_attempt_and_unblocks_the_plan(store
         assert got["state"] == "open" and got["phases"][0]["state"] == "waiting" and got["phases"][0]["attempt"] == 2
         assert "still blocked here" in [n["text"] for n in got["notes"]]
         assert json.loads(data) == got
+
+
+def test_a_side_whose_record_breaks_the_schema_is_named_and_nothing_is_merged(store):
+    from aipass_git.core.errors import AipassError
+
+    pr = record.new(agent="api", branch="aipass/api", base="main", head="a" * 40, title="t", body="")
+    open_ = store.append(f"refs/test/pr{next(_counter)}", record.event("opened", WHO, {}, create=pr))
+    good, forged = f"refs/test/pr{next(_counter)}", f"refs/test/pr{next(_counter)}"
+    for ref in (good, forged):
+        store.refs.apply([entity_update(ref, open_)])
+    store.append(good, record.event("closed", WHO, {"state": "closed"}))
+    store.append(forged, record.event("merged", WHO, {"state": "bogus"}))  # as anyone who can push could write
+    objects = git(store.repo.root, "count-objects", "-v")
+    for ours, theirs in ((good, forged), (forged, good)):
+        with pytest.raises(AipassError) as info:
+            entity.merge_tips(store, record.KIND, f"refs/aipass/prs/{pr['id']}", store.tip(ours), store.tip(theirs), WHO)
+        assert f"refs/aipass/prs/{pr['id']}:pr.json" in info.value.message and "state" in info.value.message
+    assert git(store.repo.root, "count-objects", "-v") == objects  # no merge commit was written

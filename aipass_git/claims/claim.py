@@ -159,12 +159,13 @@ def merge(ours: TreeView, theirs: TreeView) -> str:
     return f"{len(added)} claim{'s' if len(added) != 1 else ''} from the other side"
 
 
-KIND = entity.Kind("claims", NAMESPACE, re.compile(r"[a-z][a-z0-9_-]{0,31}"), merge, "list them with: git aipass claim list")
+KIND = entity.Kind("claims", NAMESPACE, re.compile(r"[a-z][a-z0-9_-]{0,31}"), merge, "list them with: git aipass claim list",
+                   FILE, parse)
 
 
 class ClaimBook(entity.Book):
     def __init__(self, store: EventStore) -> None:
-        super().__init__(store, KIND, FILE, parse)
+        super().__init__(store, KIND)
         self.unproven: dict[str, str] = {}  # claimant -> why its ref is not believed (after everyone())
 
     def everyone(self) -> dict[str, dict[str, Any]]:

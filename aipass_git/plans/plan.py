@@ -331,18 +331,18 @@ def _phase_key(p: dict[str, Any]) -> tuple:
     return p.get("attempt", 1), PHASE_STATES.index(p["state"]), str(p.get("finished")), str(p.get("started")), encode(p)
 
 
-KIND = entity.Kind("plan", NAMESPACE, re.compile(ids.ID_PATTERN.pattern.removesuffix("\\Z")), merge,
-                   "list them with: git aipass plan list --all")
-
-
 def parse(data: bytes, plan_id: str) -> dict[str, Any]:
     """A plan.json, validated (anyone who can push a ref can write one)."""
     return load_json(data, f"{ref_for(plan_id)}:{FILE}", PLAN,
                      "this plan was not written by aipass-git; see: git log " + ref_for(plan_id))
 
 
+KIND = entity.Kind("plan", NAMESPACE, re.compile(ids.ID_PATTERN.pattern.removesuffix("\\Z")), merge,
+                   "list them with: git aipass plan list --all", FILE, parse)
+
+
 class PlanBook(entity.Book):
     """Reads plans."""
 
     def __init__(self, store: EventStore) -> None:
-        super().__init__(store, KIND, FILE, parse)
+        super().__init__(store, KIND)

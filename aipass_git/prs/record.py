@@ -80,13 +80,14 @@ def _merge_key(pr: dict[str, Any]) -> tuple:
     return _RANK.get(pr.get("state"), 0), str(pr.get("updated")), encode(pr)
 
 
-KIND = entity.Kind("PR", NAMESPACE, re.compile(ids.ID_PATTERN.pattern.removesuffix("\\Z")), merge, "list them with: git aipass pr list --state all")
-
-
 def parse(data: bytes, pr_id: str) -> dict[str, Any]:
     """A pr.json, validated (anyone who can push a ref can write one)."""
     return load_json(data, f"{ref_for(pr_id)}:{FILE}", PR,
                      "this record was not written by aipass-git; see: git log " + ref_for(pr_id))
+
+
+KIND = entity.Kind("PR", NAMESPACE, re.compile(ids.ID_PATTERN.pattern.removesuffix("\\Z")), merge,
+                   "list them with: git aipass pr list --state all", FILE, parse)
 
 
 def event(kind: str, author: Ident, change: dict[str, Any], *, expect: tuple[str, ...] | None = None,
@@ -117,4 +118,4 @@ class PRBook(entity.Book):
     """Reads PR records."""
 
     def __init__(self, store: EventStore) -> None:
-        super().__init__(store, KIND, FILE, parse)
+        super().__init__(store, KIND)

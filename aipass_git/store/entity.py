@@ -1,8 +1,10 @@
 """Kinds of entity on refs, and what the store does with any of them (after git-bug's
 entity/dag): list their ids, resolve a prefix, and merge two histories of one entity.
 
-A kind is a definition: the ref namespace, the rule its ids follow, and a merge function.
-Everything else is generic. Two clones that both wrote to one entity hold two tips; the
+A kind is a definition: the ref namespace, the rule its ids follow, its state's schema
+(the one document a tip holds and the function that reads it validated; a mailbox's state is
+a tree of many files, read by mail/mailbox.py) and a merge function. Everything else is
+generic. Two clones that both wrote to one entity hold two tips; the
 merge of those is a commit with both as parents (so `git log` of the ref shows both
 histories) whose tree is the kind's merge of the two states. A kind's merge must be
 symmetric and lose nothing (a mailbox keeps the union of messages, each status the
@@ -24,6 +26,9 @@ from aipass_git.store.tree_view import TreeView
 # (ours, theirs) -> a line saying what came from theirs; OURS is edited into the merged
 # state in place. THEIRS is only read.
 Merge = Callable[[TreeView, TreeView], str]
+# (a document's bytes, the entity's id) -> the document, validated; raises AipassError
+# naming the ref, the field and what to do (anyone who can push a ref can write one)
+Parse = Callable[[bytes, str], dict]
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class Kind:
     id_pattern: re.Pattern[str]  # what follows the namespace
     merge: Merge
     list_hint: str  # where a person sees them all, for "no such id" errors
+    document: str | None = None  # the file a tip's tree holds (pr.json); None: a tree of many
+    parse: Parse | None = None  # DOCUMENT read and validated: the state's schema
 
     def ref(self, entity_id: str) -> str:
         return self.namespace + entity_id
@@ -68,29 +75,37 @@ def merge_tips(store: EventStore, kind: Kind, ref: str, ours: str, theirs: str, 
     states (written, not yet on any ref), and a line saying what THEIRS brought. The
     caller has seen that neither contains the other (else one of them is the answer)."""
     view = TreeView(store, store.tree_of(ours))
+    other = TreeView(store, store.tree_of(theirs))
+    entity_id = ref[len(kind.namespace):]
+    if kind.parse is not None and kind.document is not None:
+        for tip, side in ((ours, view), (theirs, other)):
+            data = side.read(kind.document)
+            if data is None:
+                raise RefusedError(f"{ref} at {tip[:12]} holds no {kind.document}", f"see what wrote it: git log {tip[:12]}")
+            kind.parse(data, entity_id)  # a state that breaks the schema is named, not merged
     try:
-        summary = kind.merge(view, TreeView(store, store.tree_of(theirs)))
+        summary = kind.merge(view, other)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         # either side may hold what anyone who can push wrote: a state the kind cannot
         # read stops this entity's merge, said in words, and nothing else
         raise AipassError(f"a side's {kind.name} state does not read ({type(exc).__name__}: {exc})",
                           f"see what wrote it: git log {ours[:12]} {theirs[:12]}") from exc
     tree = view.flush()
-    event = Event("merge", f"{kind.name}: merge {ref[len(kind.namespace):]} ({summary})", author,
+    event = Event("merge", f"{kind.name}: merge {entity_id} ({summary})", author,
                   {"Aipass-Merge": theirs})
     return store.writer.commit(tree, [ours, theirs], author, author, store.message_of(event), store.signer(author)), summary
 
 
 class Book:
-    """Reads the entities of KIND whose tip tree holds one document, FILE (PRs, plans):
-    every one in one batch, or one by id prefix. PARSE validates what it reads (anyone
-    who can push a ref can write one)."""
+    """Reads the entities of KIND whose tip tree holds one document (PRs, plans, claims):
+    every one in one batch, or one by id prefix, each validated by the kind's parse."""
 
-    def __init__(self, store: EventStore, kind: Kind, file: str, parse: Callable[[bytes, str], dict]) -> None:
+    def __init__(self, store: EventStore, kind: Kind) -> None:
+        assert kind.document is not None and kind.parse is not None, f"{kind.name} has no document"
         self.store = store
         self.kind = kind
-        self.file = file
-        self.parse = parse
+        self.file = kind.document
+        self.parse = kind.parse
 
     def ids(self) -> list[str]:
         return ids(self.store, self.kind)
