@@ -337,6 +337,27 @@ def test_pre_commit_catches_a_staged_secret_whatever_the_other_names(hooked: Pat
     assert name in tree.stdout.split("\0")
 
 
+@pytest.mark.parametrize("name", ["creds.txt\r", "a b.txt", "a\ninfo HEAD.txt"])
+def test_pre_commit_reads_the_secret_in_a_file_whatever_its_name(hooked: Path, name):
+    # git's batch reader drops a carriage return before the line's end: ":creds.txt\r"
+    # would be read as ":creds.txt", which is not staged, and the secret would pass
+    (hooked / name).write_text(f"key = {AWS_KEY}\n")
+    git(hooked, "add", "-A")
+    before = git(hooked, "rev-parse", "HEAD")
+    result = run(hooked, "commit", "-qm", "leak")
+    assert result.returncode == 1 and b":1: looks like an AWS access key" in result.stderr
+    assert git(hooked, "rev-parse", "HEAD") == before
+
+
+def test_a_name_with_a_space_missing_at_the_base_is_read_as_missing(mail_repo: Path, cli):
+    # cat-file answers "<name> missing", the name's spaces included
+    archive = mail_repo / ".aipass/agents/api/archive"
+    archive.mkdir()
+    (archive / "old copy.jsonl").write_text("")
+    code, found = findings(cli, mail_repo)
+    assert "audit.crashed" not in {f["standard"] for f in found}, found
+
+
 def test_a_commit_message_holding_a_secret_is_refused_unless_it_says_so(hooked: Path):
     (hooked / "a.txt").write_text("a\n")
     git(hooked, "add", "a.txt")
