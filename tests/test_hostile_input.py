@@ -301,6 +301,39 @@ def test_a_linked_agent_folder_or_config_is_refused(mail_repo: Path, cli, tmp_pa
         refused(cli("send", "@api", "s", "b", cwd=mail_repo), ".aipass/config.yaml", "symbolic link")
 
 
+def test_a_linked_bypass_file_or_human_key_is_refused(mail_repo: Path, cli, tmp_path: Path):
+    # a bypass file from outside could silence any standard, the link check included
+    outside = tmp_path / "bypass.yaml"
+    outside.write_text("- standard: aipass.no-links\n  path: '*'\n  reason: says who\n")
+    (mail_repo / ".aipass/audit-bypass.yaml").symlink_to(outside)
+    refused(cli("audit", cwd=mail_repo), ".aipass/audit-bypass.yaml", "symbolic link")
+    (mail_repo / ".aipass/audit-bypass.yaml").unlink()
+    # a human key from outside would be written into allowed_signers and trusted
+    [key] = sorted((mail_repo / ".aipass/humans").glob("*.json"))
+    key.rename(tmp_path / key.name)
+    key.symlink_to(tmp_path / key.name)
+    with unchanged(mail_repo):
+        refused(cli("agent", "new", "newbie", "--role", "r", "--provider", "command", cwd=mail_repo),
+                f".aipass/humans/{key.name}", "symbolic link")
+
+
+def test_a_merge_never_appends_to_a_linked_archive(mail_repo: Path, cli, tmp_path: Path):
+    config = mail_repo / ".aipass/config.yaml"
+    config.write_text(config.read_text().replace("memory_entries_per_section: 15", "memory_entries_per_section: 2"))
+    git(mail_repo, "commit", "-qam", "small memory")
+    for branch, text in (("main", "base"), ("left", "left"), ("main", "main")):
+        git(mail_repo, "checkout", "-q", *(["-b"] if branch == "left" else []), branch)
+        assert cli("memory", "add", "--agent", "@api", text, cwd=mail_repo).code == 0
+    outside = tmp_path / "victim"
+    outside.write_text("outside\n")
+    from aipass_git.core import clock
+    (mail_repo / ".aipass/agents/api/archive").mkdir()
+    (mail_repo / f".aipass/agents/api/archive/{clock.utc_now()[:7]}.jsonl").symlink_to(outside)
+    merge = run(mail_repo, "merge", "-q", "--no-edit", "left")
+    assert merge.returncode == 1 and b"is a symbolic link" in merge.stderr, merge.stderr
+    assert outside.read_text() == "outside\n"
+
+
 def test_the_audit_and_doctor_report_links_in_aipass(mail_repo: Path, cli):
     (mail_repo / ".aipass/notes.md").symlink_to("/etc/hostname")
     result = cli("audit", "--json", cwd=mail_repo)
