@@ -196,6 +196,24 @@ def test_low_entropy_values_are_not_secrets_and_allow_secret_is_recorded(mail_re
     assert "Aipass-Allowed-Secret: AWS access key" in git(mail_repo, "log", "-1", "--format=%B", "refs/aipass/mail/api")
 
 
+def test_a_pr_that_would_be_refused_is_never_written_and_shows_escaped(mail_repo: Path, cli):
+    desk = make_desk(mail_repo, "api")
+    (desk / "work.txt").write_text("x\n")
+    git(desk, "add", "-A")
+    git(desk, "commit", "-qm", "api: work \x1b]0;title\x07")
+    with unchanged(mail_repo):
+        # the record was written, then its notice refused: a PR nobody could read any more
+        refused(cli("pr", "open", "--title", "left\u202eright", cwd=desk), "--title", "U+202E")
+        refused(cli("pr", "open", cwd=desk), "the PR title", "U+001B", "--title")
+        refused(cli("pr", "open", "--title", f"deploy with {AWS_KEY}", cwd=desk), "AWS access key", "nothing was written")
+        refused(cli("pr", "open", "--title", "work", "--body", f"key {AWS_KEY}", cwd=desk), "AWS access key")
+    opened = cli("pr", "open", "--title", "work", "--body", "clear\x1b[2J", "--json", cwd=desk)
+    assert opened.code == 0, opened.err
+    shown = cli("pr", "show", json.loads(opened.out)["pr"]["id"], cwd=mail_repo)
+    assert shown.code == 0 and ESC not in shown.out
+    assert "clear\\x1b[2J" in shown.out and "work \\x1b]0;title\\x07" in shown.out
+
+
 # -- YAML -----------------------------------------------------------------------------------
 
 def test_a_key_given_twice_in_the_config_is_refused_with_both_lines(mail_repo: Path, cli):
