@@ -139,6 +139,20 @@ def test_invalid_utf8_in_argv_and_on_stdin_exits_2(mail_repo: Path):
         assert stdin.returncode == 2 and b"not valid UTF-8" in stdin.stderr
 
 
+def test_invalid_utf8_in_memory_and_search_exits_2_and_a_file_name_is_percent_encoded(mail_repo: Path, cli, tmp_path: Path):
+    with unchanged(mail_repo):
+        added = run(mail_repo, b"aipass", b"memory", b"add", b"--agent", b"@api", b"caf\xe9")
+        assert added.returncode == 2 and b"the memory entry is not valid UTF-8" in added.stderr, added.stderr
+        search = run(mail_repo, b"aipass", b"memory", b"search", b"caf\xe9")
+        assert search.returncode == 2 and b"the query is not valid UTF-8" in search.stderr, search.stderr
+    (mail_repo / os.fsdecode(b"caf\xe9.txt")).write_text(f"key = {AWS_KEY}\n")
+    git(mail_repo, "add", "-A")
+    sarif = tmp_path / "audit.sarif"
+    assert cli("audit", "--sarif", str(sarif), cwd=mail_repo).code == 1
+    [result] = [r for r in json.loads(sarif.read_text())["runs"][0]["results"] if r["ruleId"] == "secrets.files"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "caf%E9.txt"
+
+
 # -- bodies ---------------------------------------------------------------------------------
 
 def test_bodies_keep_control_characters_but_the_terminal_sees_them_escaped(mail_repo: Path, cli):

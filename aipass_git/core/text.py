@@ -35,6 +35,16 @@ def first_unsafe(text: str, *, allow_newlines: bool = False) -> str | None:
     return next((ch for ch in text if _unsafe(ch, allow_newlines=allow_newlines)), None)
 
 
+def is_utf8(text: str) -> bool:
+    """Whether TEXT came from valid UTF-8: no lone surrogate (what an undecodable byte of
+    the command line or a file becomes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def for_terminal(text: str) -> str:
     """TEXT as a terminal can show it safely: controls, bidi and invisible characters
     written out (`\\x1b`, `<U+202E>`); line breaks and tabs kept."""

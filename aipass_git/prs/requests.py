@@ -15,22 +15,11 @@ from aipass_git.mail.postoffice import PostOffice
 from aipass_git.memory import review
 from aipass_git.prs import record
 from aipass_git.store.events import EventStore
-from aipass_git.core.text import article, plural
+from aipass_git.core.text import article, is_utf8, plural
 
 
 TITLE = Str(max_len=200, one_line=True)
-
-
-def _is_text(value: str) -> bool:
-    """No lone surrogate in VALUE: the bytes it came from were UTF-8."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-BODY = Str(min_len=0, max_len=1024 * 1024, test=_is_text, expected="UTF-8 text")
+BODY = Str(min_len=0, max_len=1024 * 1024, test=is_utf8, expected="UTF-8 text")
 
 
 def open_pr(repo: Repo, *, title: str | None = None, body: str = "") -> tuple[dict[str, Any], str]:
