@@ -669,6 +669,15 @@ def test_an_owned_glob_shared_with_another_agent_is_refused(mail_repo: Path, cli
         refused(cli("agent", "new", "third", "--role", "r", "--owns", "src/**", cwd=mail_repo), "@owner")
 
 
+def test_a_count_of_one_is_singular(mail_repo: Path, cli, tmp_path: Path):
+    listing = tmp_path / "agents.yaml"
+    listing.write_text("- {name: solo, role: r, provider: command}\n")
+    assert cli("agent", "new", "--from", str(listing), cwd=mail_repo).code == 0
+    assert git(mail_repo, "log", "-1", "--format=%s") == "aipass: add 1 agent"
+    assert cli("send", "@api", "one", "body", cwd=mail_repo).code == 0
+    assert "mail: 1 message, " in cli("report", cwd=mail_repo).out
+
+
 # -- SHA-256 repositories -------------------------------------------------------------------
 
 @pytest.fixture
