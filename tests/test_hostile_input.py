@@ -623,6 +623,13 @@ def test_malformed_project_standards_are_findings(mail_repo: Path, cli, text, wo
     assert any(words in f["message"] for f in found if f["path"] == ".aipass/standards/bad.py"), found
 
 
+def test_listing_names_a_broken_project_standard_escaped(mail_repo: Path, cli):
+    project_standard(mail_repo, "x\x1b]0;title\x07.py", "def broken(:\n")
+    listed = cli("audit", "--list", cwd=mail_repo)
+    assert listed.code == 0 and "does not parse" in listed.err
+    assert ESC not in listed.err and "x\\x1b]0;title\\x07.py" in listed.err
+
+
 def test_a_project_standard_reports_only_under_the_ids_it_declares(mail_repo: Path, cli):
     smuggled = STANDARD.replace("STANDARDS = [readme]\n", (
         "from aipass_git.audit.engine import Standard\n"
