@@ -272,9 +272,11 @@ def test_a_config_that_is_not_utf8_or_nests_too_deep_is_refused(mail_repo: Path,
     config = mail_repo / ".aipass/config.yaml"
     good = config.read_bytes()
     config.write_bytes(good + b"x: caf\xe9\n")
-    refused(cli("send", "@api", "s", "b", cwd=mail_repo), "not UTF-8")
+    with unchanged(mail_repo):
+        refused(cli("send", "@api", "s", "b", cwd=mail_repo), "not UTF-8")
     config.write_bytes(good + b"x: " + b"[" * 5000 + b"]" * 5000 + b"\n")
-    refused(cli("send", "@api", "s", "b", cwd=mail_repo), "nesting depth")
+    with unchanged(mail_repo):
+        refused(cli("send", "@api", "s", "b", cwd=mail_repo), "nesting depth")
 
 
 # -- JSON -----------------------------------------------------------------------------------
