@@ -118,6 +118,10 @@ def test_message_ids_are_refused(mail_repo: Path, cli, command, bad):
     ("isolate\u2066x", "U+2066"),
     ("zero\u200bwidth", "U+200B"),
     ("bom\ufeffx", "U+FEFF"),
+    ("soft\u00adhyphen", "U+00AD"),
+    ("invisible\u2062times", "U+2062"),
+    ("tag\U000e0041x", "U+E0041"),
+    ("line\u2028separator", "U+2028"),
     ("bell\x07", "U+0007"),
     ("clear\x1b[2J", "U+001B"),
     ("c1\x9b2J", "U+009B"),
@@ -137,6 +141,20 @@ def test_invalid_utf8_in_argv_and_on_stdin_exits_2(mail_repo: Path):
         assert argv.returncode == 2 and b"not UTF-8" in argv.stderr
         stdin = run(mail_repo, "aipass", "send", "@api", "subject", input=b"body \xff\xfe")
         assert stdin.returncode == 2 and b"not valid UTF-8" in stdin.stderr
+
+
+def test_invalid_utf8_in_memory_and_search_exits_2_and_a_file_name_is_percent_encoded(mail_repo: Path, cli, tmp_path: Path):
+    with unchanged(mail_repo):
+        added = run(mail_repo, b"aipass", b"memory", b"add", b"--agent", b"@api", b"caf\xe9")
+        assert added.returncode == 2 and b"the memory entry is not valid UTF-8" in added.stderr, added.stderr
+        search = run(mail_repo, b"aipass", b"memory", b"search", b"caf\xe9")
+        assert search.returncode == 2 and b"the query is not valid UTF-8" in search.stderr, search.stderr
+    (mail_repo / os.fsdecode(b"caf\xe9.txt")).write_text(f"key = {AWS_KEY}\n")
+    git(mail_repo, "add", "-A")
+    sarif = tmp_path / "audit.sarif"
+    assert cli("audit", "--sarif", str(sarif), cwd=mail_repo).code == 1
+    [result] = [r for r in json.loads(sarif.read_text())["runs"][0]["results"] if r["ruleId"] == "secrets.files"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "caf%E9.txt"
 
 
 # -- bodies ---------------------------------------------------------------------------------
@@ -196,6 +214,24 @@ def test_low_entropy_values_are_not_secrets_and_allow_secret_is_recorded(mail_re
     assert "Aipass-Allowed-Secret: AWS access key" in git(mail_repo, "log", "-1", "--format=%B", "refs/aipass/mail/api")
 
 
+def test_a_pr_that_would_be_refused_is_never_written_and_shows_escaped(mail_repo: Path, cli):
+    desk = make_desk(mail_repo, "api")
+    (desk / "work.txt").write_text("x\n")
+    git(desk, "add", "-A")
+    git(desk, "commit", "-qm", "api: work \x1b]0;title\x07")
+    with unchanged(mail_repo):
+        # the record was written, then its notice refused: a PR nobody could read any more
+        refused(cli("pr", "open", "--title", "left\u202eright", cwd=desk), "--title", "U+202E")
+        refused(cli("pr", "open", cwd=desk), "the PR title", "U+001B", "--title")
+        refused(cli("pr", "open", "--title", f"deploy with {AWS_KEY}", cwd=desk), "AWS access key", "nothing was written")
+        refused(cli("pr", "open", "--title", "work", "--body", f"key {AWS_KEY}", cwd=desk), "AWS access key")
+    opened = cli("pr", "open", "--title", "work", "--body", "clear\x1b[2J", "--json", cwd=desk)
+    assert opened.code == 0, opened.err
+    shown = cli("pr", "show", json.loads(opened.out)["pr"]["id"], cwd=mail_repo)
+    assert shown.code == 0 and ESC not in shown.out
+    assert "clear\\x1b[2J" in shown.out and "work \\x1b]0;title\\x07" in shown.out
+
+
 # -- YAML -----------------------------------------------------------------------------------
 
 def test_a_key_given_twice_in_the_config_is_refused_with_both_lines(mail_repo: Path, cli):
@@ -236,9 +272,11 @@ def test_a_config_that_is_not_utf8_or_nests_too_deep_is_refused(mail_repo: Path,
     config = mail_repo / ".aipass/config.yaml"
     good = config.read_bytes()
     config.write_bytes(good + b"x: caf\xe9\n")
-    refused(cli("send", "@api", "s", "b", cwd=mail_repo), "not UTF-8")
+    with unchanged(mail_repo):
+        refused(cli("send", "@api", "s", "b", cwd=mail_repo), "not UTF-8")
     config.write_bytes(good + b"x: " + b"[" * 5000 + b"]" * 5000 + b"\n")
-    refused(cli("send", "@api", "s", "b", cwd=mail_repo), "nesting depth")
+    with unchanged(mail_repo):
+        refused(cli("send", "@api", "s", "b", cwd=mail_repo), "nesting depth")
 
 
 # -- JSON -----------------------------------------------------------------------------------
@@ -301,6 +339,39 @@ def test_a_linked_agent_folder_or_config_is_refused(mail_repo: Path, cli, tmp_pa
         refused(cli("send", "@api", "s", "b", cwd=mail_repo), ".aipass/config.yaml", "symbolic link")
 
 
+def test_a_linked_bypass_file_or_human_key_is_refused(mail_repo: Path, cli, tmp_path: Path):
+    # a bypass file from outside could silence any standard, the link check included
+    outside = tmp_path / "bypass.yaml"
+    outside.write_text("- standard: aipass.no-links\n  path: '*'\n  reason: says who\n")
+    (mail_repo / ".aipass/audit-bypass.yaml").symlink_to(outside)
+    refused(cli("audit", cwd=mail_repo), ".aipass/audit-bypass.yaml", "symbolic link")
+    (mail_repo / ".aipass/audit-bypass.yaml").unlink()
+    # a human key from outside would be written into allowed_signers and trusted
+    [key] = sorted((mail_repo / ".aipass/humans").glob("*.json"))
+    key.rename(tmp_path / key.name)
+    key.symlink_to(tmp_path / key.name)
+    with unchanged(mail_repo):
+        refused(cli("agent", "new", "newbie", "--role", "r", "--provider", "command", cwd=mail_repo),
+                f".aipass/humans/{key.name}", "symbolic link")
+
+
+def test_a_merge_never_appends_to_a_linked_archive(mail_repo: Path, cli, tmp_path: Path):
+    config = mail_repo / ".aipass/config.yaml"
+    config.write_text(config.read_text().replace("memory_entries_per_section: 15", "memory_entries_per_section: 2"))
+    git(mail_repo, "commit", "-qam", "small memory")
+    for branch, text in (("main", "base"), ("left", "left"), ("main", "main")):
+        git(mail_repo, "checkout", "-q", *(["-b"] if branch == "left" else []), branch)
+        assert cli("memory", "add", "--agent", "@api", text, cwd=mail_repo).code == 0
+    outside = tmp_path / "victim"
+    outside.write_text("outside\n")
+    from aipass_git.core import clock
+    (mail_repo / ".aipass/agents/api/archive").mkdir()
+    (mail_repo / f".aipass/agents/api/archive/{clock.utc_now()[:7]}.jsonl").symlink_to(outside)
+    merge = run(mail_repo, "merge", "-q", "--no-edit", "left")
+    assert merge.returncode == 1 and b"is a symbolic link" in merge.stderr, merge.stderr
+    assert outside.read_text() == "outside\n"
+
+
 def test_the_audit_and_doctor_report_links_in_aipass(mail_repo: Path, cli):
     (mail_repo / ".aipass/notes.md").symlink_to("/etc/hostname")
     result = cli("audit", "--json", cwd=mail_repo)
@@ -335,6 +406,27 @@ def test_pre_commit_catches_a_staged_secret_whatever_the_other_names(hooked: Pat
     assert clean.returncode == 0, clean.stderr
     tree = subprocess.run(["git", "ls-tree", "-r", "-z", "--name-only", "HEAD"], cwd=hooked, capture_output=True, text=True)
     assert name in tree.stdout.split("\0")
+
+
+@pytest.mark.parametrize("name", ["creds.txt\r", "a b.txt", "a\ninfo HEAD.txt"])
+def test_pre_commit_reads_the_secret_in_a_file_whatever_its_name(hooked: Path, name):
+    # git's batch reader drops a carriage return before the line's end: ":creds.txt\r"
+    # would be read as ":creds.txt", which is not staged, and the secret would pass
+    (hooked / name).write_text(f"key = {AWS_KEY}\n")
+    git(hooked, "add", "-A")
+    before = git(hooked, "rev-parse", "HEAD")
+    result = run(hooked, "commit", "-qm", "leak")
+    assert result.returncode == 1 and b":1: looks like an AWS access key" in result.stderr
+    assert git(hooked, "rev-parse", "HEAD") == before
+
+
+def test_a_name_with_a_space_missing_at_the_base_is_read_as_missing(mail_repo: Path, cli):
+    # cat-file answers "<name> missing", the name's spaces included
+    archive = mail_repo / ".aipass/agents/api/archive"
+    archive.mkdir()
+    (archive / "old copy.jsonl").write_text("")
+    code, found = findings(cli, mail_repo)
+    assert "audit.crashed" not in {f["standard"] for f in found}, found
 
 
 def test_a_commit_message_holding_a_secret_is_refused_unless_it_says_so(hooked: Path):
@@ -533,6 +625,13 @@ def test_malformed_project_standards_are_findings(mail_repo: Path, cli, text, wo
     assert any(words in f["message"] for f in found if f["path"] == ".aipass/standards/bad.py"), found
 
 
+def test_listing_names_a_broken_project_standard_escaped(mail_repo: Path, cli):
+    project_standard(mail_repo, "x\x1b]0;title\x07.py", "def broken(:\n")
+    listed = cli("audit", "--list", cwd=mail_repo)
+    assert listed.code == 0 and "does not parse" in listed.err
+    assert ESC not in listed.err and "x\\x1b]0;title\\x07.py" in listed.err
+
+
 def test_a_project_standard_reports_only_under_the_ids_it_declares(mail_repo: Path, cli):
     smuggled = STANDARD.replace("STANDARDS = [readme]\n", (
         "from aipass_git.audit.engine import Standard\n"
@@ -577,6 +676,15 @@ def test_an_owned_glob_shared_with_another_agent_is_refused(mail_repo: Path, cli
         refused(cli("agent", "new", "second", "--role", "r", "--owns", "src/*.py", cwd=mail_repo),
                 "src/app.py is already owned by @owner")
         refused(cli("agent", "new", "third", "--role", "r", "--owns", "src/**", cwd=mail_repo), "@owner")
+
+
+def test_a_count_of_one_is_singular(mail_repo: Path, cli, tmp_path: Path):
+    listing = tmp_path / "agents.yaml"
+    listing.write_text("- {name: solo, role: r, provider: command}\n")
+    assert cli("agent", "new", "--from", str(listing), cwd=mail_repo).code == 0
+    assert git(mail_repo, "log", "-1", "--format=%s") == "aipass: add 1 agent"
+    assert cli("send", "@api", "one", "body", cwd=mail_repo).code == 0
+    assert "mail: 1 message, " in cli("report", cwd=mail_repo).out
 
 
 # -- SHA-256 repositories -------------------------------------------------------------------

@@ -17,6 +17,7 @@ from aipass_git.core.canonical import encode
 from aipass_git.core.errors import AipassError, RefusedError, UnknownAgentError
 from aipass_git.core.files import read as read_doc
 from aipass_git.core.repo import AGENTS_DIR, Repo
+from aipass_git.core.text import plural
 from aipass_git.core.validate import List, check_input
 from aipass_git.store.parsed_cache import ParsedCache
 from aipass_git.store.keyring import Keyring
@@ -234,7 +235,7 @@ class Registry:
         if not agents:
             raise RefusedError("no agents given", "the file is a YAML list of mappings with name and role")
         contents.update(trust.files_for(self.repo, {a.name: a.passport for a in agents}))
-        message = (f"aipass: add {len(agents)} agents\n\n" + "".join(f"{a.name}: {a.role}\n" for a in agents[:50])
+        message = (f"aipass: add {plural(len(agents), 'agent')}\n\n" + "".join(f"{a.name}: {a.role}\n" for a in agents[:50])
                    + (f"... and {len(agents) - 50} more\n" if len(agents) > 50 else "")
                    + "\nAipass-Event: agent-new\n")
         return agents, commit_files(self.repo, contents, message)

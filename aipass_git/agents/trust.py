@@ -21,6 +21,7 @@ from typing import Any
 from aipass_git.core import clock, schemas
 from aipass_git.core.canonical import encode
 from aipass_git.core.documents import load_json
+from aipass_git.core.files import checked
 from aipass_git.core.repo import Repo
 
 AGENT_EMAIL_DOMAIN = "aipass.invalid"
@@ -58,12 +59,13 @@ def human_key_path(public_line: str) -> str:
 
 
 def read_human_keys(repo: Repo) -> dict[str, dict[str, Any]]:
-    """Path -> document of every human key file in the work tree."""
-    folder = repo.root / HUMANS_DIR
+    """Path -> document of every human key file in the work tree (a link refused, never
+    followed: a key read from outside the repository would be trusted)."""
+    folder = checked(repo.root, HUMANS_DIR)
     if not folder.is_dir():
         return {}
-    return {f"{HUMANS_DIR}/{p.name}": load_json(p.read_bytes(), f"{HUMANS_DIR}/{p.name}", schemas.HUMAN_KEY)
-            for p in sorted(folder.glob("*.json"))}
+    rels = [f"{HUMANS_DIR}/{p.name}" for p in sorted(folder.glob("*.json"))]
+    return {rel: load_json(checked(repo.root, rel).read_bytes(), rel, schemas.HUMAN_KEY) for rel in rels}
 
 
 def human_key(email: str, name: str, public_line: str) -> tuple[str, dict[str, Any]]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from aipass_git.audit.engine import Finding
 from aipass_git.core.documents import load_yaml
+from aipass_git.core.errors import ValidationError
+from aipass_git.core.files import read as read_doc
 from aipass_git.core.repo import AIPASS_DIR, Repo
 from aipass_git.core.validate import List, Obj, Str, validate
 
@@ -45,10 +47,14 @@ class Bypass:
 
 
 def load(repo: Repo) -> list[Bypass]:
-    path = repo.root / FILE
-    if not path.is_file():
+    data = read_doc(repo.root, FILE)  # a link is refused, never followed
+    if data is None:
         return []
-    raw = load_yaml(path.read_text(encoding="utf-8"), FILE, "fix the file") or []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(FILE, None, "is not UTF-8 text", "fix the file") from None
+    raw = load_yaml(text, FILE, "fix the file") or []
     for item in raw if isinstance(raw, list) else []:
         if isinstance(item, dict) and isinstance(item.get("expires"), dt.date):
             item["expires"] = item["expires"].isoformat()  # YAML reads 2027-01-31 as a date

@@ -211,7 +211,7 @@ class Worker:
             _kill_group(self.proc.pid)
             self.proc.communicate()
             return [_problem(self.where, f"the project standards ({', '.join(m.path.rpartition('/')[2] for m in self.mods)}) "
-                             f"did not finish within {self.timeout:g} seconds and were stopped",
+                             f"did not finish within {self.timeout:g} second{'' if self.timeout == 1 else 's'} and were stopped",
                              "make them faster, or raise timeouts.standards_seconds in .aipass/config.yaml")]
         finally:
             _kill_group(self.proc.pid)  # whatever they left running in the background

@@ -15,8 +15,9 @@ LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 
 def uri(path: str) -> str:
     """PATH (relative, with forward slashes) as a URI reference: spaces, non-ASCII and
-    reserved characters percent-encoded (UTF-8), the slashes kept."""
-    return quote(path, safe="/")
+    reserved characters percent-encoded (UTF-8), the slashes kept; a name's bytes that
+    are not UTF-8 are percent-encoded as they are."""
+    return quote(path.encode("utf-8", "surrogateescape"), safe="/")
 
 
 def to_sarif(report: Report) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from aipass_git.cli.output import emit_json, progress, table
 from aipass_git.core import names
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import discover
-from aipass_git.core.text import plural
+from aipass_git.core.text import for_terminal, plural
 
 app = commands()
 
@@ -57,7 +57,7 @@ def audit(
         rows = [(s.id, s.severity, s.scope, s.description) for s in chosen]
         typer.echo(table(["STANDARD", "SEVERITY", "SCOPE", "DESCRIPTION"], rows, max_width=80))
         for p in problems:
-            typer.echo(f"{p.severity}: {p.path}: {p.message}", err=True)
+            typer.echo(for_terminal(f"{p.severity}: {p.path}: {p.message}"), err=True)  # a file's name, its error
         return
     if base is not None and not changed:
         raise RefusedError("--base REV works with --changed", "add --changed: git aipass audit --changed --base REV")

@@ -107,6 +107,7 @@ def search(
     names (how well it names the error codes, files, flags and numbers the query names, and
     rank) and fused (reciprocal rank fusion of them).
     """
+    query = verbs.check_query(query)
     session = _session()
     agents = verbs.scope(session, agent, everyone)
     served = served_search.ask(session.repo, query, agents, k, mode)  # a running daemon has the model loaded

@@ -14,6 +14,7 @@ from aipass_git.cli.output import emit_json
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.names import strip_at
 from aipass_git.core.repo import discover
+from aipass_git.core.text import plural
 from aipass_git.monitor import figures, live
 
 app = commands()
@@ -70,7 +71,7 @@ def report(
     total = sum(sum(c.values()) for c in d["by_agent"].values())
     typer.echo(f"dispatches: {total} ({', '.join(f'@{a} {sum(c.values())}' for a, c in d['by_agent'].items()) or 'none'}); "
                f"median run {d['run_seconds']['median']} s")
-    typer.echo(f"mail: {m['total']} messages, {m['answer_seconds']['count']} answered (median {m['answer_seconds']['median']} s)")
+    typer.echo(f"mail: {plural(m['total'], 'message')}, {m['answer_seconds']['count']} answered (median {m['answer_seconds']['median']} s)")
     typer.echo(f"PRs: {', '.join(f'{k} {v}' for k, v in sorted(p['states'].items())) or 'none'}; "
                f"median lead {p['lead_seconds']['median']} s")
     if html_file is not None:

@@ -70,22 +70,26 @@ def show(pr_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) -
     if as_json:
         emit_json({"v": 1, "pr": pr})
         return
-    typer.echo(f"PR {pr['id']}  {pr['state']}  @{pr['agent']}  {pr['branch']} -> {pr['base']}")
-    typer.echo(f"title:  {pr['title']}")
+    # a body, a bounce's reason, commit subjects and file names come from whoever wrote them
+    def echo(text: str) -> None:
+        typer.echo(for_terminal(text))
+
+    echo(f"PR {pr['id']}  {pr['state']}  @{pr['agent']}  {pr['branch']} -> {pr['base']}")
+    echo(f"title:  {pr['title']}")
     if pr["body"]:
-        typer.echo(f"body:   {pr['body']}")
+        echo(f"body:   {pr['body']}")
     if pr["merge_commit"]:
-        typer.echo(f"merged: {pr['merge_commit'][:10]}")
+        echo(f"merged: {pr['merge_commit'][:10]}")
     if pr["reason"]:
-        typer.echo(f"reason: {pr['reason']}")
+        echo(f"reason: {pr['reason']}")
     for label, items in (("conflicts", pr["conflicts"]), ("findings", pr["findings"]), ("commits", pr["commits"]), ("files", pr["files"])):
         if items:
-            typer.echo(f"\n{label}:\n" + "\n".join(f"  {i}" for i in items))
+            echo(f"\n{label}:\n" + "\n".join(f"  {i}" for i in items))
     if pr["audit"]:
-        typer.echo(f"\naudit: {plural(pr['audit']['errors'], 'error')} ({pr['audit']['at']})")
+        echo(f"\naudit: {plural(pr['audit']['errors'], 'error')} ({pr['audit']['at']})")
     for agent in pr["memory"]:
-        typer.echo(f"\nmemory of @{agent['agent']}: {len(agent['learned'])} learned, {len(agent['archived'])} archived, {len(agent['forgot'])} forgotten")
-    typer.echo("\nevents:\n" + "\n".join(f"  {e['time'][:19]} {e['event']:<8} {e['by']}" for e in reversed(pr["events"])))
+        echo(f"\nmemory of @{agent['agent']}: {len(agent['learned'])} learned, {len(agent['archived'])} archived, {len(agent['forgot'])} forgotten")
+    echo("\nevents:\n" + "\n".join(f"  {e['time'][:19]} {e['event']:<8} {e['by']}" for e in reversed(pr["events"])))
 
 
 @pr_app.command("merge")

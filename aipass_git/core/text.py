@@ -3,8 +3,9 @@ and words for counts.
 
 One-line fields (subjects, titles, roles) refuse characters that change how text is
 shown: C0 and C1 controls (ANSI escapes start with ESC), bidirectional overrides and
-isolates (a "Trojan source" reorders what is read), zero-width characters (two names that
-look the same), and lone surrogates (bytes that were not UTF-8). Bodies keep them, and
+isolates (a "Trojan source" reorders what is read), zero-width and other invisible format
+characters (two names that look the same), line and paragraph separators, and lone
+surrogates (bytes that were not UTF-8). Bodies keep them, and
 everything printed for a person goes through `for_terminal`, which shows them instead
 of letting them act.
 """
@@ -21,7 +22,11 @@ def _unsafe(ch: str, *, allow_newlines: bool) -> bool:
     code = ord(ch)
     if ch in "\n\t" and allow_newlines:
         return False
-    return code < 32 or 127 <= code < 160 or ch in BIDI or ch in INVISIBLE or 0xD800 <= code <= 0xDFFF
+    if code < 32 or 127 <= code < 160 or ch in BIDI or ch in INVISIBLE or 0xD800 <= code <= 0xDFFF:
+        return True
+    # the rest of Unicode's format characters (soft hyphen, invisible operators, tags: none
+    # shows) and its line and paragraph separators (U+2028 breaks a line where it shows)
+    return code > 160 and unicodedata.category(ch) in ("Cf", "Zl", "Zp")
 
 
 def describe(ch: str) -> str:
@@ -33,6 +38,16 @@ def describe(ch: str) -> str:
 def first_unsafe(text: str, *, allow_newlines: bool = False) -> str | None:
     """The first character of TEXT that would change how it shows, or None."""
     return next((ch for ch in text if _unsafe(ch, allow_newlines=allow_newlines)), None)
+
+
+def is_utf8(text: str) -> bool:
+    """Whether TEXT came from valid UTF-8: no lone surrogate (what an undecodable byte of
+    the command line or a file becomes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def for_terminal(text: str) -> str:

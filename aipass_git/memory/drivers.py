@@ -16,6 +16,7 @@ from typing import Any
 from aipass_git.core import config as config_mod, git, program, schemas
 from aipass_git.core.canonical import encode
 from aipass_git.core.errors import AipassError
+from aipass_git.core.files import checked
 from aipass_git.core.repo import Repo
 from aipass_git.memory import working
 
@@ -86,9 +87,11 @@ def merge_files(base: Path, ours: Path, theirs: Path, path: str, root: Path) -> 
     merged = merge(docs[0], docs[1], docs[2])
     caps = _caps(root)
     moved = working.apply_caps(merged, caps)
+    # checked before anything is written: a linked archive is refused (the merge stops with
+    # a conflict in memory.json), never appended to wherever the link points
+    archive = checked(root, working.archive_rel(agent)) if moved and agent else None
     ours.write_bytes(encode(merged))
-    if moved and agent:
-        archive = root / working.archive_rel(agent)
+    if archive is not None:
         archive.parent.mkdir(parents=True, exist_ok=True)
         with open(archive, "ab") as fh:
             fh.write(working.archive_bytes(moved))

@@ -18,6 +18,7 @@ from aipass_git.agents.session import Session
 from aipass_git.core import git, secrets
 from aipass_git.core.documents import json_lines
 from aipass_git.core.errors import RefusedError
+from aipass_git.core.text import is_utf8
 from aipass_git.memory import working
 
 ADDABLE = ("learning", "observation")  # sessions are recorded by the supervisor
@@ -114,6 +115,13 @@ def show(session: Session, agent: str | None = None, *, at: str | None = None) -
     if data is None:
         raise RefusedError(f"no {rel} at {at!r}", "give a branch, tag or commit where the agent exists")
     return owner, working.parse(data, f"{rel} at {at}", owner)
+
+
+def check_query(query: str) -> str:
+    """QUERY, refused when it is not text (an undecodable byte on the command line)."""
+    if not is_utf8(query):
+        raise RefusedError("the query is not valid UTF-8 text", "give the words to look for")
+    return query
 
 
 def scope(session: Session, agent: str | None, everyone: bool) -> list[str] | None:

@@ -20,7 +20,7 @@ from aipass_git.core.documents import json_lines, load_json, require_equal
 from aipass_git.core.errors import AipassError, RefusedError, ValidationError
 from aipass_git.core.files import read as read_doc
 from aipass_git.core.repo import AGENTS_DIR, Repo
-from aipass_git.core.text import plural
+from aipass_git.core.text import is_utf8, plural
 from aipass_git.store.objects import Ident
 from aipass_git.store.parsed_cache import ParsedCache
 from aipass_git.store.worktree_commit import commit_files, worktree_lock
@@ -98,6 +98,8 @@ def new_entry(text: str, caps: Caps, *, commit: str | None = None, paths: list[s
     text = text.strip()
     if not text:
         raise RefusedError("the memory entry is empty", "say what was learned or observed")
+    if not is_utf8(text):
+        raise RefusedError("the memory entry is not valid UTF-8 text", "give text, not binary data")
     if len(text) > caps.entry_chars:
         raise RefusedError(
             f"the memory entry is {len(text)} characters (at most {caps.entry_chars})",

@@ -50,10 +50,10 @@ def ref_for(pr_id: str) -> str:
 
 
 def new(*, agent: str, branch: str, base: str, head: str, title: str, body: str,
-        dispatch: str | None = None) -> dict[str, Any]:
+        dispatch: str | None = None, pr_id: str | None = None) -> dict[str, Any]:
     now = clock.utc_now()
     return {"dispatch": dispatch,
-        "v": 1, "id": ids.new_id(), "agent": agent, "branch": branch, "base": base, "head": head,
+        "v": 1, "id": pr_id or ids.new_id(), "agent": agent, "branch": branch, "base": base, "head": head,
         "title": title, "body": body, "state": "open", "created": now, "updated": now,
         "merge_commit": None, "audit": None, "reason": None, "conflicts": [], "findings": [],
         "told": None, "notice": None,

@@ -7,14 +7,19 @@ from typing import Any
 
 from aipass_git.agents import desk, policy
 from aipass_git.agents.session import Session
-from aipass_git.core import config as config_mod, git, ids
+from aipass_git.core import config as config_mod, git, ids, secrets
 from aipass_git.core.errors import RefusedError
 from aipass_git.core.repo import Repo
+from aipass_git.core.validate import Str, check_input
 from aipass_git.mail.postoffice import PostOffice
 from aipass_git.memory import review
 from aipass_git.prs import record
 from aipass_git.store.events import EventStore
-from aipass_git.core.text import plural
+from aipass_git.core.text import article, is_utf8, plural
+
+
+TITLE = Str(max_len=200, one_line=True)
+BODY = Str(min_len=0, max_len=1024 * 1024, test=is_utf8, expected="UTF-8 text")
 
 
 def open_pr(repo: Repo, *, title: str | None = None, body: str = "") -> tuple[dict[str, Any], str]:
@@ -34,33 +39,45 @@ def open_pr(repo: Repo, *, title: str | None = None, body: str = "") -> tuple[di
     subjects = git.commits(repo.root, f"refs/heads/{base}..{head}", "%s")
     if not subjects:
         raise RefusedError(f"{branch} has no commits that {base} lacks", "commit your work on the desk first")
+    given = title is not None
     title = (title or subjects[-1]).strip()[:200]
+    check_input(title, TITLE, "--title" if given else "the PR title (the subject of the desk's first commit)",
+                "give a plain one-line --title")
+    check_input(body, BODY, "--body", "give text")
     dispatch = os.environ.get("AIPASS_DISPATCH", "")
     dispatch = dispatch if ids.is_id(dispatch) else None  # opened during a dispatch: remembered for its plan
-    with EventStore(repo) as store:
+    with PostOffice(session) as po:
+        store = po.store
         existing = [p for p in record.PRBook(store).all() if p["branch"] == branch and p["state"] in ("open", "bounced")]
+        if existing and existing[0]["head"] == head and existing[0]["state"] == "open":
+            return existing[0], "unchanged"
+        happened = "updated" if existing else "opened"
+        pr_id = existing[0]["id"] if existing else ids.new_id()
+        notice = (f"PR {happened}: {title}"[:200],
+                  f"@{speaker.name} {happened} PR {pr_id} ({branch} -> {base}, head {head[:10]}).\n\n"
+                  f"{plural(len(subjects), 'commit')}:\n" + "\n".join(f"  {s}" for s in subjects) +
+                  f"\n\nReview: git aipass pr show {pr_id[:12]}\nMerge:  git aipass pr merge {pr_id[:12]}\n")
+        # every check before the record moves: a notice refused after it (a secret in the
+        # title) left a PR behind that the refusal said was not written
+        kinds = secrets.check("the PR", title, body, *subjects, allow=True)
+        if kinds:
+            raise RefusedError(f"the PR's title, body or commit subjects look like they hold "
+                               f"{', '.join(article(k) for k in kinds)}; nothing was written",
+                               "remove it (a commit subject: git rebase -i to reword it), and rotate it if it is real")
+        po.check_text(*notice)
         if existing:
             pr = existing[0]
-            if pr["head"] == head and pr["state"] == "open":
-                return pr, "unchanged"
             change = {"head": head, "state": "open", "reason": None, "conflicts": [], "findings": [], "title": title,
                       **({"dispatch": dispatch} if dispatch else {})}
             if body:
                 change["body"] = body
             store.append(record.ref_for(pr["id"]), record.event("updated", speaker.author, change, summary=head[:10]))
             pr = {**pr, **change}
-            happened = "updated"
         else:
             pr = record.new(agent=speaker.name, branch=branch, base=base, head=head, title=title, body=body,
-                            dispatch=dispatch)
+                            dispatch=dispatch, pr_id=pr_id)
             store.append(record.ref_for(pr["id"]), record.event("opened", speaker.author, {}, create=pr))
-            happened = "opened"
-    with PostOffice(session) as po:
-        po.send([config.orchestrator], f"PR {happened}: {title}"[:200],
-                f"@{speaker.name} {happened} PR {pr['id']} ({branch} -> {base}, head {head[:10]}).\n\n"
-                f"{plural(len(subjects), 'commit')}:\n" + "\n".join(f"  {s}" for s in subjects) +
-                f"\n\nReview: git aipass pr show {pr['id'][:12]}\nMerge:  git aipass pr merge {pr['id'][:12]}\n",
-                kind="pr", meta={"pr": pr["id"]})
+        po.send([config.orchestrator], *notice, kind="pr", meta={"pr": pr["id"]})
     return pr, happened
 
 

@@ -223,9 +223,11 @@ class ObjectReader:
 
     def _batch_name(self, name: str) -> str | None:
         """NAME as one line of the batch protocol: a name with a line break in it (a file
-        called "a\ncontents HEAD:x") would be read as two commands, so it is resolved to
-        its object id by a git argument instead; None when it names nothing."""
-        if "\n" not in name:
+        called "a\ncontents HEAD:x") would be read as two commands, and git drops a carriage
+        return before the line's end (":creds.txt\r" would read ":creds.txt"), so such a
+        name is resolved to its object id by a git argument instead; None when it names
+        nothing."""
+        if "\n" not in name and "\r" not in name:
             return name
         return git.resolve_object(self.root, name)
 
@@ -257,9 +259,10 @@ class ObjectReader:
             batch = oids[start : start + chunk]
             proc.stdin.write("".join(f"contents {o}\n" for o in names[start : start + chunk]).encode())
             for oid in batch:
-                parts = self._out.line().split()
-                if len(parts) != 3:
-                    if missing_ok and parts[-1:] == [b"missing"]:
+                line = self._out.line()
+                # "<name> missing" repeats the name asked, spaces and all ("HEAD:a b missing")
+                if line.endswith(b" missing") or len(parts := line.split()) != 3:
+                    if missing_ok and line.endswith(b" missing"):
                         out.append(None)
                         continue
                     raise AipassError(f"object {oid} is missing from the repository", "check it with: git fsck")
