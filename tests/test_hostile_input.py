@@ -739,3 +739,15 @@ def test_every_message_the_secret_check_flags_passes_the_hook_prefilter(text):
 
     if secrets.find(text):
         assert re.search(secrets.ANCHORS, text, re.IGNORECASE), text
+
+
+def test_the_event_log_shows_what_a_run_printed_escaped(mail_repo: Path, cli):
+    from aipass_git.core.repo import discover
+    from aipass_git.dispatch.runtime import Runtime
+
+    # a watcher's error line carries what a provider printed: anything at all
+    Runtime(discover(mail_repo)).log("error", "api", line="boom \x1b]0;pwned\x07\x1b[2J")
+    shown = cli("log", cwd=mail_repo)
+    assert shown.code == 0 and ESC not in shown.out and "boom \\x1b]0;pwned\\x07\\x1b[2J" in shown.out
+    raw = json.loads(cli("log", "--json", cwd=mail_repo).out.splitlines()[-1])
+    assert raw["line"] == "boom \x1b]0;pwned\x07\x1b[2J"  # --json keeps the bytes as they were

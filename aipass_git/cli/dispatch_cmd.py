@@ -178,8 +178,6 @@ def event_log(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line, as stored."),
 ) -> None:
     """The event log of wakes and runs (events.jsonl in the git common dir)."""
-
-
     runtime = Runtime(discover())
     who = strip_at(agent) if agent else None
     events = [e for e in runtime.events() if who is None or e.get("agent") == who]
@@ -196,4 +194,5 @@ def _event_line(event: dict, as_json: bool) -> str:
     if as_json:
         return json.dumps(event, ensure_ascii=False, sort_keys=True)
     rest = " ".join(f"{k}={v}" for k, v in sorted(event.items()) if k not in ("time", "event", "agent"))
-    return f"{event.get('time', '?')}  {event.get('event', '?'):<10} @{event.get('agent', '-'):<12} {rest}"
+    # a run's error lines and a task's words are shown, never acted on by the terminal
+    return for_terminal(f"{event.get('time', '?')}  {event.get('event', '?'):<10} @{event.get('agent', '-'):<12} {rest}")
