@@ -139,18 +139,24 @@ def test_a_merge_commit_keeps_both_histories(store):
     assert state(store, tip)[1] == {message(1)["id"]: ("done", None), message(2)["id"]: ("new", None), message(3)["id"]: ("new", None)}
 
 
+def diverged_pr(store: EventStore, one: tuple[str, dict], other: tuple[str, dict]) -> tuple[dict, str, str]:
+    """A PR record opened once, then changed two ways on two scratch refs: (the PR, ref, ref)."""
+    pr = record.new(agent="api", branch="aipass/api", base="main", head="a" * 40, title="t", body="")
+    opened = store.append(f"refs/test/pr{next(_counter)}", record.event("opened", WHO, {}, create=pr))
+    refs = [f"refs/test/pr{next(_counter)}" for _ in range(2)]
+    for ref, (event, change) in zip(refs, (one, other)):
+        store.refs.apply([entity_update(ref, opened)])
+        store.append(ref, record.event(event, WHO, change))
+    return pr, refs[0], refs[1]
+
+
 def test_pr_records_merge_to_the_one_further_along(store):
     import json
 
     from aipass_git.store.tree_view import TreeView
 
-    pr = record.new(agent="api", branch="aipass/api", base="main", head="a" * 40, title="t", body="")
-    open_ = store.append(f"refs/test/pr{next(_counter)}", record.event("opened", WHO, {}, create=pr))
-    merged_ref, bounced_ref = f"refs/test/pr{next(_counter)}", f"refs/test/pr{next(_counter)}"
-    for ref in (merged_ref, bounced_ref):
-        store.refs.apply([entity_update(ref, open_)])
-    store.append(merged_ref, record.event("merged", WHO, {"state": "merged", "merge_commit": "b" * 40}))
-    store.append(bounced_ref, record.event("bounced", WHO, {"state": "bounced", "reason": "conflict"}))
+    _, merged_ref, bounced_ref = diverged_pr(store, ("merged", {"state": "merged", "merge_commit": "b" * 40}),
+                                             ("bounced", {"state": "bounced", "reason": "conflict"}))
     for ours, theirs in ((merged_ref, bounced_ref), (bounced_ref, merged_ref)):
         tip = entity.merge_tips(store, record.KIND, "refs/aipass/prs/x", store.tip(ours), store.tip(theirs), WHO)[0]
         doc = json.loads(TreeView(store, store.tree_of(tip)).read(record.FILE))
@@ -186,13 +192,8 @@ def test_a_retried_phase_merges_as_its_later_attempt_and_unblocks_the_plan(store
 def test_a_side_whose_record_breaks_the_schema_is_named_and_nothing_is_merged(store):
     from aipass_git.core.errors import AipassError
 
-    pr = record.new(agent="api", branch="aipass/api", base="main", head="a" * 40, title="t", body="")
-    open_ = store.append(f"refs/test/pr{next(_counter)}", record.event("opened", WHO, {}, create=pr))
-    good, forged = f"refs/test/pr{next(_counter)}", f"refs/test/pr{next(_counter)}"
-    for ref in (good, forged):
-        store.refs.apply([entity_update(ref, open_)])
-    store.append(good, record.event("closed", WHO, {"state": "closed"}))
-    store.append(forged, record.event("merged", WHO, {"state": "bogus"}))  # as anyone who can push could write
+    # the forged side says what anyone who can push could write
+    pr, good, forged = diverged_pr(store, ("closed", {"state": "closed"}), ("merged", {"state": "bogus"}))
     objects = git(store.repo.root, "count-objects", "-v")
     for ours, theirs in ((good, forged), (forged, good)):
         with pytest.raises(AipassError) as info:
