@@ -294,3 +294,46 @@ def test_a_big_batch_of_signatures_checked_on_every_core_judges_as_one_by_one(ma
         together = verify.Verifier(store, roster).check_many(items)
     assert together == one_by_one
     assert [v.ok for v in together].count(False) == 2  # the forgery and the tampered copy
+
+
+def test_a_signature_is_checked_once_whatever_the_allowed_signers_become_but_a_dropped_key_is_not_believed(
+        mail_repo: Path, cli, monkeypatch):
+    from aipass_git.core.config import load
+    from aipass_git.store import signing, verify
+
+    for i in range(3):
+        assert cli("send", "@api", f"note {i}", "b", cwd=mail_repo).code == 0
+    repo = discover(mail_repo)
+    commits = git(mail_repo, "rev-list", "refs/aipass/mail/api").split()
+    human = git(mail_repo, "config", "user.email")
+    checked = []
+    real = signing.verify
+    monkeypatch.setattr(signing, "verify", lambda *a: checked.append(1) or real(*a))
+    with EventStore(repo) as store:
+        items = [(c, raw) for c, (_, raw) in zip(commits, store.reader.read_many(commits))]
+        first = verify.roster_at(store, load(repo).base_branch)
+        text = store.blob(first.blob_id)
+        first_look = verify.Verifier(store, first)
+        assert all(v.ok for v in first_look.check_many(items)) and len(checked) == len(items)
+        first_look.save()
+        # an agent added (a new file, a new blob id): what verified stays known, no signature read again
+        grown = verify.Roster.parse(text + b"newbie@aipass.invalid ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2U=\n", "1" * 40)
+        assert all(v.ok for v in verify.Verifier(store, grown).check_many(items)) and len(checked) == len(items)
+        # the signer's key gone from the file: a remembered answer is not enough
+        dropped = verify.Roster.parse(b"".join(line for line in text.splitlines(keepends=True)
+                                                if not line.startswith(human.encode())), "2" * 40)
+        verdicts = verify.Verifier(store, dropped).check_many(items)
+    assert [v.reason for v in verdicts] == [f"no key of {human} is trusted at that time"] * len(items)
+
+
+def test_mailbox_verdicts_kept_for_an_older_allowed_signers_file_are_swept(mail_repo: Path, cli):
+    assert cli("send", "@api", "hello", "b", cwd=mail_repo).code == 0
+    assert cli("doctor", cwd=mail_repo).code in (0, 1)
+    trust = discover(mail_repo).runtime_dir / "trust"
+    before = {p.name for p in trust.glob("mail-*.json")}
+    assert any(name.startswith("mail-api-") for name in before)
+    assert cli("agent", "new", "newbie", "--role", "a new agent", cwd=mail_repo).code == 0  # the allowed signers change
+    assert cli("doctor", cwd=mail_repo).code in (0, 1)
+    after = {p.name for p in trust.glob("mail-*.json")}
+    assert after and before.isdisjoint(after)  # one roster's verdicts kept, not one set per roster ever seen
+    assert "(unverified)" not in cli("inbox", "@api", cwd=mail_repo).out

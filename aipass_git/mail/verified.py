@@ -14,6 +14,7 @@ it was computed at; a later read walks only the commits since, every mailbox's t
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -74,7 +75,10 @@ class Trust:
         clean_path = self.store.repo.runtime_dir / "trust" / f"mail-clean-{self.roster.blob_id}.json"
         try:
             clean = json.loads(clean_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+        except FileNotFoundError:
+            clean = {}
+            self._forget_other_rosters()
+        except ValueError:
             clean = {}
         before = dict(clean)
         with SummaryIndex(self.store) as index:
@@ -92,6 +96,23 @@ class Trust:
         if clean != before:
             write_derived(clean_path, encode(clean))  # only a shortcut: the next look checks again
         return out
+
+    def _forget_other_rosters(self) -> None:
+        """The first look under a new allowed-signers file (an agent added, a key rotated)
+        drops the mailbox verdicts kept for the others: a file per mailbox and per file
+        would pile up. The signatures themselves stay known (store/verify.py)."""
+        folder = self.store.repo.runtime_dir / "trust"
+        mine = f"-{self.roster.blob_id}.json"
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if (name.startswith("mail-") and name.endswith(".json") and not name.endswith(mine)) or name.endswith(".ok"):
+                try:
+                    os.unlink(folder / name)
+                except FileNotFoundError:
+                    pass  # another process swept it
 
     def _cache_file(self, owner: str):
         return self.store.repo.runtime_dir / "trust" / f"mail-{owner}-{self.roster.blob_id}.json"

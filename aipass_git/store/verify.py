@@ -3,20 +3,24 @@
 The allowed signers are read from the base branch (never the work tree, where an agent
 could add its own key): `<base>:.aipass/allowed_signers`, git's format, written by
 agents/trust.py. A commit verifies when its `gpgsig` is a valid "git" SSH signature by a
-key listed for the committer's email and valid at the committer's time. What verified is
-remembered per allowed-signers file (by its blob id) in the runtime folder, so each
-commit is checked once: a verification costs ~130 us, reading a cached answer nothing.
+key listed for the committer's email and valid at the committer's time.
+
+What verified is remembered in the runtime folder as the commit and the key that made its
+signature, whatever allowed-signers file was read then: a later check, under any file,
+asks only whether that key is still trusted for that committer at that time. So each
+signature is checked once (~130 us), and adding an agent or rotating a key, which changes
+the file, does not send every reader back over every signature of the repository.
 """
 
 from __future__ import annotations
 
 import calendar
+import hashlib
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 from aipass_git.core import git
 from aipass_git.store import signing
@@ -28,6 +32,11 @@ _OPTION = re.compile(r'(valid-after|valid-before)="?(\d{8,14})Z?"?')
 
 PARALLEL_FROM = 512  # signatures in a batch before it is worth threads
 MAX_WORKERS = 8
+CACHE = "signed"  # in <runtime dir>/trust/: a line per verified commit, "<commit> <key fingerprint>"
+
+
+def fingerprint(key_blob: bytes) -> str:
+    return hashlib.sha256(key_blob).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,10 @@ class Roster:
     def keys_at(self, principal: str, when: int) -> list[bytes]:
         return [blob for blob, after, before in self.keys(principal) if after <= when and (before is None or when < before)]
 
+    def trusts(self, principal: str, when: int, key: str) -> bool:
+        """Whether the key of fingerprint KEY is trusted for PRINCIPAL at WHEN."""
+        return any(fingerprint(blob) == key for blob in self.keys_at(principal, when))
+
     @cached_property
     def humans(self) -> set[str]:
         """Principals that are people (asked once per checked event: kept, not rebuilt)."""
@@ -119,27 +132,28 @@ class Verifier:
     def __init__(self, store: EventStore, roster: Roster) -> None:
         self.store = store
         self.roster = roster
-        self._cache_path: Path | None = None
-        self._good: set[str] | None = None
+        self._cache_path = store.repo.runtime_dir / "trust" / CACHE
+        self._signed: dict[str, str] | None = None  # commit -> fingerprint of the key that signed it
         self._new: list[str] = []
 
-    def _known(self) -> set[str]:
-        if self._good is None:
-            self._good = set()
-            if self.roster.blob_id:
-                self._cache_path = self.store.repo.runtime_dir / "trust" / f"{self.roster.blob_id}.ok"
-                try:
-                    self._good = set(self._cache_path.read_text(encoding="ascii").split())
-                except (FileNotFoundError, UnicodeDecodeError):
-                    pass
-        return self._good
+    def _known(self) -> dict[str, str]:
+        if self._signed is None:
+            self._signed = {}
+            try:
+                words = self._cache_path.read_text(encoding="ascii").split()
+            except (FileNotFoundError, UnicodeDecodeError):
+                words = []
+            # a line cut short by a crash pairs wrongly at worst: that answer is checked again
+            self._signed = dict(zip(words[::2], words[1::2]))
+        return self._signed
 
     def check(self, commit: str, raw: bytes | None = None) -> Verdict:
         """Whether COMMIT (its object content RAW, when read already) is signed by its committer."""
         if raw is None:
             raw = self.store.reader.read(commit)[1]
         email, when = committer_of(raw)
-        if commit in self._known():
+        key = self._known().get(commit)
+        if key is not None and self.roster.trusts(email, when, key):
             return Verdict(True, email)
         payload, armored = signing.split_gpgsig(raw)
         if armored is None:
@@ -147,10 +161,11 @@ class Verifier:
         allowed = self.roster.keys_at(email, when)
         if not allowed:
             return Verdict(False, email, f"no key of {email} is trusted at that time")
-        if signing.verify(armored, payload, allowed) is None:
+        signer = signing.verify(armored, payload, allowed)
+        if signer is None:
             return Verdict(False, email, "the signature does not match")
-        self._known().add(commit)
-        self._new.append(commit)
+        self._known()[commit] = fingerprint(signer)
+        self._new.append(f"{commit} {fingerprint(signer)}")
         return Verdict(True, email)
 
     def check_many(self, items: list[tuple[str, bytes]]) -> list[Verdict]:
@@ -159,7 +174,7 @@ class Verifier:
         workers = min(os.cpu_count() or 1, MAX_WORKERS)
         if len(items) < PARALLEL_FROM or workers < 2:
             return [self.check(commit, raw) for commit, raw in items]
-        self._known()  # read once, before the threads share it (a set's add is atomic)
+        self._known()  # read once, before the threads share it (setting a dict item is atomic)
         size = -(-len(items) // workers)
         with ThreadPoolExecutor(workers) as pool:
             parts = pool.map(lambda part: [self.check(commit, raw) for commit, raw in part],
@@ -169,7 +184,7 @@ class Verifier:
     def save(self) -> None:
         """Remember what verified in this process for the next ones (append-only: two
         processes appending at once lose nothing a later check cannot redo)."""
-        if self._new and self._cache_path is not None:
+        if self._new:
             self._cache_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self._cache_path, "a", encoding="ascii") as out:
                 out.write("\n".join(self._new) + "\n")
