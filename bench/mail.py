@@ -272,6 +272,12 @@ def listing(root: Path, owner: str, count: int, runs: int, cli_runs: int) -> Non
             po.inbox(f"@{owner}", include_done=True)
             first = time.perf_counter() - t0
         row("  the first look, no verdicts cached", [first], count / first)
+        create_agents(root, [f"joiner{count}"])  # the allowed signers change: each mailbox is judged again
+        with PostOffice(discover(root)) as po:
+            t0 = time.perf_counter()
+            po.inbox(f"@{owner}", include_done=True)
+            joined = time.perf_counter() - t0
+        row("  the first look after an agent joined", [joined], count / joined)
     argv = ["git", "aipass", "inbox", f"@{owner}", "--all", "--json"]
     run_cli(argv, root, 1)
     cli = run_cli(argv, root, cli_runs)

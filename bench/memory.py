@@ -113,7 +113,17 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             print(f"\n{size:,} entries")
             print(f"  index {stats['entries']:,} new entries: {stats['entries'] / seconds:.0f} entries/s ({seconds:.1f} s)")
-            written = size
+            # what archiving does day to day: a few more lines at the end of a big month's file
+            with open(sorted(archive_dir.glob("2025-*"))[-1], "a") as fh:
+                for _ in range(1000):
+                    entry = {"id": ids.new_id(), "created": "2025-06-01T00:00:00Z", "text": sentence(rng)}
+                    fh.write(json.dumps({"archived": "2025-07-01T00:00:00Z", "section": "learnings", "entry": entry}) + "\n")
+            t0 = time.perf_counter()
+            stats = idx.sync()
+            seconds = time.perf_counter() - t0
+            print(f"  then {stats['entries']:,} appended to that month's file: {stats['entries'] / seconds:.0f} entries/s "
+                  f"({seconds:.1f} s)")
+            written = size + 1000
             latencies = []
             for _ in range(args.queries):
                 query = f"{rng.choice(SUBJECTS)} {rng.choice(['breaks', 'is slow', 'fails'])} when {rng.choice(CAUSES)}"

@@ -643,3 +643,38 @@ def test_a_running_daemon_serves_searches_with_the_same_answer(mail_repo: Path, 
         daemon.wait(timeout=30)
     assert not served.socket_path(discover(mail_repo)).exists()
     assert search_json(cli, mail_repo, "how are bill amounts rounded", "@api", "-k", "3")["served"] is False
+
+
+def test_an_archive_that_only_grew_is_read_from_where_it_was_indexed(mail_repo: Path, cli):
+    archive = mail_repo / ".aipass/agents/api/archive/2025-06.jsonl"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+
+    def line(entry_id: str, text: str) -> str:
+        entry = {"id": entry_id, "created": "2025-06-01T00:00:00Z", "text": text}
+        return json.dumps({"archived": "2025-07-01T00:00:00Z", "section": "learnings", "entry": entry}) + "\n"
+
+    archive.write_text("".join(line(f"x{i:04d}", f"old note {i} about the parser") for i in range(50)))
+    memory_index = MemoryIndex(discover(mail_repo), vectors=False)
+    assert memory_index.sync()["entries"] == 50
+    rel = ".aipass/agents/api/archive/2025-06.jsonl"
+    with open(archive, "a", encoding="utf-8") as fh:  # two new entries, and a line repeating an indexed id
+        fh.write(line("x0050", "the exporter skips rows on sundays") + line("x0001", "a second copy") +
+                 line("x0051", "the cache is warmed at six"))
+    assert rel in memory_index._changes().tails  # only the appended lines are read
+    assert memory_index.sync()["entries"] == 2
+    grown = {(r.key, r.text) for r in memory_index.catalog.rows([f"{rel}#x{i:04d}" for i in range(52)]).values()}
+    assert memory_index.search("exporter sundays", ["api"], 1)[0].text == "the exporter skips rows on sundays"
+    memory_index.rebuild()  # read whole: the same entries, the first copy of a repeated id kept
+    assert {(r.key, r.text) for r in memory_index.catalog.rows([f"{rel}#x{i:04d}" for i in range(52)]).values()} == grown
+    assert ("%s#x0001" % rel, "old note 1 about the parser") in grown
+    # an earlier line changed: not an append, the file is read whole again
+    archive.write_text(archive.read_text().replace("old note 3 about", "rewritten note 3 about"))
+    assert rel not in memory_index._changes().tails
+    memory_index.sync()
+    assert memory_index.search("rewritten", ["api"], 1)[0].text == "rewritten note 3 about the parser"
+    memory_index.close()
+    # a bad line appended is named by its line in the whole file
+    with open(archive, "a", encoding="utf-8") as fh:
+        fh.write("not json\n")
+    result = cli("memory", "search", "anything", "@api", cwd=mail_repo)
+    assert result.code == 2 and "archive/2025-06.jsonl: line 54: not JSON" in result.err

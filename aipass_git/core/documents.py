@@ -50,10 +50,10 @@ def load_json(data: bytes, file: str, spec: Spec, hint: str = FIX_HINT) -> Any:
     return doc
 
 
-def json_lines(data: bytes, file: str, hint: str) -> Iterator[tuple[int, Any]]:
-    """(line number, value) of each non-blank line of JSON-lines DATA; a line that is not
-    JSON is a ValidationError naming FILE and the line."""
-    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+def json_lines(data: bytes, file: str, hint: str, first: int = 1) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of JSON-lines DATA (whose first line is
+    line FIRST of FILE); a line that is not JSON is a ValidationError naming FILE and the line."""
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), first):
         if not line.strip():
             continue
         try:

@@ -107,6 +107,14 @@ class Catalog:
                 found[key] = (digest, agent, embedded)
         return found
 
+    def keys_among(self, keys: list[str]) -> set[str]:
+        """Those of KEYS the catalog holds."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            found.update(r[0] for r in self.db.execute(f"SELECT key FROM entries WHERE key IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
     def replace(self, removed_keys: list[str], added: list[Row], stamps: dict[str, Stamp], dropped: list[str]) -> None:
         """One transaction: entries out and in, file stamps updated, DROPPED sources forgotten.
         Removed entries that had a vector go to `gone` until the vector store has dropped them."""

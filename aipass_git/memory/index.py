@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from aipass_git.core.errors import RefusedError
@@ -59,6 +60,16 @@ class Hit:
     def as_dict(self) -> dict:
         return {"score": self.score, "agent": self.agent, "section": self.section, "created": self.created,
                 "source": self.source, "text": self.text, "key": self.key, "scores": self.scores}
+
+
+@dataclass
+class Changes:
+    """What the memory files hold that the index does not: sources changed (with their new
+    stamps), archives that only grew (what was appended), sources gone, and every file."""
+    files: dict[str, Path]
+    changed: dict[str, Stamp] = field(default_factory=dict)
+    tails: dict[str, sources.Tail] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
 
 
 class MemoryIndex:
@@ -122,43 +133,56 @@ class MemoryIndex:
     def sync(self, progress: Progress | None = None) -> dict[str, int]:
         """Bring the index in line with the files; returns counts of what changed."""
         stats = {"sources": 0, "removed": 0, "entries": 0, "embedded": 0, "reused": 0}
-        changed, dropped, _ = self._changes()
-        if changed or dropped:
+        found = self._changes()
+        if found.changed or found.dropped:
             with self._lock():
-                changed, dropped, files = self._changes()  # again: another process may have done it
-                stats.update(sources=len(changed), removed=len(dropped), entries=self._apply(changed, dropped, files))
+                found = self._changes()  # again: another process may have done it
+                stats.update(sources=len(found.changed), removed=len(found.dropped), entries=self._apply(found))
         if self.vectors and self._vectors_behind():
             with self._lock():
                 stats.update(self._write_vectors(progress))
         return stats
 
-    def _changes(self) -> tuple[dict[str, Stamp], list[str], dict]:
-        """(changed source -> new stamp, sources gone, every source file); stamps of files
-        that were touched but not changed are refreshed on the way."""
+    def _changes(self) -> Changes:
+        """What changed in the files since they were indexed; stamps of files that were
+        touched but not changed are refreshed on the way."""
         files = sources.source_files(self.repo)
         known = self.catalog.stamps()
-        changed: dict[str, Stamp] = {}
+        found = Changes(files)
         touched: dict[str, Stamp] = {}
         for rel, path in files.items():
             stat = path.stat()
             old = known.get(rel)
             if old and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
                 continue  # untouched since it was indexed
+            grown = sources.appended(path, old.size, old.sha256) if old and not rel.endswith("memory.json") else None
+            if grown is not None:
+                found.tails[rel] = grown[1]
+                found.changed[rel] = Stamp(grown[0], stat.st_size, stat.st_mtime_ns)
+                continue
             stamp = Stamp(sources.fingerprint(path), stat.st_size, stat.st_mtime_ns)
-            (touched if old and old.sha256 == stamp.sha256 else changed)[rel] = stamp
+            (touched if old and old.sha256 == stamp.sha256 else found.changed)[rel] = stamp
         if touched:
             self.catalog.restamp(touched)
-        return changed, [rel for rel in known if rel not in files], files
+        found.dropped = [rel for rel in known if rel not in files]
+        return found
 
-    def _apply(self, changed: dict[str, Stamp], dropped: list[str], files: dict) -> int:
-        existing = self.catalog.digests_of([*changed, *dropped])
+    def _apply(self, found: Changes) -> int:
+        whole = [rel for rel in found.changed if rel not in found.tails]
+        existing = self.catalog.digests_of([*whole, *found.dropped])
         fresh: dict[str, Row] = {}
-        for rel in changed:
-            for e in sources.entries_of(rel, files[rel]):
+        for rel in whole:
+            for e in sources.entries_of(rel, found.files[rel]):
                 fresh[e.key] = Row(e.key, e.agent, e.section, e.created, e.source, e.text, digest(e.text))
         removed = [key for key, (d, _, _) in existing.items() if key not in fresh or fresh[key].digest != d]
         added = [row for key, row in fresh.items() if key not in existing or existing[key][0] != row.digest]
-        self.catalog.replace(removed, added, changed, dropped)
+        # an archive that only grew: its new lines are added, what it held stays (a line
+        # repeating an id already indexed is the audit's finding, as when read whole)
+        appended = [Row(e.key, e.agent, e.section, e.created, e.source, e.text, digest(e.text))
+                    for rel, tail in found.tails.items() for e in sources.entries_of(rel, found.files[rel], tail)]
+        held = self.catalog.keys_among([row.key for row in appended])
+        added += [row for row in appended if row.key not in held]
+        self.catalog.replace(removed, added, found.changed, found.dropped)
         return len(added)
 
     def _vectors_behind(self) -> bool:

@@ -45,19 +45,43 @@ def fingerprint(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def entries_of(rel: str, path: Path) -> Iterator[Entry]:
-    agent = rel.split("/")[2]
+@dataclass(frozen=True)
+class Tail:
+    """What was appended to an archive file since it was indexed: its bytes from a line's
+    start on, and that line's number."""
+    data: bytes
+    first_line: int
+
+
+def appended(path: Path, size: int, sha256: str) -> tuple[str, Tail] | None:
+    """(the file's sha256, what was appended) when PATH still begins with the SIZE bytes
+    whose sha256 was SHA256, cut at a line's end; None when it was changed otherwise.
+    Archives are append-only: a month's file grows by a few lines at a time, and reading
+    only those keeps the index's work to what is new however big the file."""
     data = path.read_bytes()
+    if size == 0 or len(data) <= size or data[size - 1:size] != b"\n":
+        return None
+    digest = hashlib.sha256(memoryview(data)[:size])
+    if digest.hexdigest() != sha256:
+        return None
+    digest.update(memoryview(data)[size:])
+    return digest.hexdigest(), Tail(data[size:], data.count(b"\n", 0, size) + 1)
+
+
+def entries_of(rel: str, path: Path, tail: Tail | None = None) -> Iterator[Entry]:
+    """The entries of source REL; with TAIL, an archive's appended entries only."""
+    agent = rel.split("/")[2]
     if rel.endswith("memory.json"):
-        doc = working.parse(data, rel, agent)
+        doc = working.parse(path.read_bytes(), rel, agent)
         for section in schemas.MEMORY_SHOWN:
             for e in doc[section]:
                 yield Entry(f"{rel}#{e['id']}", agent, section, e["created"], rel, e["text"])
-    else:
-        seen: set[str] = set()
-        for record in working.read_archive(data, rel):
-            e = record["entry"]
-            if e["id"] in seen:
-                continue  # a line written twice (the audit reports it): one entry in the index
-            seen.add(e["id"])
-            yield Entry(f"{rel}#{e['id']}", agent, record.get("section", "?"), e.get("created", ""), rel, e.get("text", ""))
+        return
+    records = working.read_archive(tail.data, rel, tail.first_line) if tail else working.read_archive(path.read_bytes(), rel)
+    seen: set[str] = set()
+    for record in records:
+        e = record["entry"]
+        if e["id"] in seen:
+            continue  # a line written twice (the audit reports it): one entry in the index
+        seen.add(e["id"])
+        yield Entry(f"{rel}#{e['id']}", agent, record.get("section", "?"), e.get("created", ""), rel, e.get("text", ""))

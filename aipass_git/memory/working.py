@@ -136,11 +136,12 @@ def archive_bytes(records: list[dict[str, Any]]) -> bytes:
     )
 
 
-def read_archive(data: bytes, file: str) -> list[dict[str, Any]]:
-    """Archive records of one file; a line that is not a record names the file and line."""
+def read_archive(data: bytes, file: str, first: int = 1) -> list[dict[str, Any]]:
+    """Archive records of one file (DATA from its line FIRST on); a line that is not a
+    record names the file and line."""
     hint = "archives are append-only: restore the file with git checkout"
     records = []
-    for number, record in json_lines(data, file, hint):
+    for number, record in json_lines(data, file, hint, first):
         if not isinstance(record, dict) or not isinstance(record.get("entry"), dict) or "id" not in record["entry"]:
             raise ValidationError(file, None, f"line {number}: not an archive record", hint)
         records.append(record)

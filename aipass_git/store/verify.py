@@ -32,10 +32,10 @@ _OPTION = re.compile(r'(valid-after|valid-before)="?(\d{8,14})Z?"?')
 
 PARALLEL_FROM = 512  # signatures in a batch before it is worth threads
 MAX_WORKERS = 8
-CACHE = "signed"  # in <runtime dir>/trust/: a line per verified commit, "<commit> <key fingerprint>"
+CACHE = "signed"  # in <runtime dir>/trust/: a line per verified commit, "<commit> <key id>"
 
 
-def fingerprint(key_blob: bytes) -> str:
+def key_id(key_blob: bytes) -> str:
     return hashlib.sha256(key_blob).hexdigest()[:32]
 
 
@@ -99,8 +99,8 @@ class Roster:
         return [blob for blob, after, before in self.keys(principal) if after <= when and (before is None or when < before)]
 
     def trusts(self, principal: str, when: int, key: str) -> bool:
-        """Whether the key of fingerprint KEY is trusted for PRINCIPAL at WHEN."""
-        return any(fingerprint(blob) == key for blob in self.keys_at(principal, when))
+        """Whether the key of id KEY (key_id) is trusted for PRINCIPAL at WHEN."""
+        return any(key_id(blob) == key for blob in self.keys_at(principal, when))
 
     @cached_property
     def humans(self) -> set[str]:
@@ -133,7 +133,7 @@ class Verifier:
         self.store = store
         self.roster = roster
         self._cache_path = store.repo.runtime_dir / "trust" / CACHE
-        self._signed: dict[str, str] | None = None  # commit -> fingerprint of the key that signed it
+        self._signed: dict[str, str] | None = None  # commit -> id of the key that signed it
         self._new: list[str] = []
 
     def _known(self) -> dict[str, str]:
@@ -164,8 +164,8 @@ class Verifier:
         signer = signing.verify(armored, payload, allowed)
         if signer is None:
             return Verdict(False, email, "the signature does not match")
-        self._known()[commit] = fingerprint(signer)
-        self._new.append(f"{commit} {fingerprint(signer)}")
+        self._known()[commit] = key_id(signer)
+        self._new.append(f"{commit} {key_id(signer)}")
         return Verdict(True, email)
 
     def check_many(self, items: list[tuple[str, bytes]]) -> list[Verdict]:
