@@ -275,6 +275,8 @@ def test_as_is_for_the_human_and_the_orchestrator_only(mail_repo: Path, cli):
     assert git(mail_repo, "log", "-1", "--format=%an", ref) == "Test Human"
     [o] = send(cli, mail_repo, "@docs", "s", "b", "--as", "@quality", env={"AIPASS_AGENT": "devpulse"})
     assert o["from"] == "quality" and o["meta"]["sent_by"] == "devpulse"
+    shown = cli("read", o["id"][:12], "--as", "@docs", cwd=mail_repo)
+    assert "from:    @quality, sent by @devpulse" in shown.out  # who acted for whom, as the commit says
     before = refs_state(mail_repo)
     refused = cli("send", "@docs", "s", "b", "--as", "@quality", cwd=mail_repo, env=AS_API)
     assert refused.code == 2 and "--as is refused for @api" in refused.err

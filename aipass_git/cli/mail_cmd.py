@@ -97,8 +97,11 @@ def short_ids(ids: list[str], minimum: int = 12) -> dict[str, str]:
 
 
 def _who(address: str, meta: dict | None = None) -> str:
-    name = (meta or {}).get("sender_name")
-    return f"@{address} ({name})" if name else f"@{address}"
+    meta = meta or {}
+    name = meta.get("sender_name")
+    shown = f"@{address} ({name})" if name else f"@{address}"
+    by = meta.get("sent_by")  # --as: who acted for the sender, and signed
+    return f"{shown}, sent by @{by}" if by and by != address else shown
 
 
 @app.command()
