@@ -2,7 +2,8 @@
 
 It is a cache in the strict sense: `git aipass reindex` rebuilds it from the files, and
 before every search it compares each source file's content hash with what it indexed, so
-archives changed by a pull, merge or checkout are re-read. Deleting it loses nothing.
+archives changed by a pull, merge or checkout are re-read (an archive that only grew, as
+archives do, from where it was indexed). Deleting it loses nothing.
 
 One folder, two views of the same entries: the catalog (SQLite, with an FTS5 table for
 lexical search) and, with the `memory` extra, the vectors (ChromaDB, offline MiniLM
