@@ -57,9 +57,10 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
     checks.append(_attributes(repo))
     checks.append(_drivers(repo))
     checks.append(_hooks(repo))
-    checks.append(_refs(repo))
+    refs_check, aipass_refs = _refs(repo)
+    checks.append(refs_check)
     checks.extend(_sync(repo))
-    checks.append(_trust(repo, config))
+    checks.append(_trust(repo, config, aipass_refs))
     checks.append(_plans(repo))
     checks.append(_triggers(repo))
     checks.append(_housekeeping(repo))
@@ -176,7 +177,7 @@ def _leftovers(repo: repo_mod.Repo) -> list[Check]:
                   "run: git aipass doctor --fix" if item.fixable else None) for item in found]
 
 
-def _trust(repo: repo_mod.Repo, config: config_mod.Config) -> Check:
+def _trust(repo: repo_mod.Repo, config: config_mod.Config, aipass_refs: list[tuple[str, str]]) -> Check:
     from aipass_git.audit.standards.refs import RECORDS  # deferred: as the mail below
     from aipass_git.mail.verified import Trust  # deferred: doctor reads mail only here
     from aipass_git.store.verify import unproven_refs
@@ -188,10 +189,10 @@ def _trust(repo: repo_mod.Repo, config: config_mod.Config) -> Check:
             return Check("signatures", "warn", f"no {SIGNERS_FILE} on {config.base_branch}: events are not signed",
                          "run: git aipass init (keys for you and the agents), and commit on the base branch")
         unproven = {owner: len(found) for owner, found in trust.unverified_all().items()}
-        records = unproven_refs(store, trust.roster, RECORDS) if git.list_refs(repo.root, "refs/aipass/prs/") or \
-            git.list_refs(repo.root, "refs/aipass/plans/") else {}
+        has_records = any(ref.startswith(tuple(RECORDS)) for ref, _ in aipass_refs)
+        records = unproven_refs(store, trust.roster, RECORDS) if has_records else {}
         _, email = git.user_ident(repo.root)
-        if store.keys.get(email) is None and own_ssh_key(repo.root) is None:
+        if not store.keys.has(email) and own_ssh_key(repo.root) is None:
             return Check("signatures", "warn", f"you ({email}) have no signing key in this clone",
                          "run: git aipass init (it makes one and commits its public key)")
     if unproven or records:
@@ -242,7 +243,7 @@ def _housekeeping(repo: repo_mod.Repo) -> Check:
 
 def _triggers(repo: repo_mod.Repo) -> Check:
     """The rules load, and who fires them: the daemon, or the kicks of hooks and supervisors."""
-    from aipass_git.triggers import daemon, rules  # deferred: doctor reads triggers only here
+    from aipass_git.triggers import rules  # deferred: doctor reads triggers only here
 
     try:
         found = rules.load(repo)
@@ -250,6 +251,8 @@ def _triggers(repo: repo_mod.Repo) -> Check:
         return Check("triggers", "error", exc.message, "fix it, then check with: git aipass triggers check")
     if not found.rules and found.inbox_hours is None and found.stale_hours is None:
         return Check("triggers", "ok", "no rules")
+    from aipass_git.triggers import daemon  # deferred: ~20 ms, only when there are rules to fire
+
     running = daemon.holder(repo)
     who = f"the daemon (pid {running['pid']})" if running else "hooks and supervisors (no daemon)"
     return Check("triggers", "ok", f"{plural(len(found.rules), 'rule')}, fired by {who}")
@@ -275,10 +278,11 @@ def _sync(repo: repo_mod.Repo) -> list[Check]:
     return checks
 
 
-def _refs(repo: repo_mod.Repo) -> Check:
+def _refs(repo: repo_mod.Repo) -> tuple[Check, list[tuple[str, str]]]:
+    """The refs check, and the aipass refs it listed (the signatures check asks them too)."""
     ctx = Context(repo)
     findings = run(ctx, [refs.well_formed])  # a killed batch's scratch ref is a leftover (leftovers.py), said once
     if not findings:
-        return Check("refs", "ok", f"{len(ctx.aipass_refs)} aipass refs well formed")
+        return Check("refs", "ok", f"{len(ctx.aipass_refs)} aipass refs well formed"), ctx.aipass_refs
     status = "error" if any(f.severity == "error" for f in findings) else "warn"
-    return Check("refs", status, "; ".join(f"{f.path}: {f.message}" for f in findings), findings[0].hint)
+    return Check("refs", status, "; ".join(f"{f.path}: {f.message}" for f in findings), findings[0].hint), ctx.aipass_refs

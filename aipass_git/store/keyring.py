@@ -56,6 +56,14 @@ class Keyring:
             self._keys[email] = Key.load(path) if path is not None and path.is_file() else None
         return self._keys[email]
 
+    def has(self, email: str) -> bool:
+        """Whether this clone holds a private key for EMAIL (the file, not read: parsing a
+        key imports the crypto library)."""
+        if self._keys.get(email) is not None:
+            return True
+        path = self.path(email)
+        return path is not None and path.is_file()
+
     def put(self, email: str, key: Key) -> Path:
         path = self.path(email, create=True)
         assert path is not None
