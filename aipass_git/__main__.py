@@ -1,7 +1,8 @@
 """The program: `git aipass`, `git-aipass` and `python -m aipass_git`.
 
-A command goes to the daemon's warm process when one runs (core/handoff.py: a few
-milliseconds instead of Python's start and the command line's imports), else it runs here.
+A command goes to the repository's warm process when one listens (core/handoff.py: a few
+milliseconds instead of Python's start and the command line's imports), else it runs here
+and starts one for the next command.
 """
 
 import sys

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def p95(values: list[float]) -> float:
@@ -22,12 +26,42 @@ def show(label: str, seconds: list[float], goal: str = "") -> None:
 
 
 def isolate(tmp: Path) -> dict[str, str]:
-    """HOME and git's global config inside TMP, and this installation's git-aipass on PATH."""
+    """HOME and git's global config inside TMP, this installation's git-aipass on PATH, and
+    every command in its own process (warm_process() hands them over on purpose)."""
     home = tmp / "home"
     home.mkdir(exist_ok=True)
-    os.environ.update({"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull})
+    os.environ.update({"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+                       "AIPASS_NO_WARM": "1"})
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     return dict(os.environ)
+
+
+@contextmanager
+def warm_process(repo: Path) -> Iterator[None]:
+    """Within: commands are handed to REPO's warm process, which a first command starts
+    (core/handoff.py) and which is stopped at the end."""
+    from aipass_git.core import handoff
+
+    sock = Path(handoff.socket_in(str(repo / ".git")))
+    off = os.environ.pop(handoff.OFF_ENV, None)
+    try:
+        subprocess.run(["git", "aipass", "status"], cwd=repo, check=True, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            if time.monotonic() > deadline:
+                sys.exit("the warm process never listened")
+            time.sleep(0.05)
+        yield
+    finally:
+        if off is not None:
+            os.environ[handoff.OFF_ENV] = off
+        try:
+            os.kill(int(Path(handoff.lock_of(str(sock))).read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+        deadline = time.monotonic() + 30
+        while sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def demo_repo(tmp: Path) -> Path:

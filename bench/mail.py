@@ -304,6 +304,7 @@ def main() -> None:
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_CONFIG_GLOBAL": os.devnull,
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "AIPASS_NO_WARM": "1",  # the CLI rows: a new process each, as they say
         })
         os.environ.pop("AIPASS_AGENT", None)  # send as the human, whatever the caller's shell says
         root = Path(tmp) / "demo"

@@ -8,9 +8,10 @@ times, each as a new process the way a user runs it (median of --runs):
   status, thread ID, audit, audit --changed, inbox, agent list, doctor
 
 It prints the packs left after the fill (housekeeping runs by itself in the background),
-the same commands again after it finished, and once more with `git aipass daemon run`
-going (commands handed to its warm process: cli/warm.py). The first audit after the fill
-reads every message once; it is printed on its own line.
+the same commands again after it finished (each in its own process, AIPASS_NO_WARM set),
+and once more as a user runs them, handed to the repository's warm process (cli/warm.py),
+which the first command started. The first audit after the fill reads every message once;
+it is printed on its own line.
 
     python bench/scale.py [--agents 1000] [--rounds 100] [--runs 3]
 
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import demo_repo, show  # noqa: E402
+from common import demo_repo, show, warm_process  # noqa: E402
 
 import aipass_git  # noqa: E402
 
@@ -71,7 +72,6 @@ def main() -> None:
         repo = demo_repo(Path(tmp_name))
         from aipass_git.agents.registry import Registry
         from aipass_git.agents.session import Session
-        from aipass_git.core import handoff
         from aipass_git.core.repo import discover
         from aipass_git.mail.postoffice import PostOffice
         from aipass_git.store import housekeeping
@@ -102,15 +102,8 @@ def main() -> None:
         packs, loose = housekeeping.counts(found)
         print(f"after housekeeping by itself: {packs} packs, about {loose} loose objects", flush=True)
         commands(repo, thread_id, args.runs, "after housekeeping")
-        daemon = subprocess.Popen(["git", "aipass", "daemon", "run"], cwd=repo, stdout=subprocess.DEVNULL)
-        try:
-            sock = Path(handoff.socket_in(str(found.common_dir)))
-            while not sock.exists() and daemon.poll() is None:
-                time.sleep(0.05)
-            commands(repo, thread_id, args.runs, "with the daemon's warm process")
-        finally:
-            daemon.terminate()
-            daemon.wait(timeout=60)
+        with warm_process(repo):
+            commands(repo, thread_id, args.runs, "handed to the warm process")
 
 
 if __name__ == "__main__":

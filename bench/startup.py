@@ -3,8 +3,9 @@
 Runs cold `git aipass agent list`, `inbox`, `status`, `thread ID` and `-h` (a new process
 each time, through git) in a throw-away demo repository and prints the median and minimum of
 wall time and CPU time (user + system of the whole process tree: git, python, git children;
-a command handed to the warm process counts only the asker's). Then the same with
-`git aipass daemon run` going, which hands each command to its warm process (cli/warm.py).
+a command handed to the warm process counts only the asker's), with AIPASS_NO_WARM set.
+Then the same as a user runs them, handed to the repository's warm process (cli/warm.py),
+which the first command started.
 
     python bench/startup.py [--runs 20]
 
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import demo_repo, p95  # noqa: E402
+from common import demo_repo, p95, warm_process  # noqa: E402
 
 
 def measure(argv: list[str], cwd: Path, env: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
@@ -53,7 +54,6 @@ def main() -> None:
     # an installed package has its bytecode; a checkout run with PYTHONDONTWRITEBYTECODE
     # would compile every module on every start and measure that instead
     import aipass_git
-    from aipass_git.core import handoff
 
     compileall.compile_dir(Path(aipass_git.__file__).parent, quiet=1)
     with tempfile.TemporaryDirectory(prefix="aipass-bench-") as tmp:
@@ -64,18 +64,8 @@ def main() -> None:
         commands = (["git", "aipass", "agent", "list"], ["git", "aipass", "inbox"], ["git", "aipass", "status"],
                     ["git", "aipass", "thread", thread], ["git", "aipass", "-h"])
         table(commands, repo, env, args.runs, "each command in a new process")
-        daemon = subprocess.Popen(["git", "aipass", "daemon", "run"], cwd=repo, stdout=subprocess.DEVNULL)
-        try:
-            sock = Path(handoff.socket_in(str(repo / ".git")))
-            deadline = time.monotonic() + 60
-            while not sock.exists():
-                if time.monotonic() > deadline or daemon.poll() is not None:
-                    sys.exit("the daemon's warm process never listened")
-                time.sleep(0.05)
-            table(commands, repo, env, args.runs, "handed to the daemon's warm process")
-        finally:
-            daemon.terminate()
-            daemon.wait(timeout=30)
+        with warm_process(repo):
+            table(commands, repo, dict(os.environ), args.runs, "handed to the warm process")
         print(f"({args.runs} runs each, {os.cpu_count()} cores, python {sys.version.split()[0]})")
 
 

@@ -40,6 +40,9 @@ def isolated_git(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "GIT_CONFIG_GLOBAL": str(gitconfig),
         "GIT_TERMINAL_PROMPT": "0",
         "LC_ALL": "C.UTF-8",
+        # every command in its own process: a warm process started by one test's command
+        # would outlive it (tests/test_warm.py starts them on purpose)
+        "AIPASS_NO_WARM": "1",
     }
     for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
                 "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "AIPASS_AGENT", "AIPASS_DEBUG", "AIPASS_BIN",

@@ -1,6 +1,7 @@
-"""Commands handed to the daemon's warm process (cli/warm.py, core/handoff.py): the same
+"""Commands handed to the repository's warm process (cli/warm.py, core/handoff.py): the same
 output, exit code, environment, folder and input as a command run by itself; signals
-relayed; nothing run twice; anything amiss runs the command here."""
+relayed; nothing run twice; anything amiss runs the command here; a command that finds
+none starts one, which leaves when idle."""
 
 from __future__ import annotations
 
@@ -29,6 +30,29 @@ def socket_of(repo: Path) -> Path:
     return Path(handoff.socket_in(str(repo / ".git")))
 
 
+def env_for(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The tests' environment with commands handed (conftest turns that off for every other test)."""
+    return {**{k: v for k, v in os.environ.items() if k != handoff.OFF_ENV}, **(extra or {})}
+
+
+def serving_pid(repo: Path) -> int | None:
+    """The pid in the lock of the warm process serving REPO, if it is alive (a zombie is not:
+    a container's first process may never reap the orphans it inherits)."""
+    try:
+        pid = int(Path(handoff.lock_of(str(socket_of(repo)))).read_text())
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if state != "Z" else None
+
+
+def stop_serving(repo: Path) -> None:
+    pid = serving_pid(repo)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: serving_pid(repo) is None and not socket_of(repo).exists(), "the warm process to leave")
+
+
 def start_warm(repo: Path) -> subprocess.Popen:
     proc = subprocess.Popen(warm_mod.command(repo / ".git"), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -47,7 +71,7 @@ def warm(mail_repo: Path):
 
 def ask(*args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", NO_TYPER, *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, input=input)
+                          env=env_for(env), input=input)
 
 
 def here(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -95,7 +119,7 @@ def test_many_askers_at_once_each_get_their_own_command(mail_repo: Path, warm):
     agents = ["api", "docs", "quality"] * 4
     askers = [subprocess.Popen([sys.executable, "-c", NO_TYPER, "inbox", "--json"], cwd=mail_repo, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "AIPASS_AGENT": agent}) for agent in agents]
+                               env=env_for({"AIPASS_AGENT": agent})) for agent in agents]
     owners = []
     for proc in askers:
         out, err = proc.communicate(timeout=60)
@@ -129,7 +153,7 @@ def test_ctrl_c_reaches_the_command_and_a_dead_asker_hangs_it_up(mail_repo: Path
 
     def follower() -> subprocess.Popen:
         proc = subprocess.Popen([sys.executable, "-c", NO_TYPER, "log", "--follow"], cwd=mail_repo,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for())
 
         def printed() -> bool:  # an event appended until the follower, started, prints one
             with open(events, "a", encoding="utf-8") as fh:
@@ -155,14 +179,13 @@ def test_anything_amiss_runs_the_command_here(mail_repo: Path, monkeypatch):
     sock = socket_of(mail_repo)
     sock.parent.mkdir(parents=True, exist_ok=True)
     sock.write_text("")  # a stale socket: nobody listens
-    assert ask("status", "--json", cwd=mail_repo).returncode != 0  # not handed, and typer is missing here
-    assert run_git_aipass("status", "--json", cwd=mail_repo).code == 0
-    sock.unlink()
-
-    proc = start_warm(mail_repo)
     try:
+        assert ask("status", "--json", cwd=mail_repo).returncode != 0  # not handed, and typer is missing here
+        # ...and that asker started a warm process, which takes the socket over
+        wait_for(lambda: ask("status", "--json", cwd=mail_repo).returncode == 0, "a fresh warm process to serve")
         # another installation (or Python) asks: refused before anything runs, so it runs here
         monkeypatch.chdir(mail_repo)
+        monkeypatch.delenv(handoff.OFF_ENV)
         monkeypatch.setattr(handoff, "identity", lambda: {"python": "/elsewhere/python", "prefix": "/elsewhere", "package": "/elsewhere/pkg"})
         assert handoff.run(["status", "--json"]) is None
         monkeypatch.undo()
@@ -171,24 +194,71 @@ def test_anything_amiss_runs_the_command_here(mail_repo: Path, monkeypatch):
         assert ask("status", cwd=mail_repo, env={handoff.OFF_ENV: "1"}).returncode != 0
         assert ask("status", cwd=mail_repo).returncode == 0
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_serving(mail_repo)
     assert not sock.exists()  # the warm process removes its socket as it ends
 
 
-def test_the_daemon_keeps_a_warm_process_and_ends_it(mail_repo: Path):
-    daemon = subprocess.Popen([sys.executable, "-m", "aipass_git", "daemon", "run", "--poll", "0.05", "--tick", "1"],
-                              cwd=mail_repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def test_a_quick_commands_two_lines_in_one_read_are_still_one_run(mail_repo: Path, monkeypatch):
+    import socket
+    import threading
+
+    sock = socket_of(mail_repo)
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock))
+    server.listen(1)
+
+    def answer() -> None:  # a warm side whose command ended before the asker read a word
+        conn, _ = server.accept()
+        socket.recv_fds(conn, 65536, 3)
+        conn.sendall(handoff.STARTED + b"exit 7\n")
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    monkeypatch.chdir(mail_repo)
+    monkeypatch.delenv(handoff.OFF_ENV)
+    saved = {signum: signal.getsignal(signum) for signum in handoff.RELAYED}
     try:
-        wait_for(lambda: socket_of(mail_repo).exists(), "the daemon's warm socket")
-        [first] = warm_children(daemon.pid)
-        assert oct(socket_of(mail_repo).stat().st_mode & 0o777) == "0o600"
-        assert json.loads(here("daemon", "status", "--json", cwd=mail_repo).stdout)["warm"] is True
-        assert ask("status", "--json", cwd=mail_repo).returncode == 0
-        os.kill(first, signal.SIGKILL)  # a warm process that died is started again
-        wait_for(lambda: [pid for pid in warm_children(daemon.pid) if pid != first], "a new warm process")
-        wait_for(lambda: ask("status", "--json", cwd=mail_repo).returncode == 0, "the new warm process to serve")
+        assert handoff.run(["status"]) == 7  # its exit code: not run here a second time
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=30)
-    wait_for(lambda: not socket_of(mail_repo).exists(), "the warm socket to go with the daemon")
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        server.close()
+        sock.unlink()
+
+
+def test_a_command_starts_the_warm_process_one_per_repository(mail_repo: Path):
+    assert not socket_of(mail_repo).exists()
+    try:
+        first = subprocess.run([sys.executable, "-m", "aipass_git", "status", "--json"], cwd=mail_repo,
+                               capture_output=True, text=True, env=env_for(), timeout=60)
+        assert first.returncode == 0, first.stderr  # run here: nothing listened yet
+        wait_for(lambda: socket_of(mail_repo).exists(), "the warm socket")
+        pid = serving_pid(mail_repo)
+        assert pid is not None and oct(socket_of(mail_repo).stat().st_mode & 0o777) == "0o600"
+        assert ask("status", "--json", cwd=mail_repo).returncode == 0  # the next one is handed
+        assert json.loads(here("daemon", "status", "--json", cwd=mail_repo).stdout)["warm"] is True
+        # a second one (two commands racing to start it) sees the lock and leaves at once
+        second = subprocess.run(warm_mod.command(mail_repo / ".git"), timeout=60)
+        assert second.returncode == 0 and serving_pid(mail_repo) == pid
+        assert ask("status", "--json", cwd=mail_repo).returncode == 0
+        # killed: the next command runs here and starts a fresh one
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: serving_pid(mail_repo) is None, "the killed warm process to be gone")
+        assert subprocess.run([sys.executable, "-m", "aipass_git", "status"], cwd=mail_repo, capture_output=True,
+                              env=env_for(), timeout=60).returncode == 0
+        wait_for(lambda: serving_pid(mail_repo) not in (None, pid), "a fresh warm process")
+        wait_for(lambda: ask("status", "--json", cwd=mail_repo).returncode == 0, "the fresh warm process to serve")
+    finally:
+        stop_serving(mail_repo)
+
+
+def test_a_warm_process_leaves_when_idle_and_none_starts_outside_aipass(mail_repo: Path, tmp_path: Path):
+    idle = subprocess.Popen(warm_mod.command(mail_repo / ".git", idle=0.2), stderr=subprocess.PIPE)
+    assert idle.wait(timeout=60) == 0, idle.stderr.read()  # no command came: it left by itself
+    assert not socket_of(mail_repo).exists() and serving_pid(mail_repo) is None
+    plain = tmp_path / "plain"
+    subprocess.run(["git", "init", "-q", str(plain)], check=True)
+    run = subprocess.run([sys.executable, "-m", "aipass_git", "status"], cwd=plain, capture_output=True,
+                         env=env_for(), timeout=60)
+    assert run.returncode == 2 and not (plain / ".git" / "aipass").exists()  # nothing started, nothing made

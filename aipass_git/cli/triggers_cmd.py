@@ -8,7 +8,6 @@ from pathlib import Path
 
 import typer
 
-from aipass_git.cli import warm
 from aipass_git.cli.app import commands, group
 from aipass_git.cli.output import emit_json, table
 from aipass_git.core import program
@@ -75,23 +74,22 @@ def run(poll: float = typer.Option(daemon_mod.POLL, "--poll", min=0.05, help="Se
         tick: float = typer.Option(daemon_mod.TICK, "--tick", min=1.0, help="Seconds between sweeps when nothing changed.")
         ) -> None:
     """Run the daemon in the foreground until stopped (SIGTERM, Ctrl-C or `daemon stop`)."""
-    repo = discover()
-    # the warm process: commands handed to it skip Python's start and their imports (cli/warm.py)
-    raise typer.Exit(daemon_mod.run(repo, poll=poll, tick=tick, say=typer.echo, companions=[warm.command(repo.common_dir)]))
+    raise typer.Exit(daemon_mod.run(discover(), poll=poll, tick=tick, say=typer.echo))
 
 
 @daemon_app.command("status")
 def status(as_json: bool = JSON) -> None:
-    """Whether the daemon runs (pid, since), and the schedules' last firings."""
+    """Whether the daemon runs (pid, since), whether a warm process listens, and the schedules' last firings."""
     found = daemon_mod.status(discover())
     if as_json:
         emit_json({"v": 1, **found})
         return
     if found["running"]:
-        warm = "; commands go to its warm process" if found["warm"] else ""
-        typer.echo(f"daemon: running, pid {found['pid']} since {found['since']}{warm}")
+        typer.echo(f"daemon: running, pid {found['pid']} since {found['since']}")
     else:
         typer.echo("daemon: not running (start it: git aipass daemon run, or install it: git aipass daemon install)")
+    typer.echo("warm process: " + ("listening: commands go to it" if found["warm"] else
+                                   "none (the next command starts one; AIPASS_NO_WARM=1 keeps every command in its own process)"))
     for name, last in sorted(found["schedules"].items()):
         typer.echo(f"schedule {for_terminal(name)}: last fired {last}")
     for name in sorted(found["tripped"]):

@@ -1,18 +1,20 @@
-"""The warm process of `git aipass daemon`: the command line imported once, a fork per command.
+"""The warm process: the command line imported once, a fork per command.
 
-`python -m aipass_git.cli.warm SOCKET` imports the command line and every command module
-(typer builds them once), then waits on SOCKET. Each asker (core/handoff.py) gets a fork:
-a process with everything imported that becomes the asker's command: its files on 0, 1
-and 2, its folder, environment, umask and argv, a session of its own (so that a fault
-point's process group is its own, and the daemon's terminal is not its terminal). The fork
-says `started`, runs the command as main.py does for a new process, and says `exit N`.
-The warm process itself runs nothing but accept and fork, in one thread, so forking it is
-safe; it leaves when its daemon does (its parent changes) or when the code on disk changed
-since it started (the daemon starts a new one).
+`python -m aipass_git.cli.warm SOCKET [--idle SECONDS]` imports the command line and every
+command module (typer builds them once), then waits on SOCKET; a command that found no
+warm process started it (core/handoff.py). One per repository: it holds SOCKET.lock
+locked while it serves, and a second one leaves at once. Each asker gets a fork: a process
+with everything imported that becomes the asker's command: its files on 0, 1 and 2, its
+folder, environment, umask and argv, a session of its own (so that a fault point's process
+group is its own). The fork says `started`, runs the command as main.py does for a new
+process, and says `exit N`. The warm process itself runs nothing but accept and fork, in
+one thread, so forking it is safe; it leaves after SECONDS without a command, when the
+code on disk changed since it started (the next command starts a fresh one), or on TERM.
 """
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import os
@@ -30,14 +32,16 @@ from aipass_git.cli import app as app_mod
 from aipass_git.cli.main import app, main
 from aipass_git.core import handoff, program
 
-ACCEPT_SECONDS = 0.5  # how soon it notices that its daemon went away
+ACCEPT_SECONDS = 0.5  # how often it looks at the clock when no command comes
 REQUEST_BYTES = 1 << 20  # argv and environment; more is refused
 RELAYED = {int(signum) for signum in handoff.RELAYED}
 
 
-def command(common_dir: Path) -> list[str]:
-    """The argv that starts the warm process for the repository of COMMON_DIR."""
-    return [*program.module_argv("aipass_git.cli.warm"), handoff.socket_in(str(common_dir))]
+def command(common_dir: Path, idle: float | None = None) -> list[str]:
+    """The argv that starts the warm process for the repository of COMMON_DIR (as
+    handoff.start words it), leaving after IDLE seconds without a command (None: never)."""
+    return [*program.module_argv("aipass_git.cli.warm"), handoff.socket_in(str(common_dir)),
+            *(["--idle", str(idle)] if idle is not None else [])]
 
 
 def code_stamp() -> tuple[int, int]:
@@ -62,10 +66,25 @@ def warm_up() -> None:
     gc.freeze()
 
 
-def serve(path: str) -> None:
+def _hold(path: str) -> int | None:
+    """The lock of socket PATH taken, with our pid in it; None when another holds it."""
+    fd = os.open(handoff.lock_of(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def serve(path: str, idle: float | None = None) -> None:
     if len(path) > handoff.MAX_SOCKET_PATH:
         return  # the asker would not look for it there either
-    parent = os.getppid()
+    held = _hold(path)
+    if held is None:
+        return  # another warm process serves this repository
     warm_up()
     stamp = code_stamp()
     Path(path).unlink(missing_ok=True)  # left by a warm process that was killed
@@ -77,17 +96,22 @@ def serve(path: str) -> None:
     server.settimeout(ACCEPT_SECONDS)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the forks
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the daemon's terminal is the daemon's
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C where it was started is not for it
+    last = time.monotonic()
     try:
-        while os.getppid() == parent:
+        while True:
             try:
                 conn, _ = server.accept()
             except socket.timeout:
+                if idle is not None and time.monotonic() - last >= idle:
+                    return
                 continue
+            last = time.monotonic()
             if code_stamp() != stamp:
-                conn.close()  # the asker runs it itself; the daemon starts a fresh warm process
+                conn.close()  # the asker runs it itself and starts a fresh warm process
                 return
             if os.fork() == 0:
+                os.close(held)  # a command that runs long must not keep the lock past its server
                 _child(server, conn)
             conn.close()
     finally:
@@ -96,6 +120,7 @@ def serve(path: str) -> None:
                 os.unlink(path)
         except OSError:
             pass
+        os.close(held)  # the lock goes last: a successor binds only once the socket is gone
 
 
 def _child(server: socket.socket, conn: socket.socket) -> None:
@@ -190,5 +215,11 @@ def _relay(conn: socket.socket, done: threading.Event) -> None:
                 os.kill(os.getpid(), signum)
 
 
+def serve_argv(argv: list[str]) -> None:
+    """`SOCKET [--idle SECONDS]`, as command() and handoff.start word it."""
+    idle = float(argv[argv.index("--idle") + 1]) if "--idle" in argv else None
+    serve(argv[0], idle)
+
+
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve_argv(sys.argv[1:])

@@ -1,19 +1,23 @@
-"""Handing a command to the warm process of `git aipass daemon` (the asker's side).
+"""Handing a command to the repository's warm process (the asker's side).
 
 Starting Python and importing typer, click and a command's modules costs ~100 ms, often
-more than the command's own work. While the daemon runs it keeps a process with all of
-that imported (cli/warm.py), listening on a Unix socket in the runtime dir. `git aipass`
-looks for that socket with a few stats and no git process; when it is there, it sends
-its argv, working folder, environment and umask, and its stdin, stdout and stderr
-themselves (SCM_RIGHTS). The warm process forks, and the fork runs the command in the
-asker's place and says its exit code. Meanwhile the asker relays the signals it gets
-(Ctrl-C, a hang-up, a TERM): one byte each, the signal's number. If the asker dies, the
-command is hung up on.
+more than the command's own work. A warm process keeps all of that imported (cli/warm.py),
+listening on a Unix socket in the runtime dir. `git aipass` looks for that socket with a
+few stats and no git process; when it is there, it sends its argv, working folder,
+environment and umask, and its stdin, stdout and stderr themselves (SCM_RIGHTS). The warm
+process forks, and the fork runs the command in the asker's place and says its exit code.
+Meanwhile the asker relays the signals it gets (Ctrl-C, a hang-up, a TERM): one byte each,
+the signal's number. If the asker dies, the command is hung up on.
 
-Anything amiss before the command starts (no daemon, a stale socket, another
-installation) and the asker runs the command itself; once the warm side said `started`,
-it never runs it a second time. This module imports only the standard library, so that
-asking costs a few milliseconds.
+When no warm process listens, the command runs in the asker and starts one for the next
+command, detached (as build tools keep a server per workspace); it leaves after
+IDLE_SECONDS without a command, or when the code on disk changes. Only a repository set
+up for aipass-git (its runtime dir exists) gets one. AIPASS_NO_WARM turns all of it off.
+
+Anything amiss before the command starts (a stale socket, another installation) and the
+asker runs the command itself; once the warm side said `started`, it never runs it a
+second time. This module imports only the standard library, so that asking costs a few
+milliseconds.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import sys
 
 SOCKET = "cli.sock"  # in the runtime dir, <git common dir>/aipass
 OFF_ENV = "AIPASS_NO_WARM"  # set (to anything) to run every command in its own process
+IDLE_ENV = "AIPASS_WARM_IDLE"  # seconds without a command before the warm process leaves
+IDLE_SECONDS = 600.0
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
-# the daemon itself; the monitor, a full-screen program whose window resizes are signals
-# to the terminal's foreground process (the asker); the demo, which builds a repository of
-# its own for a minute
+# the daemon, which runs for as long as it is left; the monitor, a full-screen program
+# whose window resizes are signals to the terminal's foreground process (the asker); the
+# demo, which builds a repository of its own for a minute
 NOT_HANDED = frozenset({"daemon", "monitor", "demo"})
 RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 STARTED = b"started\n"
@@ -45,8 +51,13 @@ def socket_in(common_dir: str) -> str:
     return os.path.join(common_dir, "aipass", SOCKET)
 
 
-def find_socket(cwd: str) -> str | None:
-    """The warm socket of the repository around CWD, found as git finds the repository
+def lock_of(path: str) -> str:
+    """The file the warm process of socket PATH holds locked while it serves (its pid inside)."""
+    return path + ".lock"
+
+
+def common_dir_of(cwd: str) -> str | None:
+    """The git common dir of the repository around CWD, found as git finds the repository
     (a `.git` folder, or a worktree's `.git` file and its `commondir`), or None. GIT_DIR
     and its kin are not looked at: the command runs with the asker's environment and
     folder, so any warm process of this installation runs it alike."""
@@ -54,8 +65,7 @@ def find_socket(cwd: str) -> str | None:
     while True:
         dot = os.path.join(folder, ".git")
         if os.path.isdir(dot):
-            common = dot
-            break
+            return dot
         if os.path.isfile(dot):
             try:
                 with open(dot, encoding="utf-8") as fh:
@@ -64,37 +74,77 @@ def find_socket(cwd: str) -> str | None:
                     return None
                 gitdir = os.path.join(folder, first[len("gitdir:"):].strip())
                 with open(os.path.join(gitdir, "commondir"), encoding="utf-8") as fh:
-                    common = os.path.join(gitdir, fh.read().strip())
+                    return os.path.join(gitdir, fh.read().strip())
             except OSError:
                 return None  # a submodule's .git file, or a broken worktree: run it here
-            break
         parent = os.path.dirname(folder)
         if parent == folder:
             return None
         folder = parent
-    path = socket_in(common)
-    return path if len(path) <= MAX_SOCKET_PATH and os.path.exists(path) else None
+
+
+def find_socket(cwd: str) -> str | None:
+    """The warm socket of the repository around CWD when one is there, else None."""
+    common = common_dir_of(cwd)
+    path = socket_in(common) if common else None
+    return path if path and len(path) <= MAX_SOCKET_PATH and os.path.exists(path) else None
+
+
+def start(path: str) -> None:
+    """Start a warm process for socket PATH, detached from this one (a session of its own,
+    no terminal, its streams on /dev/null, no file of ours kept open: a caller reading our
+    output to its end must not wait for it). Only where aipass-git is set up; a second
+    one, started by a command racing this one, sees the first's lock and leaves."""
+    if len(path) > MAX_SOCKET_PATH or not os.path.isdir(os.path.dirname(path)):
+        return
+    argv = [sys.executable, "-P", "-m", "aipass_git.cli.warm", path,
+            "--idle", os.environ.get(IDLE_ENV) or str(IDLE_SECONDS)]  # -P: see program.module_argv
+    try:
+        child = os.fork()
+    except OSError:
+        return
+    if child:
+        os.waitpid(child, 0)  # the middle process ends at once: nothing is left to reap
+        return
+    try:  # the middle process: a new session, then the warm process as its orphan
+        os.setsid()
+        if os.fork() == 0:
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.closerange(3, 65536)
+            os.chdir("/")
+            os.execv(sys.executable, argv)
+    except BaseException:  # noqa: BLE001 - nothing to say it to: this command runs here regardless
+        pass
+    os._exit(0)
 
 
 def streams() -> list[list[str | None]]:
     """The asker's text encodings of stdin, stdout and stderr (the warm process's were set
-    by the daemon's locale)."""
+    by the locale it started in)."""
     return [[getattr(s, "encoding", None), getattr(s, "errors", None)] for s in (sys.stdin, sys.stdout, sys.stderr)]
 
 
 def run(argv: list[str]) -> int | None:
     """Run ARGV in the warm process and return its exit code, or None when it was not
-    run there (then the caller runs it)."""
+    run there (then the caller runs it; a warm process is started for the next one)."""
     if os.environ.get(OFF_ENV) or (argv and argv[0] in NOT_HANDED):
         return None
     try:
         cwd = os.getcwd()
     except OSError:
         return None
-    path = find_socket(cwd)
-    if path is None:
+    common = common_dir_of(cwd)
+    if common is None:
         return None
-    import socket  # deferred: a command with no daemon to hand it to need not import it
+    path = socket_in(common)
+    if len(path) > MAX_SOCKET_PATH:
+        return None
+    if not os.path.exists(path):
+        start(path)
+        return None
+    import socket  # deferred: a command with no warm process to hand it to need not import it
 
     umask = os.umask(0o22)
     os.umask(umask)
@@ -104,28 +154,44 @@ def run(argv: list[str]) -> int | None:
     try:
         conn.connect(path)
         socket.send_fds(conn, [json.dumps(request).encode("utf-8", "surrogateescape") + b"\n"], [0, 1, 2])
-        reply = _line(conn)
-    except OSError:  # no daemon behind a stale socket, a closed stdin, the daemon going away
+        lines = _Lines(conn)
+        reply = lines.next()
+    except ConnectionRefusedError:  # a socket nobody listens on: its process was killed
+        conn.close()
+        start(path)
+        return None
+    except OSError:  # a closed stdin, the warm process going away
         conn.close()
         return None
     if reply != STARTED:
         conn.close()
-        return None  # another installation, or code changed since the warm process started
+        if not reply:
+            start(path)  # it left (the code changed since it started): a fresh one for the next
+        return None  # another installation said no, or it left
     with conn:
-        return _wait(conn)
+        return _wait(conn, lines)
 
 
-def _line(conn) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(256)
-        if not chunk:
-            break
-        data += chunk
-    return data
+class _Lines:
+    """The warm side's lines, one at a time: a quick command's `started` and `exit N` can
+    come in one read, and the second must not be taken for part of the first (the command
+    would then run here a second time)."""
+
+    def __init__(self, conn) -> None:
+        self.conn, self.buffer = conn, b""
+
+    def next(self) -> bytes:
+        while b"\n" not in self.buffer:
+            chunk = self.conn.recv(256)
+            if not chunk:
+                rest, self.buffer = self.buffer, b""
+                return rest
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line + b"\n"
 
 
-def _wait(conn) -> int:
+def _wait(conn, lines: _Lines) -> int:
     """The command's exit code, relaying our signals to it until then."""
 
     def relay(signum: int, _frame) -> None:
@@ -136,8 +202,8 @@ def _wait(conn) -> int:
 
     for signum in RELAYED:
         signal.signal(signum, relay)
-    ended = _line(conn)
+    ended = lines.next()
     if not ended.startswith(b"exit "):
-        sys.stderr.write("error: the command ended without an exit code (the aipass daemon's warm process was stopped)\n")
+        sys.stderr.write("error: the command ended without an exit code (aipass-git's warm process was stopped)\n")
         return 1
     return int(ended.split()[1])

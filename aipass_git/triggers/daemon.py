@@ -7,9 +7,8 @@ it also sweeps every `tick` seconds, for schedules and the built-in sweeps, and 
 plan phases that ran past their timeout. Whatever
 happened while it was down is the first sweep's (the sweep keeps its own positions).
 While it runs, `kick_triggers` leaves the sweeps to it, a thread answers memory
-searches with the model kept loaded (memory/served.py), and it keeps its companions running
-(the command line's warm process, cli/warm.py, which the CLI layer names). SIGTERM
-(`daemon stop`) ends it after the sweep in hand.
+searches with the model kept loaded (memory/served.py). SIGTERM (`daemon stop`) ends it
+after the sweep in hand. (Commands start fast with or without it: core/handoff.py.)
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -63,9 +61,8 @@ def watched(repo: Repo) -> list[Path]:
                                                  repo.root / ".aipass" / "triggers.yaml"]
 
 
-def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print, companions: list[list[str]] = ()) -> int:
-    """Run until SIGTERM or SIGINT; returns the exit code. COMPANIONS: commands kept
-    running beside it (started again, at most once a tick, when one ends)."""
+def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print) -> int:
+    """Run until SIGTERM or SIGINT; returns the exit code."""
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append("TERM"))
     signal.signal(signal.SIGINT, lambda *_: stopping.append("INT"))
@@ -81,10 +78,8 @@ def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print, compan
             serving_stop = threading.Event()
             serving = threading.Thread(target=served.serve, args=(repo, serving_stop), name="memory-search", daemon=True)
             serving.start()
-            kept = Companions(companions, tick)
             try:
                 while not stopping:
-                    kept.keep()
                     sig = stamps(paths)
                     if sig != last_sig or time.monotonic() - last_sweep >= tick:
                         if time.monotonic() - last_sweep >= tick:
@@ -101,7 +96,6 @@ def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print, compan
                         last_sig = stamps(paths)  # what the sweep itself wrote is seen
                     time.sleep(poll)
             finally:
-                kept.stop()
                 serving_stop.set()
                 serving.join(timeout=2.0)  # it removes its socket; a search in hand may take longer
                 served.socket_path(repo).unlink(missing_ok=True)
@@ -114,35 +108,6 @@ def run(repo: Repo, *, poll: float = POLL, tick: float = TICK, say=print, compan
                               "stop it first: git aipass daemon stop") from None
         raise exc
     return 0
-
-
-class Companions:
-    """Processes that live as long as the daemon: they leave when their parent changes,
-    and are ended with it."""
-
-    def __init__(self, commands: list[list[str]], every: float) -> None:
-        self.commands, self.every = commands, every
-        self.procs: list[subprocess.Popen | None] = [None] * len(commands)
-        self.started = [float("-inf")] * len(commands)
-
-    def keep(self) -> None:
-        for i, argv in enumerate(self.commands):
-            proc = self.procs[i]
-            if (proc is None or proc.poll() is not None) and time.monotonic() - self.started[i] >= self.every:
-                self.started[i] = time.monotonic()
-                self.procs[i] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                                 stderr=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            if proc is not None:
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
 
 
 def _plan_timeouts(repo: Repo, runtime: Runtime) -> None:
@@ -189,8 +154,8 @@ def status(repo: Repo) -> dict:
     found = holder(repo)
     return {"running": found is not None, "pid": found.get("pid") if found else None,
             "since": found.get("since") if found else None,
-            # commands are handed to its warm process (core/handoff.py) while this is there
-            "warm": found is not None and os.path.exists(handoff.socket_in(str(repo.common_dir))),
+            # commands are handed to the repository's warm process (core/handoff.py) while it listens
+            "warm": os.path.exists(handoff.socket_in(str(repo.common_dir))),
             **engine.status(repo)}
 
 
