@@ -15,6 +15,7 @@ the file, does not send every reader back over every signature of the repository
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import os
 import re
@@ -35,7 +36,9 @@ MAX_WORKERS = 8
 CACHE = "signed"  # in <runtime dir>/trust/: a line per verified commit, "<commit> <key id>"
 
 
+@functools.lru_cache(maxsize=None)
 def key_id(key_blob: bytes) -> str:
+    """A key's short name in the cache (asked for every remembered commit: computed once a key)."""
     return hashlib.sha256(key_blob).hexdigest()[:32]
 
 
@@ -140,11 +143,11 @@ class Verifier:
         if self._signed is None:
             self._signed = {}
             try:
-                words = self._cache_path.read_text(encoding="ascii").split()
+                lines = self._cache_path.read_text(encoding="ascii").splitlines()
             except (FileNotFoundError, UnicodeDecodeError):
-                words = []
-            # a line cut short by a crash pairs wrongly at worst: that answer is checked again
-            self._signed = dict(zip(words[::2], words[1::2]))
+                lines = []
+            # a line cut short by a crash is left out: that commit is checked again
+            self._signed = dict(parts for line in lines if len(parts := line.split()) == 2)
         return self._signed
 
     def check(self, commit: str, raw: bytes | None = None) -> Verdict:
