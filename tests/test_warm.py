@@ -170,6 +170,12 @@ def test_ctrl_c_reaches_the_command_and_a_dead_asker_hangs_it_up(mail_repo: Path
     wait_for(lambda: not children(warm.pid), "the fork to end")
 
     proc = follower()
+    proc.send_signal(signal.SIGTERM)  # the fork dies of it before it can say an exit code
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM  # as a shell reports a command killed by it
+    assert "error" not in proc.stderr.read()
+    wait_for(lambda: not children(warm.pid), "the terminated fork to end")
+
+    proc = follower()
     proc.kill()  # no chance to relay anything: the warm side sees it gone
     proc.wait()
     wait_for(lambda: not children(warm.pid), "the hung-up fork to end")
@@ -180,6 +186,7 @@ def test_anything_amiss_runs_the_command_here(mail_repo: Path, monkeypatch):
     sock.parent.mkdir(parents=True, exist_ok=True)
     sock.write_text("")  # a stale socket: nobody listens
     try:
+        assert json.loads(here("daemon", "status", "--json", cwd=mail_repo).stdout)["warm"] is False
         assert ask("status", "--json", cwd=mail_repo).returncode != 0  # not handed, and typer is missing here
         # ...and that asker started a warm process, which takes the socket over
         wait_for(lambda: ask("status", "--json", cwd=mail_repo).returncode == 0, "a fresh warm process to serve")
@@ -190,7 +197,10 @@ def test_anything_amiss_runs_the_command_here(mail_repo: Path, monkeypatch):
         assert handoff.run(["status", "--json"]) is None
         monkeypatch.undo()
         # commands that are not handed, and the switch that hands none
+        monkeypatch.chdir(mail_repo)
+        monkeypatch.delenv(handoff.OFF_ENV)
         assert handoff.run(["daemon", "status"]) is None
+        assert handoff.run(["--debug", "monitor"]) is None  # the command is the first word that is no option
         assert ask("status", cwd=mail_repo, env={handoff.OFF_ENV: "1"}).returncode != 0
         assert ask("status", cwd=mail_repo).returncode == 0
     finally:

@@ -97,7 +97,7 @@ def serve(path: str, idle: float | None = None) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the forks
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C where it was started is not for it
-    last = time.monotonic()
+    last, server_pid = time.monotonic(), os.getpid()
     try:
         while True:
             try:
@@ -110,11 +110,18 @@ def serve(path: str, idle: float | None = None) -> None:
             if code_stamp() != stamp:
                 conn.close()  # the asker runs it itself and starts a fresh warm process
                 return
-            if os.fork() == 0:
+            try:
+                child = os.fork()
+            except OSError:  # out of processes for now: this asker runs it itself
+                conn.close()
+                continue
+            if child == 0:
                 os.close(held)  # a command that runs long must not keep the lock past its server
                 _child(server, conn)
             conn.close()
     finally:
+        if os.getpid() != server_pid:
+            os._exit(1)  # a fork that a signal caught before it became the command: not its socket
         try:
             if os.stat(path).st_ino == bound:
                 os.unlink(path)

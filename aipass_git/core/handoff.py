@@ -26,11 +26,13 @@ import json
 import os
 import signal
 import sys
+import time
 
 SOCKET = "cli.sock"  # in the runtime dir, <git common dir>/aipass
 OFF_ENV = "AIPASS_NO_WARM"  # set (to anything) to run every command in its own process
 IDLE_ENV = "AIPASS_WARM_IDLE"  # seconds without a command before the warm process leaves
 IDLE_SECONDS = 600.0
+START_SECONDS = 10.0  # a start marked this recently (its pid not in the lock yet) is still coming up
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 # the daemon, which runs for as long as it is left; the monitor, a full-screen program
 # whose window resizes are signals to the terminal's foreground process (the asker); the
@@ -83,22 +85,52 @@ def common_dir_of(cwd: str) -> str | None:
         folder = parent
 
 
-def find_socket(cwd: str) -> str | None:
-    """The warm socket of the repository around CWD when one is there, else None."""
-    common = common_dir_of(cwd)
-    path = socket_in(common) if common else None
-    return path if path and len(path) <= MAX_SOCKET_PATH and os.path.exists(path) else None
+def serving(path: str) -> bool:
+    """Whether a warm process holds the lock of socket PATH (it serves, or is starting)."""
+    import fcntl  # deferred: only a command that found no warm process asks
+
+    try:
+        fd = os.open(lock_of(path), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # a shared lock taken by the probe goes with it
+    return False
+
+
+def _idle() -> str:
+    try:
+        return str(float(os.environ.get(IDLE_ENV) or IDLE_SECONDS))
+    except ValueError:
+        return str(IDLE_SECONDS)  # a word where seconds belong: the default, not a warm process that never starts
 
 
 def start(path: str) -> None:
     """Start a warm process for socket PATH, detached from this one (a session of its own,
     no terminal, its streams on /dev/null, no file of ours kept open: a caller reading our
-    output to its end must not wait for it). Only where aipass-git is set up; a second
-    one, started by a command racing this one, sees the first's lock and leaves."""
+    output to its end must not wait for it). Only where aipass-git is set up, and not
+    while one holds the lock or one started less than START_SECONDS ago has not taken it
+    yet (it imports for a moment first): commands racing at the first start do not each
+    start a Python."""
     if len(path) > MAX_SOCKET_PATH or not os.path.isdir(os.path.dirname(path)):
         return
-    argv = [sys.executable, "-P", "-m", "aipass_git.cli.warm", path,
-            "--idle", os.environ.get(IDLE_ENV) or str(IDLE_SECONDS)]  # -P: see program.module_argv
+    lock = lock_of(path)
+    try:
+        found = os.stat(lock)
+        # empty: a start's mark, the pid not written yet; else whoever holds it serves
+        if (found.st_size == 0 and time.time() - found.st_mtime < START_SECONDS) or serving(path):
+            return
+    except FileNotFoundError:
+        pass
+    try:
+        os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))  # the mark
+    except OSError:
+        return
+    argv = [sys.executable, "-P", "-m", "aipass_git.cli.warm", path, "--idle", _idle()]  # -P: see program.module_argv
     try:
         child = os.fork()
     except OSError:
@@ -129,7 +161,8 @@ def streams() -> list[list[str | None]]:
 def run(argv: list[str]) -> int | None:
     """Run ARGV in the warm process and return its exit code, or None when it was not
     run there (then the caller runs it; a warm process is started for the next one)."""
-    if os.environ.get(OFF_ENV) or (argv and argv[0] in NOT_HANDED):
+    word = next((a for a in argv if not a.startswith("-")), None)  # the command, past --debug and kin
+    if os.environ.get(OFF_ENV) or word in NOT_HANDED:
         return None
     try:
         cwd = os.getcwd()
@@ -193,8 +226,10 @@ class _Lines:
 
 def _wait(conn, lines: _Lines) -> int:
     """The command's exit code, relaying our signals to it until then."""
+    relayed: list[int] = []
 
     def relay(signum: int, _frame) -> None:
+        relayed.append(signum)
         try:
             conn.sendall(bytes([signum]))
         except OSError:
@@ -202,8 +237,13 @@ def _wait(conn, lines: _Lines) -> int:
 
     for signum in RELAYED:
         signal.signal(signum, relay)
-    ended = lines.next()
-    if not ended.startswith(b"exit "):
-        sys.stderr.write("error: the command ended without an exit code (aipass-git's warm process was stopped)\n")
-        return 1
-    return int(ended.split()[1])
+    try:
+        ended = lines.next()
+    except OSError:
+        ended = b""
+    if ended.startswith(b"exit "):
+        return int(ended.split()[1])
+    if relayed:
+        return 128 + relayed[-1]  # it died of the signal we passed on, as a shell reports it
+    sys.stderr.write("error: the command ended without an exit code (aipass-git's warm process was stopped)\n")
+    return 1

@@ -155,7 +155,7 @@ def status(repo: Repo) -> dict:
     return {"running": found is not None, "pid": found.get("pid") if found else None,
             "since": found.get("since") if found else None,
             # commands are handed to the repository's warm process (core/handoff.py) while it listens
-            "warm": os.path.exists(handoff.socket_in(str(repo.common_dir))),
+            "warm": handoff.serving(handoff.socket_in(str(repo.common_dir))),  # a killed one's socket may be left
             **engine.status(repo)}
 
 
