@@ -47,8 +47,10 @@ def show(repo: Repo, raw: str | None) -> dict[str, Any]:
     keyring = Keyring(repo.root)
     private = keyring.get(h.email)
     path = keyring.path(h.email)
-    if private is None and h.name == HUMAN and own_ssh_key(repo.root) is not None:
-        private, path = own_ssh_key(repo.root), own_ssh_key_path(repo.root)  # what events are signed with (store/events.py)
+    if private is None and h.name == HUMAN:
+        own = own_ssh_key(repo.root)  # what events are signed with (store/events.py)
+        if own is not None:
+            private, path = own, own_ssh_key_path(repo.root)
     current = " ".join(private.public_line.split()[:2]) if private else None
     return {
         "who": h.name, "principal": h.email,

@@ -72,7 +72,8 @@ class Trust:
             return {}
         # mailboxes found clean at their tip need no second look while the tip stays (one
         # file for all of them, not a thousand verdict files read by every doctor)
-        clean_path = self.store.repo.runtime_dir / "trust" / f"mail-clean-{self.roster.blob_id}.json"
+        # not mail-<name>-...: an agent may be called "clean"
+        clean_path = self.store.repo.runtime_dir / "trust" / f"clean-mailboxes-{self.roster.blob_id}.json"
         try:
             clean = json.loads(clean_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -108,7 +109,8 @@ class Trust:
         except FileNotFoundError:
             return
         for name in names:
-            if (name.startswith("mail-") and name.endswith(".json") and not name.endswith(mine)) or name.endswith(".ok"):
+            if (name.startswith(("mail-", "clean-mailboxes-")) and name.endswith(".json") and not name.endswith(mine)) \
+                    or name.endswith(".ok"):
                 try:
                     os.unlink(folder / name)
                 except FileNotFoundError:

@@ -57,10 +57,9 @@ def examine(cwd: Path | str | None = None) -> list[Check]:
     checks.append(_attributes(repo))
     checks.append(_drivers(repo))
     checks.append(_hooks(repo))
-    refs_check, aipass_refs = _refs(repo)
-    checks.append(refs_check)
+    checks.append(_refs(repo))
     checks.extend(_sync(repo))
-    checks.append(_trust(repo, config, aipass_refs))
+    checks.append(_trust(repo, config))
     checks.append(_plans(repo))
     checks.append(_triggers(repo))
     checks.append(_housekeeping(repo))
@@ -177,8 +176,7 @@ def _leftovers(repo: repo_mod.Repo) -> list[Check]:
                   "run: git aipass doctor --fix" if item.fixable else None) for item in found]
 
 
-def _trust(repo: repo_mod.Repo, config: config_mod.Config, aipass_refs: list[tuple[str, str]]) -> Check:
-    from aipass_git.audit.standards.refs import RECORDS  # deferred: as the mail below
+def _trust(repo: repo_mod.Repo, config: config_mod.Config) -> Check:
     from aipass_git.mail.verified import Trust  # deferred: doctor reads mail only here
     from aipass_git.store.verify import unproven_refs
     from aipass_git.store.events import EventStore
@@ -189,8 +187,7 @@ def _trust(repo: repo_mod.Repo, config: config_mod.Config, aipass_refs: list[tup
             return Check("signatures", "warn", f"no {SIGNERS_FILE} on {config.base_branch}: events are not signed",
                          "run: git aipass init (keys for you and the agents), and commit on the base branch")
         unproven = {owner: len(found) for owner, found in trust.unverified_all().items()}
-        has_records = any(ref.startswith(tuple(RECORDS)) for ref, _ in aipass_refs)
-        records = unproven_refs(store, trust.roster, RECORDS) if has_records else {}
+        records = unproven_refs(store, trust.roster, refs.RECORDS)  # one git log; none when there are no records
         _, email = git.user_ident(repo.root)
         if not store.keys.has(email) and own_ssh_key(repo.root) is None:
             return Check("signatures", "warn", f"you ({email}) have no signing key in this clone",
@@ -278,11 +275,10 @@ def _sync(repo: repo_mod.Repo) -> list[Check]:
     return checks
 
 
-def _refs(repo: repo_mod.Repo) -> tuple[Check, list[tuple[str, str]]]:
-    """The refs check, and the aipass refs it listed (the signatures check asks them too)."""
+def _refs(repo: repo_mod.Repo) -> Check:
     ctx = Context(repo)
     findings = run(ctx, [refs.well_formed])  # a killed batch's scratch ref is a leftover (leftovers.py), said once
     if not findings:
-        return Check("refs", "ok", f"{len(ctx.aipass_refs)} aipass refs well formed"), ctx.aipass_refs
+        return Check("refs", "ok", f"{len(ctx.aipass_refs)} aipass refs well formed")
     status = "error" if any(f.severity == "error" for f in findings) else "warn"
-    return Check("refs", status, "; ".join(f"{f.path}: {f.message}" for f in findings), findings[0].hint), ctx.aipass_refs
+    return Check("refs", status, "; ".join(f"{f.path}: {f.message}" for f in findings), findings[0].hint)

@@ -19,7 +19,6 @@ import functools
 import hashlib
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -177,6 +176,8 @@ class Verifier:
         workers = min(os.cpu_count() or 1, MAX_WORKERS)
         if len(items) < PARALLEL_FROM or workers < 2:
             return [self.check(commit, raw) for commit, raw in items]
+        from concurrent.futures import ThreadPoolExecutor  # deferred: the hooks import this module, seldom this branch
+
         self._known()  # read once, before the threads share it (setting a dict item is atomic)
         size = -(-len(items) // workers)
         with ThreadPoolExecutor(workers) as pool:
