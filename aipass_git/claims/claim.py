@@ -34,7 +34,7 @@ from aipass_git.store.events import Apply, Event, EventStore
 from aipass_git.store.objects import Ident
 from aipass_git.store.parsed_cache import ParsedCache
 from aipass_git.store.tree_view import TreeView
-from aipass_git.store.verify import Verifier, roster_at
+from aipass_git.store.verify import event_of, history, roster_at
 
 NAMESPACE = "refs/aipass/claims/"
 FILE = "claims.json"
@@ -208,21 +208,15 @@ def _unproven(store: EventStore, ref: str, claimant: str, roster, orchestrator: 
     """Why REF's history cannot be believed, or None: every event signed by a trusted key,
     each claim by its claimant, each release by its claimant, the human or the orchestrator
     (a --force takeover)."""
-    verifier = Verifier(store, roster)
-    try:
-        commits = git.output(["rev-list", "--reverse", ref], store.repo.root).split()
-        for commit, (_, raw) in zip(commits, store.reader.read_many(commits)):
-            verdict = verifier.check(commit, raw)
-            if not verdict.ok:
-                return f"event {commit[:10]} is {verdict.reason}"
-            kind = re.search(rb"^Aipass-Event: (\S+)$", raw, re.M)
-            signer = agent_of_email(verdict.principal) or (HUMAN if verdict.principal in roster.humans else None)
-            allowed = {claimant} if kind is None or kind.group(1) != b"released" else {claimant, HUMAN, orchestrator}
-            if kind is not None and kind.group(1) in (b"claimed", b"released") and signer not in allowed:
-                return f"event {commit[:10]} ({kind.group(1).decode()}) was signed by {verdict.principal}, not @{claimant}"
-        return None
-    finally:
-        verifier.save()
+    for commit, raw, verdict in history(store, ref, roster):
+        if not verdict.ok:
+            return f"event {commit[:10]} is {verdict.reason}"
+        kind = event_of(raw)
+        signer = agent_of_email(verdict.principal) or (HUMAN if verdict.principal in roster.humans else None)
+        allowed = {claimant, HUMAN, orchestrator} if kind == "released" else {claimant}
+        if kind in ("claimed", "released") and signer not in allowed:
+            return f"event {commit[:10]} ({kind}) was signed by {verdict.principal}, not @{claimant}"
+    return None
 
 
 def exclusive_of_others(books: dict[str, dict[str, Any]], now: str, *, besides: str | None) -> list[Held]:

@@ -37,7 +37,8 @@ from aipass_git.store import locks
 from aipass_git.store.events import EventStore
 from aipass_git.store.journal import Entry, Journal
 from aipass_git.store.refs import move
-from aipass_git.store.verify import Verifier, roster_at, unproven_history
+from aipass_git.store import verify
+from aipass_git.store.verify import roster_at
 from aipass_git.core.text import plural
 
 JOURNAL_KIND = "merge"
@@ -57,18 +58,7 @@ def record_unproven(store: EventStore, config: config_mod.Config, pr: dict) -> s
     """Why PR's record cannot be believed (trust: signed), or None: every event signed
     by a trusted key, the opening one by the PR's agent (or the human or orchestrator
     for it). A forged record never reaches a merge."""
-    roster = roster_at(store, config.base_branch)
-    if roster.blob_id is None or config.trust != "signed":
-        return None
-    found = unproven_history(store, record.ref_for(pr["id"]), roster)
-    if found is not None:
-        return f"event {found[0][:10]} is {found[1].reason}"
-    opening = git.output(["rev-list", "--max-parents=0", record.ref_for(pr["id"])], store.repo.root).split()
-    verdict = Verifier(store, roster).check(opening[0]) if opening else None
-    if verdict is None or not policy.may_sign_for(pr["agent"], signer_name(verdict.principal, roster.humans),
-                                                 config.orchestrator):
-        return f"it was opened by {verdict.principal if verdict else 'nobody'}, not by @{pr['agent']}"
-    return None
+    return _doubts(store, config, pr, merged=False)
 
 
 def merge_unproven(store: EventStore, config: config_mod.Config, pr: dict) -> str | None:
@@ -76,14 +66,28 @@ def merge_unproven(store: EventStore, config: config_mod.Config, pr: dict) -> st
     proven (`record_unproven`) and a `merged` event in it is signed by one who may merge.
     A record rewritten to say merged (with plain git, or by its agent with its own key)
     ends no plan phase."""
-    why = record_unproven(store, config, pr)
+    return _doubts(store, config, pr, merged=True)
+
+
+def _doubts(store: EventStore, config: config_mod.Config, pr: dict, *, merged: bool) -> str | None:
+    """`record_unproven`, and with MERGED `merge_unproven`, from one walk of the record."""
+    if config.trust != "signed":
+        return None
     roster = roster_at(store, config.base_branch)
-    if why is not None or roster.blob_id is None or config.trust != "signed":
-        return why
-    verifier = Verifier(store, roster)
-    signers = [verifier.check(h.commit) for h in store.history(record.ref_for(pr["id"]))
-               if h.trailers.get("Aipass-Event") == "merged"]
-    if any(v.ok and policy.may_merge(signer_name(v.principal, roster.humans), config.orchestrator) for v in signers):
+    if roster.blob_id is None:
+        return None
+    events = verify.history(store, record.ref_for(pr["id"]), roster)
+    for commit, _, verdict in events:
+        if not verdict.ok:
+            return f"event {commit[:10]} is {verdict.reason}"
+    opening = events[0][2] if events else None
+    if opening is None or not policy.may_sign_for(pr["agent"], signer_name(opening.principal, roster.humans),
+                                                  config.orchestrator):
+        return f"it was opened by {opening.principal if opening else 'nobody'}, not by @{pr['agent']}"
+    if not merged:
+        return None
+    signers = [v for _, raw, v in events if verify.event_of(raw) == "merged"]
+    if any(policy.may_merge(signer_name(v.principal, roster.humans), config.orchestrator) for v in signers):
         return None
     by = ", ".join(sorted({v.principal for v in signers})) or "no merged event"
     return f"its merge is not by the human or @{config.orchestrator} ({by})"

@@ -28,6 +28,7 @@ from aipass_git.store.events import EventStore
 
 SIGNERS_PATH = ".aipass/allowed_signers"
 _OPTION = re.compile(r'(valid-after|valid-before)="?(\d{8,14})Z?"?')
+_EVENT = re.compile(rb"^Aipass-Event: (\S+)$", re.M)
 
 
 PARALLEL_FROM = 512  # signatures in a batch before it is worth threads
@@ -195,20 +196,30 @@ class Verifier:
             self._new = []
 
 
+def history(store: EventStore, ref: str, roster: Roster) -> list[tuple[str, bytes, Verdict]]:
+    """(commit, its raw text, its verdict) of every event of REF, oldest first: one walk,
+    one batch of reads, each signature checked once (and remembered)."""
+    commits = git.output(["rev-list", "--reverse", ref], store.repo.root).split()
+    items = [(commit, raw) for commit, (_, raw) in zip(commits, store.reader.read_many(commits))]
+    verifier = Verifier(store, roster)
+    try:
+        verdicts = verifier.check_many(items)
+    finally:
+        verifier.save()
+    return [(commit, raw, verdict) for (commit, raw), verdict in zip(items, verdicts)]
+
+
+def event_of(raw: bytes) -> str | None:
+    """The Aipass-Event trailer of an event commit's raw text."""
+    found = _EVENT.search(raw)
+    return found.group(1).decode("utf-8", "replace") if found else None
+
+
 def unproven_history(store: EventStore, ref: str, roster: Roster) -> tuple[str, Verdict] | None:
     """The first commit of REF's history (oldest first) whose signature does not verify,
     with why; None when every event is signed by a trusted key. Entities with short
     histories (PRs, plans) are checked whole before anything acts on them."""
-    verifier = Verifier(store, roster)
-    commits = git.output(["rev-list", "--reverse", ref], store.repo.root).split()
-    try:
-        for commit in commits:
-            verdict = verifier.check(commit)
-            if not verdict.ok:
-                return commit, verdict
-        return None
-    finally:
-        verifier.save()
+    return next(((commit, verdict) for commit, _, verdict in history(store, ref, roster) if not verdict.ok), None)
 
 
 def unproven_refs(store: EventStore, roster: Roster, namespaces: list[str]) -> dict[str, tuple[str, Verdict]]:
