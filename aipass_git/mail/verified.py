@@ -157,9 +157,16 @@ class Trust:
         was last judged at (all of them without one), oldest first. The mailboxes' first
         parents are followed together, one batch of reads per step back; a mailbox whose
         history forked and joined (a sync's merge) is asked of git, which knows what the
-        commit judged before already covers."""
+        commit judged before already covers. Mailboxes never judged are read whole, all of
+        them in one `git log` (a step back per round trip would cost one per message)."""
         walks: dict[str, list[tuple[str, bytes]]] = {owner: [] for owner in spans}
-        frontier = {owner: tip for owner, (tip, _) in spans.items()}
+        whole = {tip: owner for owner, (tip, since) in spans.items() if since is None}
+        if whole:
+            found = git.log(self.store.repo.root, ["--reverse", "--source", *whole], ["%H", "%S"])
+            commits = [commit for commit, _ in found]
+            for (commit, source), (_, raw) in zip(found, self.store.reader.read_many(commits)):
+                walks[whole[source]].append((commit, raw))
+        frontier = {owner: tip for owner, (tip, since) in spans.items() if since is not None}
         merged = []
         while frontier:
             owners = sorted(frontier)
@@ -177,7 +184,8 @@ class Trust:
             span = [tip] + ([f"^{since}"] if since and self.store.reader.resolve(since) else [])
             commits = git.output(["rev-list", *span], self.store.repo.root).split()
             walks[owner] = [(c, raw) for c, (_, raw) in zip(commits, self.store.reader.read_many(commits))]
-        return {owner: walk[::-1] for owner, walk in walks.items()}
+        # the stepped and asked walks are newest first; the whole ones came oldest first
+        return {owner: walk if spans[owner][1] is None else walk[::-1] for owner, walk in walks.items()}
 
     def _judge(self, owner: str, commits: list[tuple[str, bytes]], verdicts: dict[str, Verdict], proven: set[str],
                bad: dict[str, str]) -> None:
