@@ -188,27 +188,28 @@ class EventStore:
             self._commit_trees[commit] = commit_tree_and_parents(data)[0]
         return [self._commit_trees.get(c) or self.tree_of(c) for c in commits]
 
-    def folders(self, tree: str, depth: int = 2, *, load: bool = True) -> list[str]:
-        """The trees exactly DEPTH folders below TREE (loaded too, when LOAD)."""
-        return self.folders_many([tree], depth, load=load)[0]
+    def _read_level(self, trees) -> dict[str, dict[str, tuple[str, str]]]:
+        """Entries of those of TREES not cached yet, read in one pipelined batch and handed
+        back (held here: a big level outgrows the LRU)."""
+        missing = sorted({t for t in trees if t and t not in self._trees})
+        read: dict[str, dict[str, tuple[str, str]]] = {}
+        for oid, (_, data) in zip(missing, self.reader.read_many(missing)):
+            read[oid] = decode_tree(data, self.repo.hash_len)
+            self._remember_tree(oid, read[oid])
+        return read
 
-    def folders_many(self, trees: list[str], depth: int = 2, *, load: bool = True) -> list[list[str]]:
-        """`folders` of each of TREES. Each level of all of them is read in one pipelined
-        batch: a fanned-out layout costs a few round trips, not a thousand, and so do a
-        thousand mailboxes."""
-        levels = [[tree] for tree in trees]
+    def folders(self, tree: str, depth: int = 2, *, load: bool = True) -> list[str]:
+        """The trees exactly DEPTH folders below TREE (loaded too, when LOAD). Each level is
+        read in one batch: a fanned-out layout costs a few round trips, not a thousand."""
+        level = [tree]
         for step in range(depth + 1):
             if step == depth and not load:
                 break
-            missing = sorted({t for level in levels for t in level if t not in self._trees})
-            read: dict[str, dict[str, tuple[str, str]]] = {}  # held here: a big level outgrows the LRU
-            for oid, (_, data) in zip(missing, self.reader.read_many(missing)):
-                read[oid] = decode_tree(data, self.repo.hash_len)
-                self._remember_tree(oid, read[oid])
+            read = self._read_level(level)
             if step < depth:
-                levels = [[oid for t in level for mode, oid in (read.get(t) or self.tree_entries(t)).values()
-                           if mode == TREE_MODE] for level in levels]
-        return levels
+                level = [oid for t in level for mode, oid in (read.get(t) or self.tree_entries(t)).values()
+                         if mode == TREE_MODE]
+        return level
 
     def changed_folders_many(self, pairs: list[tuple[str | None, str]], depth: int = 2
                              ) -> list[list[tuple[dict[str, tuple[str, str]] | None, dict[str, tuple[str, str]]]]]:
@@ -219,11 +220,7 @@ class EventStore:
         mailboxes costs a few round trips, however much mail they hold."""
         levels: list[list[tuple[str | None, str | None]]] = [[(old, new)] if old != new else [] for old, new in pairs]
         for step in range(depth + 1):
-            wanted = sorted({t for level in levels for pair in level for t in pair if t and t not in self._trees})
-            read: dict[str, dict[str, tuple[str, str]]] = {}  # held here: a big level outgrows the LRU
-            for oid, (_, data) in zip(wanted, self.reader.read_many(wanted)):
-                read[oid] = decode_tree(data, self.repo.hash_len)
-                self._remember_tree(oid, read[oid])
+            read = self._read_level(t for level in levels for pair in level for t in pair)
 
             def entries(tree: str | None) -> dict[str, tuple[str, str]]:
                 return (read.get(tree) or self.tree_entries(tree)) if tree else {}
@@ -246,13 +243,8 @@ class EventStore:
     def collect(self, tree: str, *, name: str, depth: int = 2) -> list[bytes]:
         """Contents of every blob called NAME exactly DEPTH folders below TREE, asked for by
         path inside each folder: a listing never reads the folders' other entries."""
-        return self.collect_many([tree], name=name, depth=depth)[0]
-
-    def collect_many(self, trees: list[str], *, name: str, depth: int = 2) -> list[list[bytes]]:
-        """`collect` for each of TREES, in one batch per level."""
-        levels = self.folders_many(trees, depth, load=False)
-        found = iter(self.reader.read_many([f"{t}:{name}" for level in levels for t in level], missing_ok=True))
-        return [[item[1] for item in (next(found) for _ in level) if item is not None] for level in levels]
+        found = self.reader.read_many([f"{t}:{name}" for t in self.folders(tree, depth, load=False)], missing_ok=True)
+        return [item[1] for item in found if item is not None]
 
     def view(self, ref: str) -> TreeView:
         """A read-only snapshot of REF's current state (empty when the ref does not exist)."""
