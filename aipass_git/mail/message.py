@@ -61,10 +61,8 @@ def check_body(body: str, max_bytes: int) -> str:
             f"the body is {size} bytes (at most {max_bytes})",
             "send a shorter body and point at files in the repository (limits.body_max_bytes in .aipass/config.yaml)",
         )
-    try:
-        body.encode("utf-8")
-    except UnicodeEncodeError:
-        raise RefusedError("the body is not valid UTF-8 text", "send text, not binary data") from None
+    if not text.is_utf8(body):
+        raise RefusedError("the body is not valid UTF-8 text", "send text, not binary data")
     return body
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from aipass_git.core.errors import AipassError
+from aipass_git.core.handoff import MAX_SOCKET_PATH  # a longer path is not served
 from aipass_git.core.repo import Repo, discover
 
 SOCKET = "memory.sock"
-MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; a longer path is not served
 ASK_SECONDS = 30.0  # a first request loads the model; later ones take milliseconds
 REQUEST_BYTES = 64 * 1024
 
