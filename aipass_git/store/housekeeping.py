@@ -88,7 +88,10 @@ def run(repo: Repo, *, force: bool = False) -> dict:
             git.run(["pack-refs", "--all"], repo.root, timeout=REPACK_SECONDS)
             if not again.exists() or overdue(repo) is None:
                 break  # else writes came while it ran, and their kicks started none: go again
-        again.unlink(missing_ok=True)
+    if again.exists() and overdue(repo) is not None:
+        # a kick between the last look and the lock's release found it running and started
+        # none: the marker it left is that request (the next run clears it as it starts)
+        run_detached(repo.root, "housekeeping", "--quiet")
     after = counts(repo)
     return {"done": True, "reason": reason or "asked", "packs": after[0], "loose": after[1],
             "packs_before": before[0], "loose_before": before[1]}
