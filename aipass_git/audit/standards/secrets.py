@@ -50,11 +50,11 @@ def in_mail(ctx):
         added = {owner: [oid for before, now in changes[owner] for name, (_, oid) in sorted(now.items())
                          if name.endswith(".json") and (before or {}).get(name, (None, None))[1] != oid]
                  for owner in spans}
-        bodies = iter(store.blobs([oid for owner in sorted(spans) for oid in added[owner]]))
         for owner in sorted(spans):
             ref = mailbox.ref_for(owner)
             leaks = 0
-            for message in (json.loads(next(bodies)) for _ in added[owner]):
+            # a mailbox's new messages at a time: after a fill, all mail at once would be in memory
+            for message in map(json.loads, store.blobs(added[owner])):
                 if message["meta"].get("allowed_secrets"):
                     continue
                 kinds = secrets.find(message["subject"] + "\n" + message["body"])
