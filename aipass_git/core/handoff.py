@@ -36,8 +36,9 @@ START_SECONDS = 10.0  # a start marked this recently (its pid not in the lock ye
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 # the daemon, which runs for as long as it is left; the monitor, a full-screen program
 # whose window resizes are signals to the terminal's foreground process (the asker); the
-# demo, which builds a repository of its own for a minute
-NOT_HANDED = frozenset({"daemon", "monitor", "demo"})
+# demo, which builds a repository of its own for a minute; sync and clone, which talk to
+# remotes whose git or ssh may ask for a password on the terminal (a fork has none)
+NOT_HANDED = frozenset({"daemon", "monitor", "demo", "sync", "clone"})
 RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 STARTED = b"started\n"
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -148,9 +148,7 @@ class PostOffice:
         line = self.find(box, raw_id)
         full = box.message(line["id"])
         self.mark([line["id"]], "read")
-        [shown] = self.trust.mark(box.owner, [{**full, "status": msg.later_status(line["status"], "read")}])
-        why = self.trust.unverified(box.owner).get(line["id"]) if shown.get("verified") is False else None
-        return {**shown, **({"unverified": why} if why else {})}
+        return self.trust.mark(box.owner, [{**full, "status": msg.later_status(line["status"], "read")}])[0]
 
     def reply(self, raw_id: str, body: str, *, allow_secret: bool = False) -> dict[str, Any]:
         """Answer a message of the speaker's mailbox: to its sender, same thread; the original is done."""
@@ -200,12 +198,8 @@ class PostOffice:
         for owner, lines in self.index.in_thread(thread_id).items():
             box = mailbox.MailboxReader(self.store, owner)
             status = {l["id"]: l["status"] for l in lines}
-            marked = self.trust.mark(owner, [{**full, "status": status[full["id"]]}
+            found += self.trust.mark(owner, [{**full, "status": status[full["id"]]}
                                              for full in box.messages([l["id"] for l in lines])])
-            if any(m.get("verified") is False for m in marked):
-                why = self.trust.unverified(owner)  # as `read` says it
-                marked = [{**m, "unverified": why[m["id"]]} if m["id"] in why else m for m in marked]
-            found += marked
         found.sort(key=lambda m: m["id"])
         return found
 

@@ -240,11 +240,14 @@ class Trust:
         return [line for line in self.store.blob(oid).splitlines() if line.strip()]
 
     def mark(self, owner: str, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """LINES (summaries or messages of OWNER's mailbox) with `verified` set on each."""
+        """LINES (summaries or messages of OWNER's mailbox) with `verified` set on each, and
+        on an unverified one `unverified`: why."""
         if not self.active:
             return lines
         tip = self.store.tip(mailbox.ref_for(owner))
-        proven = self._proven(owner, tip)[0] if tip else set()
+        proven, bad = self._proven(owner, tip) if tip else (set(), {})
         for line in lines:
             line["verified"] = line["id"] in proven
+            if not line["verified"]:
+                line["unverified"] = bad.get(line["id"], "no signed delivery")
         return lines
