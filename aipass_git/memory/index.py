@@ -156,13 +156,15 @@ class MemoryIndex:
             old = known.get(rel)
             if old and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
                 continue  # untouched since it was indexed
-            grown = sources.appended(path, old.size, old.sha256) if old and not rel.endswith("memory.json") else None
-            if grown is not None:
-                found.tails[rel] = grown[1]
-                found.changed[rel] = Stamp(grown[0], stat.st_size, stat.st_mtime_ns)
-                continue
-            stamp = Stamp(sources.fingerprint(path), stat.st_size, stat.st_mtime_ns)
-            (touched if old and old.sha256 == stamp.sha256 else found.changed)[rel] = stamp
+            if old and not sources.is_working(rel):
+                sha256, size, tail = sources.read_stamp(path, old.size, old.sha256)
+            else:
+                (sha256, size, _), tail = sources.read_stamp(path), None
+            # the size read, not the stat's: a file that grew in between is stamped as read
+            stamp = Stamp(sha256, size, stat.st_mtime_ns)
+            if tail is not None:
+                found.tails[rel] = tail
+            (touched if old and old.sha256 == sha256 else found.changed)[rel] = stamp
         if touched:
             self.catalog.restamp(touched)
         found.dropped = [rel for rel in known if rel not in files]

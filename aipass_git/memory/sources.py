@@ -41,10 +41,6 @@ def source_files(repo: Repo) -> dict[str, Path]:
     return files
 
 
-def fingerprint(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @dataclass(frozen=True)
 class Tail:
     """What was appended to an archive file since it was indexed: its bytes from a line's
@@ -53,25 +49,28 @@ class Tail:
     first_line: int
 
 
-def appended(path: Path, size: int, sha256: str) -> tuple[str, Tail] | None:
-    """(the file's sha256, what was appended) when PATH still begins with the SIZE bytes
-    whose sha256 was SHA256, cut at a line's end; None when it was changed otherwise.
+def is_working(rel: str) -> bool:
+    """Whether source REL is an agent's working memory (memory.json), not an archive."""
+    return rel.endswith("/memory.json")
+
+
+def read_stamp(path: Path, size: int = 0, sha256: str = "") -> tuple[str, int, Tail | None]:
+    """(sha256, size) of PATH as read now, and what was appended when it still begins with
+    the SIZE bytes whose sha256 was SHA256, cut at a line's end (else None), from one read.
     Archives are append-only: a month's file grows by a few lines at a time, and reading
     only those keeps the index's work to what is new however big the file."""
     data = path.read_bytes()
-    if size == 0 or len(data) <= size or data[size - 1:size] != b"\n":
-        return None
     digest = hashlib.sha256(memoryview(data)[:size])
-    if digest.hexdigest() != sha256:
-        return None
+    grew = 0 < size < len(data) and data[size - 1:size] == b"\n" and digest.hexdigest() == sha256
     digest.update(memoryview(data)[size:])
-    return digest.hexdigest(), Tail(data[size:], data.count(b"\n", 0, size) + 1)
+    tail = Tail(data[size:], data.count(b"\n", 0, size) + 1) if grew else None
+    return digest.hexdigest(), len(data), tail
 
 
 def entries_of(rel: str, path: Path, tail: Tail | None = None) -> Iterator[Entry]:
     """The entries of source REL; with TAIL, an archive's appended entries only."""
     agent = rel.split("/")[2]
-    if rel.endswith("memory.json"):
+    if is_working(rel):
         doc = working.parse(path.read_bytes(), rel, agent)
         for section in schemas.MEMORY_SHOWN:
             for e in doc[section]:
